@@ -1,7 +1,1024 @@
-/* meta/pool.c — placeholder until the pool lands. */
-#include "meta/pool.h"
+/*
+ * meta/pool.c — pool lifecycle (create, open, close), the pool lock, and volume operations.
+ *
+ * Design notes
+ *   A pool is a directory:
+ *       meta.mdb, meta.mdb-lock   LMDB environment (MDB_NOSUBDIR) with all metadata
+ *       data                      sparse file of extent slots; slot s at byte s * extent_size
+ *       lock                      flock()ed by the one process that has the pool open; holds
+ *                                 its pid as text, for the error message of a second opener
+ *   Volume operations run their own LMDB write txn under commit_mu, so they serialize with
+ *   txg commits.  Operations that remove data (delete, shrink) first commit the open txg so
+ *   that no dirty mapping of the volume is left behind, and refuse open volumes (EBUSY).
+ *   The in-memory volume table mirrors the volumes DB; it changes only after the LMDB txn
+ *   that changes the DB has committed.
+ */
+#include "meta/meta_i.h"
+#include "util/log.h"
 
-const char *vv_meta_version(void)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MAP_SIZE (64ULL << 30)
+
+int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
 {
-    return VVFS_VERSION;
+    if (e) {
+        e->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int pool_lmdb_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return ENOENT;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        return ENOSPC;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID:
+        return EPROTONOSUPPORT;
+    case MDB_READERS_FULL:
+        return EAGAIN;
+    default:
+        if (rc > 0 && rc < 4096)
+            return rc; /* already an errno */
+        return EIO;
+    }
+}
+
+int pool_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
+{
+    uint8_t buf[8];
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)(v >> (8 * i));
+    MDB_val k = {strlen(key), (void *)key}, d = {8, buf};
+    return pool_lmdb_err(mdb_put(txn, dbi, &k, &d, 0));
+}
+
+int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc)
+        return pool_lmdb_err(rc);
+    if (d.mv_size != 8)
+        return EIO;
+    const uint8_t *b = d.mv_data;
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--)
+        x = (x << 8) | b[i];
+    *v = x;
+    return 0;
+}
+
+int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
+{
+    static const char *const names[] = {"config", "volumes", "volnames",
+                                        "extents", "births", "spacemap"};
+    MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames,
+                       &p->db_extents, &p->db_births, &p->db_spacemap};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+        if (rc)
+            return pool_lmdb_err(rc);
+    }
+    return 0;
+}
+
+static int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/meta.mdb", p->dir);
+    int rc = mdb_env_create(&p->env);
+    if (rc)
+        return pool_lmdb_err(rc);
+    mdb_env_set_maxdbs(p->env, 16);
+    mdb_env_set_maxreaders(p->env, 1024);
+    mdb_env_set_mapsize(p->env, map_size ? map_size : DEFAULT_MAP_SIZE);
+    rc = mdb_env_open(p->env, path, MDB_NOSUBDIR | MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+    if (rc) {
+        mdb_env_close(p->env);
+        p->env = NULL;
+        return pool_lmdb_err(rc);
+    }
+    return 0;
+}
+
+/* Take the pool lock (flock on DIR/lock), recording our pid in it. */
+static int take_lock(struct vv_pool *p, struct vv_err *e)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/lock", p->dir);
+    p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (p->lock_fd < 0)
+        return vv_err_set(e, errno, "cannot open %s: %s", path, strerror(errno));
+    if (flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(p->lock_fd, pid, sizeof(pid) - 1, 0);
+        if (n > 0)
+            pid[strcspn(pid, "\n")] = '\0';
+        close(p->lock_fd);
+        p->lock_fd = -1;
+        if (err == EWOULDBLOCK)
+            return vv_err_set(e, EBUSY, "pool %s is in use by process %s (another vvfs daemon "
+                              "or fsck); unmount it first", p->dir, *pid ? pid : "?");
+        return vv_err_set(e, err, "cannot lock %s: %s", path, strerror(err));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(p->lock_fd, 0) != 0 || pwrite(p->lock_fd, pid, (size_t)n, 0) != n)
+        vv_warn(VV_SS_META, "cannot record pid in %s: %m", path);
+    return 0;
+}
+
+static struct vv_pool *pool_alloc(const char *dir)
+{
+    struct vv_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    if (!realpath(dir, p->dir))
+        snprintf(p->dir, sizeof(p->dir), "%s", dir);
+    p->lock_fd = -1;
+    p->data_fd = -1;
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&p->vol_mu, &ra);
+    pthread_rwlock_init(&p->reuse_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&p->alloc_mu, NULL);
+    pthread_mutex_init(&p->txg_mu, NULL);
+    pthread_mutex_init(&p->commit_mu, NULL);
+    pthread_mutex_init(&p->rtxn_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->txg_quiesced, &ca);
+    pthread_cond_init(&p->txg_committed, &ca);
+    pthread_cond_init(&p->commit_wanted, &ca);
+    pthread_condattr_destroy(&ca);
+    for (int i = 0; i < NSTRIPES; i++) {
+        pthread_mutex_init(&p->stripes[i].mu, NULL);
+        pthread_cond_init(&p->stripes[i].filled, NULL);
+    }
+    return p;
+}
+
+static void pool_free(struct vv_pool *p)
+{
+    if (!p)
+        return;
+    rtxn_drain(p);
+    if (p->env)
+        mdb_env_close(p->env);
+    if (p->data_fd >= 0)
+        close(p->data_fd);
+    if (p->lock_fd >= 0)
+        close(p->lock_fd); /* releases the flock */
+    for (size_t i = 0; i < p->nvols; i++)
+        free(p->vols[i]);
+    free(p->vols);
+    alloc_fini(p);
+    for (int i = 0; i < NSTRIPES; i++) {
+        for (int t = 0; t < 2; t++) {
+            struct dirty_table *tab = &p->stripes[i].tab[t];
+            for (size_t b = 0; b < tab->nbuckets; b++) {
+                for (struct dirty *d = tab->buckets[b], *n; d; d = n) {
+                    n = d->next;
+                    free(d);
+                }
+            }
+            free(tab->buckets);
+        }
+        pthread_mutex_destroy(&p->stripes[i].mu);
+        pthread_cond_destroy(&p->stripes[i].filled);
+    }
+    pthread_rwlock_destroy(&p->vol_mu);
+    pthread_rwlock_destroy(&p->reuse_lock);
+    pthread_mutex_destroy(&p->alloc_mu);
+    pthread_mutex_destroy(&p->txg_mu);
+    pthread_mutex_destroy(&p->commit_mu);
+    pthread_mutex_destroy(&p->rtxn_mu);
+    pthread_cond_destroy(&p->txg_quiesced);
+    pthread_cond_destroy(&p->txg_committed);
+    pthread_cond_destroy(&p->commit_wanted);
+    free(p);
+}
+
+int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct vv_err *e)
+{
+    uint32_t es = params->extent_size ? params->extent_size : VV_EXTENT_DEFAULT;
+    if (es < VV_EXTENT_MIN || es > VV_EXTENT_MAX || (es & (es - 1)))
+        return vv_err_set(e, EINVAL, "extent size %u is not a power of two between 4K and 1M",
+                          es);
+    if (params->capacity < es || params->capacity % es)
+        return vv_err_set(e, EINVAL, "capacity must be a positive multiple of the extent size "
+                          "(%u bytes)", es);
+    if (params->capacity / es > (1ULL << 40))
+        return vv_err_set(e, EINVAL, "capacity is too large for extent size %u", es);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return vv_err_set(e, errno, "cannot create directory %s: %s", dir, strerror(errno));
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/meta.mdb", dir);
+    if (access(path, F_OK) == 0)
+        return vv_err_set(e, EEXIST, "%s already holds a pool", dir);
+
+    struct vv_pool *p = pool_alloc(dir);
+    if (!p)
+        return vv_err_set(e, ENOMEM, "out of memory");
+    int err = take_lock(p, e);
+    if (err)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/data", p->dir);
+    p->data_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (p->data_fd < 0) {
+        err = vv_err_set(e, errno, "cannot create %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (ftruncate(p->data_fd, (off_t)params->capacity) != 0) {
+        err = vv_err_set(e, errno, "cannot size %s: %s", path, strerror(errno));
+        goto fail_data;
+    }
+    err = env_open(p, params->map_size, false);
+    if (err) {
+        vv_err_set(e, err, "cannot create metadata in %s: %s", p->dir, strerror(err));
+        goto fail_data;
+    }
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err)
+        err = pool_open_dbs(p, txn, MDB_CREATE);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "extent_size", es);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "capacity", params->capacity);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "gen", 0);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "next_volume_id", 1);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "created", (uint64_t)time(NULL));
+    if (!err)
+        err = pool_lmdb_err(mdb_txn_commit(txn));
+    else
+        mdb_txn_abort(txn);
+    if (err) {
+        vv_err_set(e, err, "cannot write pool metadata: %s", strerror(err));
+        goto fail_meta;
+    }
+    if (fsync(p->data_fd) != 0) {
+        err = vv_err_set(e, errno, "fsync %s: %s", path, strerror(errno));
+        goto fail_meta;
+    }
+    vv_info(VV_SS_META, "created pool %s: capacity %llu bytes, extent size %u", p->dir,
+            (unsigned long long)params->capacity, es);
+    pool_free(p);
+    return 0;
+
+fail_meta:
+    snprintf(path, sizeof(path), "%s/meta.mdb", p->dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/meta.mdb-lock", p->dir);
+    unlink(path);
+fail_data:
+    snprintf(path, sizeof(path), "%s/data", p->dir);
+    unlink(path);
+fail:
+    pool_free(p);
+    return err;
+}
+
+static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_rec *r)
+{
+    v->id = id;
+    snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r->name);
+    atomic_store(&v->size, r->size);
+    v->created = r->created;
+    v->create_gen = r->create_gen;
+    v->used_extents = r->used_extents;
+    v->snap_gen = r->snap_gen;
+}
+
+int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
+{
+    struct vol_rec r;
+    memset(&r, 0, sizeof(r));
+    r.version = VOL_REC_VERSION;
+    r.size = atomic_load(&v->size);
+    r.created = v->created;
+    r.create_gen = v->create_gen;
+    r.used_extents = v->used_extents;
+    r.snap_gen = v->snap_gen;
+    snprintf(r.name, sizeof(r.name), "%s", v->name);
+    uint8_t kb[8];
+    put_be64(kb, v->id);
+    MDB_val k = {8, kb}, d = {sizeof(r), &r};
+    return pool_lmdb_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
+}
+
+static int vols_append(struct vv_pool *p, struct vv_volume *v)
+{
+    if (p->nvols == p->vols_cap) {
+        size_t cap = p->vols_cap ? p->vols_cap * 2 : 16;
+        struct vv_volume **n = realloc(p->vols, cap * sizeof(*n));
+        if (!n)
+            return ENOMEM;
+        p->vols = n;
+        p->vols_cap = cap;
+    }
+    p->vols[p->nvols++] = v;
+    return 0;
+}
+
+static int load_volumes(struct vv_pool *p, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->db_volumes, &cur);
+    if (rc)
+        return pool_lmdb_err(rc);
+    MDB_val k, d;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != 8 || d.mv_size != sizeof(struct vol_rec)) {
+            vv_err(VV_SS_META, "corrupt volume record (key %zu bytes, value %zu bytes)",
+                   k.mv_size, d.mv_size);
+            err = EIO;
+            break;
+        }
+        struct vol_rec r;
+        memcpy(&r, d.mv_data, sizeof(r));
+        struct vv_volume *v = calloc(1, sizeof(*v));
+        if (!v || vols_append(p, v)) {
+            free(v);
+            err = ENOMEM;
+            break;
+        }
+        volume_from_rec(v, get_be64(k.mv_data), &r);
+    }
+    if (!err && rc != MDB_NOTFOUND)
+        err = pool_lmdb_err(rc);
+    mdb_cursor_close(cur);
+    return err;
+}
+
+int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct vv_err *e)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/meta.mdb", dir);
+    if (access(path, F_OK) != 0)
+        return vv_err_set(e, ENOENT, "%s holds no vvfs pool (no %s); create one with "
+                          "'vvfs init %s'", dir, path, dir);
+    struct vv_pool *p = pool_alloc(dir);
+    if (!p)
+        return vv_err_set(e, ENOMEM, "out of memory");
+    p->flags = flags;
+    bool rdonly = flags & VV_POOL_RDONLY;
+    int err = take_lock(p, e);
+    if (err)
+        goto fail;
+    err = env_open(p, 0, false);
+    if (err) {
+        vv_err_set(e, err, "cannot open pool metadata %s: %s", path, mdb_strerror(err));
+        goto fail;
+    }
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn));
+    if (err) {
+        vv_err_set(e, err, "cannot read pool metadata: %s", strerror(err));
+        goto fail;
+    }
+    err = pool_open_dbs(p, txn, 0);
+    uint64_t version = 0, es = 0, gen = 0;
+    if (!err)
+        err = pool_get_u64(txn, p->db_config, "format_version", &version);
+    if (err) {
+        vv_err_set(e, EIO, "%s is not a readable vvfs pool (metadata incomplete: %s)", p->dir,
+                   strerror(err));
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    if (version > VV_POOL_FORMAT_VERSION) {
+        err = vv_err_set(e, EPROTONOSUPPORT, "pool %s has format version %llu, newer than this "
+                         "vvfs supports (%d); use a newer vvfs", p->dir,
+                         (unsigned long long)version, VV_POOL_FORMAT_VERSION);
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    err = pool_get_u64(txn, p->db_config, "extent_size", &es);
+    if (!err)
+        err = pool_get_u64(txn, p->db_config, "capacity", &p->capacity);
+    if (!err)
+        err = pool_get_u64(txn, p->db_config, "gen", &gen);
+    if (!err)
+        err = pool_get_u64(txn, p->db_config, "next_volume_id", &p->next_vol_id);
+    if (!err && (es < VV_EXTENT_MIN || es > VV_EXTENT_MAX || (es & (es - 1))))
+        err = EIO;
+    if (err) {
+        vv_err_set(e, EIO, "pool %s has corrupt configuration", p->dir);
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    p->extent_size = (uint32_t)es;
+    p->extent_shift = (unsigned)__builtin_ctzll(es);
+    p->nslots = p->capacity / es;
+    p->committed_txg = gen;
+    p->quiesced_txg = gen;
+    p->open_txg = gen + 1;
+    p->want_txg = gen;
+    err = load_volumes(p, txn);
+    if (!err)
+        err = alloc_init(p, txn);
+    /* commit, not abort: the DB handles opened in this txn must stay open */
+    if (!err)
+        err = pool_lmdb_err(mdb_txn_commit(txn));
+    else
+        mdb_txn_abort(txn);
+    if (err) {
+        vv_err_set(e, err, "cannot load pool %s: %s", p->dir, strerror(err));
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/data", p->dir);
+    p->data_fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (p->data_fd < 0) {
+        err = vv_err_set(e, errno, "cannot open %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    p->dirty_bound = 256ULL << 20;
+    p->txg_interval_ms = 1000;
+    const char *s = getenv("VVFS_TXG_INTERVAL_MS");
+    if (s && atoi(s) > 0)
+        p->txg_interval_ms = (unsigned)atoi(s);
+    s = getenv("VVFS_DIRTY_BOUND_MB");
+    if (s && atoi(s) > 0)
+        p->dirty_bound = (uint64_t)atoi(s) << 20;
+    if (!rdonly) {
+        /* Invariant: every free slot is a hole.  A crash may have left data in slots that an
+         * uncommitted txg had taken; punch them all now (cheap on holes). */
+        alloc_punch_free(p);
+        err = txg_start(p);
+        if (err) {
+            vv_err_set(e, err, "cannot start the committer: %s", strerror(err));
+            goto fail;
+        }
+    }
+    vv_info(VV_SS_META, "opened pool %s%s: gen %llu, %zu volumes, %llu/%llu slots used",
+            p->dir, rdonly ? " (read-only)" : "", (unsigned long long)gen, p->nvols,
+            (unsigned long long)p->nused, (unsigned long long)p->nslots);
+    *out = p;
+    return 0;
+fail:
+    pool_free(p);
+    return err;
+}
+
+int vv_pool_close(struct vv_pool *p)
+{
+    if (!p)
+        return 0;
+    int err = 0;
+    if (p->committer_running)
+        err = txg_stop(p);
+    rtxn_drain(p);
+    vv_info(VV_SS_META, "closed pool %s at gen %llu%s", p->dir,
+            (unsigned long long)p->committed_txg, err ? " (final commit failed)" : "");
+    pool_free(p);
+    return err;
+}
+
+int vv_pool_sync(struct vv_pool *p)
+{
+    return txg_sync(p);
+}
+
+const char *vv_pool_dir(const struct vv_pool *p)
+{
+    return p->dir;
+}
+
+void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->format_version = VV_POOL_FORMAT_VERSION;
+    st->extent_size = p->extent_size;
+    st->capacity = p->capacity;
+    pthread_mutex_lock(&p->alloc_mu);
+    st->used = p->nused * p->extent_size;
+    pthread_mutex_unlock(&p->alloc_mu);
+    st->free = st->capacity - st->used;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    st->volumes = p->nvols;
+    for (size_t i = 0; i < p->nvols; i++)
+        st->provisioned += atomic_load(&p->vols[i]->size);
+    pthread_rwlock_unlock(&p->vol_mu);
+    pthread_mutex_lock(&p->txg_mu);
+    st->committed_gen = p->committed_txg;
+    st->dirty_bytes = p->dirty_bytes[p->open_txg & 1];
+    st->commits = p->commits;
+    pthread_mutex_unlock(&p->txg_mu);
+    st->checksum_errors = atomic_load(&p->checksum_errors);
+}
+
+/* ---- volumes ----------------------------------------------------------------------------- */
+
+struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id)
+{
+    for (size_t i = 0; i < p->nvols; i++)
+        if (p->vols[i]->id == id)
+            return p->vols[i];
+    return NULL;
+}
+
+static struct vv_volume *find_volume_name(struct vv_pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->nvols; i++)
+        if (strcmp(p->vols[i]->name, name) == 0)
+            return p->vols[i];
+    return NULL;
+}
+
+static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_volume_info *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = v->id;
+    snprintf(o->name, sizeof(o->name), "%s", v->name);
+    o->size = atomic_load(&v->size);
+    o->used = v->used_extents * p->extent_size;
+    o->created = v->created;
+    o->create_gen = v->create_gen;
+    o->open_count = v->open_count;
+}
+
+static int check_name(const char *name, struct vv_err *e)
+{
+    const char *why = vv_name_check(name);
+    if (why)
+        return vv_err_set(e, EINVAL, "invalid volume name: %s", why);
+    return 0;
+}
+
+static int check_size(uint64_t size, struct vv_err *e)
+{
+    if (size == 0 || size % 4096)
+        return vv_err_set(e, EINVAL, "volume size must be a positive multiple of 4096 bytes");
+    if (size > VV_VOLUME_MAX_SIZE)
+        return vv_err_set(e, EFBIG, "volume size is larger than the maximum (1P)");
+    return 0;
+}
+
+static int writable(struct vv_pool *p, struct vv_err *e)
+{
+    if (p->flags & VV_POOL_RDONLY)
+        return vv_err_set(e, EROFS, "pool is open read-only");
+    return 0;
+}
+
+int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
+                     struct vv_volume_info *out, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = check_size(size, e);
+    if (!err)
+        err = writable(p, e);
+    if (err)
+        return err;
+    struct vv_volume *v = calloc(1, sizeof(*v));
+    if (!v)
+        return vv_err_set(e, ENOMEM, "out of memory");
+    pthread_mutex_lock(&p->commit_mu);
+    pthread_rwlock_rdlock(&p->vol_mu);
+    bool exists = find_volume_name(p, name) != NULL;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (exists) {
+        err = vv_err_set(e, EEXIST, "volume '%s' already exists", name);
+        goto out;
+    }
+    v->id = p->next_vol_id;
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    atomic_store(&v->size, size);
+    v->created = (uint64_t)time(NULL);
+    pthread_mutex_lock(&p->txg_mu);
+    v->create_gen = p->committed_txg;
+    pthread_mutex_unlock(&p->txg_mu);
+
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (err)
+        goto lmdb_fail;
+    err = pool_write_volrec(p, txn, v);
+    uint8_t idb[8];
+    put_be64(idb, v->id);
+    MDB_val k = {strlen(name), (void *)name}, d = {8, idb};
+    if (!err)
+        err = pool_lmdb_err(mdb_put(txn, p->db_volnames, &k, &d, MDB_NOOVERWRITE));
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "next_volume_id", v->id + 1);
+    if (err) {
+        mdb_txn_abort(txn);
+        goto lmdb_fail;
+    }
+    err = pool_lmdb_err(mdb_txn_commit(txn));
+    if (err)
+        goto lmdb_fail;
+    p->next_vol_id = v->id + 1;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    err = vols_append(p, v);
+    if (!err && out)
+        volume_info(p, v, out);
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (err) {
+        /* committed on disk but not in memory: refuse to go on in an inconsistent state */
+        vv_err(VV_SS_META, "out of memory adding volume '%s' after it was committed", name);
+        abort();
+    }
+    pthread_mutex_unlock(&p->commit_mu);
+    vv_info(VV_SS_META, "created volume '%s' (id %llu, %llu bytes)", name,
+            (unsigned long long)v->id, (unsigned long long)size);
+    return 0;
+lmdb_fail:
+    vv_err(VV_SS_META, "create volume '%s': metadata update failed: %s", name, strerror(err));
+    vv_err_set(e, err, "cannot record volume '%s': %s", name, strerror(err));
+out:
+    pthread_mutex_unlock(&p->commit_mu);
+    free(v);
+    return err;
+}
+
+/*
+ * Delete the extents of V from index FROM_IDX on (every birth), and their births; collect
+ * their slots in FREED and clear them in the space map.  O(extents removed).
+ */
+int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v, uint64_t from_idx,
+                      struct slot_list *freed)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->db_extents, &cur);
+    if (rc)
+        return pool_lmdb_err(rc);
+    struct key3 start = key3_make(v->id, from_idx, 0);
+    MDB_val k = {sizeof(start.b), start.b}, d;
+    int err = 0;
+    uint64_t dropped = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)) {
+        if (k.mv_size != 24 || get_be64(k.mv_data) != v->id)
+            break;
+        struct ext_val ev;
+        memcpy(&ev, d.mv_data, sizeof(ev));
+        uint64_t idx = get_be64((uint8_t *)k.mv_data + 8);
+        uint64_t birth = get_be64((uint8_t *)k.mv_data + 16);
+        struct key3 bk = key3_make(v->id, birth, idx);
+        MDB_val bkv = {sizeof(bk.b), bk.b};
+        rc = mdb_del(txn, p->db_births, &bkv, NULL);
+        if (rc && rc != MDB_NOTFOUND) {
+            err = pool_lmdb_err(rc);
+            break;
+        }
+        if (!(ev.flags & EXT_F_TOMBSTONE)) {
+            if ((err = slot_list_add(freed, ev.slot)))
+                break;
+            dropped++;
+        }
+        rc = mdb_cursor_del(cur, 0);
+        if (rc) {
+            err = pool_lmdb_err(rc);
+            break;
+        }
+        /* re-seek from the key we just deleted: the cursor's position is then the next key */
+        start = key3_make(v->id, idx, birth);
+        k.mv_size = sizeof(start.b);
+        k.mv_data = start.b;
+    }
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = pool_lmdb_err(rc);
+    mdb_cursor_close(cur);
+    if (!err) {
+        struct slot_list none = {0};
+        err = alloc_persist(p, txn, &none, freed);
+    }
+    if (!err)
+        v->used_extents -= dropped < v->used_extents ? dropped : v->used_extents;
+    return err;
+}
+
+/* Mark volume NAME busy (no new opens) if it is not open.  Returns it, or NULL with E set. */
+static struct vv_volume *claim_idle(struct vv_pool *p, const char *name, const char *what,
+                                    struct vv_err *e)
+{
+    pthread_rwlock_wrlock(&p->vol_mu);
+    struct vv_volume *v = find_volume_name(p, name);
+    if (!v)
+        vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
+    else if (v->busy)
+        vv_err_set(e, EBUSY, "volume '%s' is busy with another operation", name);
+    else if (v->open_count)
+        vv_err_set(e, EBUSY, "cannot %s volume '%s': it is open (%u handle%s, e.g. a loop "
+                   "device or a process)", what, name, v->open_count,
+                   v->open_count == 1 ? "" : "s");
+    else
+        v->busy = true;
+    bool ok = v && v->busy && !v->open_count;
+    pthread_rwlock_unlock(&p->vol_mu);
+    return ok ? v : NULL;
+}
+
+static void unclaim(struct vv_pool *p, struct vv_volume *v)
+{
+    pthread_rwlock_wrlock(&p->vol_mu);
+    v->busy = false;
+    pthread_rwlock_unlock(&p->vol_mu);
+}
+
+int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = writable(p, e);
+    if (err)
+        return err;
+    struct vv_volume *v = claim_idle(p, name, "delete", e);
+    if (!v)
+        return e ? e->code : EBUSY;
+    /* commit whatever the volume still has dirty, so the LMDB walk below sees all of it */
+    err = txg_sync(p);
+    if (err) {
+        unclaim(p, v);
+        return vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
+    }
+    struct slot_list freed = {0};
+    pthread_mutex_lock(&p->commit_mu);
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err) {
+        err = pool_drop_extents(p, txn, v, 0, &freed);
+        uint8_t kb[8];
+        put_be64(kb, v->id);
+        MDB_val k = {8, kb}, nk = {strlen(v->name), v->name};
+        if (!err)
+            err = pool_lmdb_err(mdb_del(txn, p->db_volumes, &k, NULL));
+        if (!err)
+            err = pool_lmdb_err(mdb_del(txn, p->db_volnames, &nk, NULL));
+        if (!err)
+            err = pool_lmdb_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
+    if (err) {
+        pthread_mutex_unlock(&p->commit_mu);
+        vv_err(VV_SS_META, "delete volume '%s' failed: %s", name, strerror(err));
+        slot_list_free(&freed);
+        unclaim(p, v);
+        return vv_err_set(e, err, "cannot delete volume '%s': %s", name, strerror(err));
+    }
+    pthread_rwlock_wrlock(&p->vol_mu);
+    for (size_t i = 0; i < p->nvols; i++) {
+        if (p->vols[i] == v) {
+            p->vols[i] = p->vols[--p->nvols];
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&p->vol_mu);
+    pthread_mutex_unlock(&p->commit_mu);
+    /* nobody can read the volume (it had no opens), so its slots may be punched and reused */
+    alloc_release(p, &freed);
+    vv_info(VV_SS_META, "deleted volume '%s' (id %llu), %zu extents freed", name,
+            (unsigned long long)v->id, freed.n);
+    slot_list_free(&freed);
+    free(v);
+    return 0;
+}
+
+int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = check_size(size, e);
+    if (!err)
+        err = writable(p, e);
+    if (err)
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *v = find_volume_name(p, name);
+    uint64_t old = v ? atomic_load(&v->size) : 0;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!v)
+        return vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
+    if (size == old)
+        return 0;
+    struct slot_list freed = {0};
+    if (size < old) {
+        v = claim_idle(p, name, "shrink", e);
+        if (!v)
+            return e ? e->code : EBUSY;
+        /* zero the tail of the last extent that stays, then drop whole extents past it */
+        struct vv_vol h = {p, v};
+        uint64_t es = p->extent_size;
+        uint64_t keep_end = (size + es - 1) / es * es;
+        err = keep_end > size ? vv_vol_discard(&h, size, keep_end - size) : 0;
+        if (!err)
+            err = txg_sync(p);
+        if (err) {
+            unclaim(p, v);
+            return vv_err_set(e, err, "cannot shrink volume '%s': %s", name, strerror(err));
+        }
+    }
+    pthread_mutex_lock(&p->commit_mu);
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err) {
+        uint64_t saved = atomic_load(&v->size);
+        uint64_t saved_used = v->used_extents;
+        if (size < old)
+            err = pool_drop_extents(p, txn, v, (size + p->extent_size - 1) >> p->extent_shift,
+                                    &freed);
+        atomic_store(&v->size, size);
+        if (!err)
+            err = pool_write_volrec(p, txn, v);
+        if (!err)
+            err = pool_lmdb_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+        if (err) {
+            atomic_store(&v->size, saved);
+            v->used_extents = saved_used;
+        }
+    }
+    pthread_mutex_unlock(&p->commit_mu);
+    if (size < old)
+        unclaim(p, v);
+    if (err) {
+        slot_list_free(&freed);
+        vv_err(VV_SS_META, "resize volume '%s' failed: %s", name, strerror(err));
+        return vv_err_set(e, err, "cannot resize volume '%s': %s", name, strerror(err));
+    }
+    alloc_release(p, &freed);
+    slot_list_free(&freed);
+    vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
+            (unsigned long long)old, (unsigned long long)size);
+    return 0;
+}
+
+int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = check_name(newname, e);
+    if (!err)
+        err = writable(p, e);
+    if (err)
+        return err;
+    pthread_mutex_lock(&p->commit_mu);
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *v = find_volume_name(p, name);
+    bool taken = find_volume_name(p, newname) != NULL;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!v) {
+        err = vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
+        goto out;
+    }
+    if (strcmp(name, newname) == 0)
+        goto out;
+    if (taken) {
+        err = vv_err_set(e, EEXIST, "volume '%s' already exists", newname);
+        goto out;
+    }
+    MDB_txn *txn;
+    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (err)
+        goto fail;
+    struct vv_volume copy = *v;
+    snprintf(copy.name, sizeof(copy.name), "%s", newname);
+    uint8_t idb[8];
+    put_be64(idb, v->id);
+    MDB_val ok = {strlen(name), (void *)name}, nk = {strlen(newname), (void *)newname};
+    MDB_val d = {8, idb};
+    err = pool_lmdb_err(mdb_del(txn, p->db_volnames, &ok, NULL));
+    if (!err)
+        err = pool_lmdb_err(mdb_put(txn, p->db_volnames, &nk, &d, MDB_NOOVERWRITE));
+    if (!err)
+        err = pool_write_volrec(p, txn, &copy);
+    if (!err)
+        err = pool_lmdb_err(mdb_txn_commit(txn));
+    else
+        mdb_txn_abort(txn);
+    if (err)
+        goto fail;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    snprintf(v->name, sizeof(v->name), "%s", newname);
+    pthread_rwlock_unlock(&p->vol_mu);
+    vv_info(VV_SS_META, "renamed volume '%s' to '%s'", name, newname);
+    goto out;
+fail:
+    vv_err(VV_SS_META, "rename volume '%s' failed: %s", name, strerror(err));
+    vv_err_set(e, err, "cannot rename volume '%s': %s", name, strerror(err));
+out:
+    pthread_mutex_unlock(&p->commit_mu);
+    return err;
+}
+
+int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *out,
+                  struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (err)
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *v = find_volume_name(p, name);
+    if (v)
+        volume_info(p, v, out);
+    pthread_rwlock_unlock(&p->vol_mu);
+    return v ? 0 : vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
+}
+
+int vv_volume_get_by_id(struct vv_pool *p, uint64_t id, struct vv_volume_info *out)
+{
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *v = pool_find_volume_id(p, id);
+    if (v)
+        volume_info(p, v, out);
+    pthread_rwlock_unlock(&p->vol_mu);
+    return v ? 0 : ENOENT;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct vv_volume_info *)a)->name,
+                  ((const struct vv_volume_info *)b)->name);
+}
+
+int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n)
+{
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume_info *arr = calloc(p->nvols ? p->nvols : 1, sizeof(*arr));
+    if (!arr) {
+        pthread_rwlock_unlock(&p->vol_mu);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < p->nvols; i++)
+        volume_info(p, p->vols[i], &arr[i]);
+    *n = p->nvols;
+    pthread_rwlock_unlock(&p->vol_mu);
+    qsort(arr, *n, sizeof(*arr), info_cmp);
+    *out = arr;
+    return 0;
+}
+
+/* ---- handles ---------------------------------------------------------------------------- */
+
+int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out)
+{
+    struct vv_vol *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ENOMEM;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    struct vv_volume *v = pool_find_volume_id(p, id);
+    int err = !v ? ENOENT : v->busy ? EBUSY : 0;
+    if (!err)
+        v->open_count++;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (err) {
+        free(h);
+        return err;
+    }
+    h->pool = p;
+    h->vol = v;
+    *out = h;
+    return 0;
+}
+
+void vv_vol_close(struct vv_vol *h)
+{
+    if (!h)
+        return;
+    struct vv_pool *p = h->pool;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    h->vol->open_count--;
+    pthread_rwlock_unlock(&p->vol_mu);
+    free(h);
+}
+
+uint64_t vv_vol_size(const struct vv_vol *h)
+{
+    return atomic_load(&h->vol->size);
 }

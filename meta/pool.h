@@ -1,4 +1,187 @@
+/*
+ * meta/pool.h — the vvfs pool: volumes, their extent maps, space, and transaction groups.
+ *
+ * This is the one public header of meta/.  Everything above meta/ (fs/, api/, the daemon)
+ * uses only what is declared here; LMDB never shows through.
+ *
+ * Conventions
+ *   - Functions return 0 or a positive errno.  Functions that take a `struct vv_err *` also
+ *     fill it (if not NULL) with the same code and an English sentence fit to show a user
+ *     ("volume 'db' already exists").  Failures are logged once, where they happen.
+ *   - All functions are thread-safe unless stated otherwise.
+ *   - Sizes and offsets are bytes.
+ *
+ * Durability: a write is durable once vv_vol_flush() (or vv_pool_sync()) that started after it
+ * returned 0; the pool commits by itself about once a second and when dirty data passes a bound.
+ * After a crash the pool is exactly the last committed transaction group.
+ */
 #ifndef VV_META_POOL_H
 #define VV_META_POOL_H
-const char *vv_meta_version(void);
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VV_POOL_FORMAT_VERSION 1
+#define VV_EXTENT_MIN 4096u
+#define VV_EXTENT_MAX (1u << 20)
+#define VV_EXTENT_DEFAULT (64u << 10)
+
+struct vv_pool;
+struct vv_vol;
+
+struct vv_err {
+    int code;       /* errno, 0 if none */
+    char msg[256];  /* user-facing sentence, no trailing newline */
+};
+
+/* Fill E (if not NULL) with CODE and a printf-formatted message; returns CODE. */
+int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- pool lifecycle ---------------------------------------------------------------------- */
+
+struct vv_pool_params {
+    uint32_t extent_size; /* power of two, VV_EXTENT_MIN..VV_EXTENT_MAX; 0 = default */
+    uint64_t capacity;    /* bytes of volume data the pool may hold; multiple of extent_size */
+    uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB, sparse) */
+};
+
+/*
+ * Create a new pool in directory DIR (created if missing; must be empty of pool files).
+ * Errors: EEXIST (a pool is already there), EINVAL (bad parameters), or an I/O errno.
+ */
+int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct vv_err *e);
+
+enum {
+    VV_POOL_RDONLY = 1u << 0, /* open for inspection (fsck): no committer, no writes */
+};
+
+/*
+ * Open the pool in DIR.  Read-write opens take the pool lock: a second opener gets EBUSY
+ * ("pool ... is in use by process N").  A pool of a newer format gets EPROTONOSUPPORT; a
+ * directory that holds no pool gets ENOENT.  A read-write open starts the committer thread.
+ * RDONLY opens also take the lock (so fsck never races a daemon).
+ */
+int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct vv_err *e);
+
+/*
+ * Commit everything written so far, stop the committer and release the pool.  Every vv_vol
+ * must have been closed.  Accepts NULL.  Returns 0, or the errno of a failed final commit
+ * (the pool is then exactly its last committed state, as after a crash).
+ */
+int vv_pool_close(struct vv_pool *p);
+
+/* Commit the open transaction group now and wait for it.  Returns 0 or an errno (EIO). */
+int vv_pool_sync(struct vv_pool *p);
+
+const char *vv_pool_dir(const struct vv_pool *p);
+
+struct vv_pool_status {
+    uint32_t format_version;
+    uint32_t extent_size;
+    uint64_t capacity;       /* bytes */
+    uint64_t used;           /* bytes held by committed and dirty extents */
+    uint64_t free;           /* capacity - used */
+    uint64_t volumes;        /* number of volumes */
+    uint64_t provisioned;    /* sum of volume sizes (may exceed capacity: thin) */
+    uint64_t committed_gen;  /* generation of the last committed txg */
+    uint64_t dirty_bytes;    /* data written to the open txg, not yet committed */
+    uint64_t commits;        /* txgs committed since open */
+    uint64_t checksum_errors;/* checksum mismatches seen on reads since open */
+};
+
+void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st);
+
+/* ---- volumes ----------------------------------------------------------------------------- */
+
+struct vv_volume_info {
+    uint64_t id;           /* stable for the volume's life, survives rename */
+    char name[65];
+    uint64_t size;         /* bytes, a multiple of 4096 */
+    uint64_t used;         /* bytes of pool space its extents hold (committed view) */
+    uint64_t created;      /* unix seconds */
+    uint64_t create_gen;   /* pool generation when it was created */
+    uint32_t open_count;   /* open handles (FUSE opens, loop devices...) */
+};
+
+/*
+ * Volume operations.  Names are checked with vv_name_check() (EINVAL).  Sizes must be a
+ * positive multiple of 4096 (EINVAL) and at most VV_VOLUME_MAX_SIZE (EFBIG).
+ *   create: EEXIST if the name is taken.
+ *   delete: ENOENT; EBUSY while the volume is open.  Frees all its extents (O(its extents)).
+ *   resize: ENOENT; shrinking discards data past the new end; EBUSY when shrinking an open volume.
+ *   rename: ENOENT, EEXIST.
+ */
+#define VV_VOLUME_MAX_SIZE (1ULL << 50) /* 1 PiB */
+int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
+                     struct vv_volume_info *out, struct vv_err *e);
+int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e);
+int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e);
+int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e);
+int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *out,
+                  struct vv_err *e);
+int vv_volume_get_by_id(struct vv_pool *p, uint64_t id, struct vv_volume_info *out);
+
+/*
+ * List volumes, sorted by name.  *OUT is malloc'd (caller frees); *N its length.
+ */
+int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n);
+
+/* ---- volume I/O -------------------------------------------------------------------------- */
+
+/*
+ * Open volume ID for I/O.  ENOENT if it does not exist (or is being deleted).  The handle
+ * keeps the volume from being deleted or shrunk until vv_vol_close().
+ */
+int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out);
+void vv_vol_close(struct vv_vol *v);
+uint64_t vv_vol_size(const struct vv_vol *v);
+
+/*
+ * Read LEN bytes at OFF into BUF.  The range must lie inside the volume (the caller clamps).
+ * Unwritten ranges read as zeros.  EIO on a checksum mismatch or a data-file read error.
+ */
+int vv_vol_read(struct vv_vol *v, void *buf, size_t len, uint64_t off);
+
+/*
+ * Write LEN bytes from BUF at OFF (inside the volume).  The data is copied before return.
+ * ENOSPC when the pool has no free extent even after committing pending frees.
+ */
+int vv_vol_write(struct vv_vol *v, const void *buf, size_t len, uint64_t off);
+
+/*
+ * Make [OFF, OFF+LEN) read as zeros.  Whole extents are released (their space returns to the
+ * pool once the txg commits); partial extents are zeroed in place (copy-on-write).
+ */
+int vv_vol_discard(struct vv_vol *v, uint64_t off, uint64_t len);
+
+/* Commit the open txg (which holds every write that returned before) and wait for it. */
+int vv_vol_flush(struct vv_vol *v);
+
+/*
+ * lseek(2) SEEK_DATA / SEEK_HOLE at extent granularity: *OUT gets the next offset >= OFF that
+ * is data (resp. hole).  ENXIO when there is no data at or after OFF (SEEK_DATA) or OFF is
+ * at/after the end.  A hole is never reported as data... the other way round: data is never
+ * reported as a hole.
+ */
+int vv_vol_seek(struct vv_vol *v, uint64_t off, int whence, uint64_t *out);
+
+/* ---- consistency check ------------------------------------------------------------------- */
+
+struct vv_fsck_report {
+    uint64_t volumes, extents, tombstones, births, used_slots, checked_checksums;
+    uint64_t errors;       /* inconsistencies found; 0 means the pool is clean */
+};
+
+/*
+ * Check the pool in DIR (which must not be in use): volumes and names, the extent map and the
+ * births index against each other, every slot referenced once and marked used in the space
+ * map (and every used slot referenced), counters, and, if VERIFY_DATA, every extent's
+ * checksum.  Each problem is printed on stdout as one line.  Returns 0 if it could run (see
+ * report.errors), else an errno with E filled.
+ */
+int vv_pool_fsck(const char *dir, bool verify_data, struct vv_fsck_report *report,
+                 struct vv_err *e);
+
 #endif

@@ -1,0 +1,288 @@
+/*
+ * meta/alloc.c — the slot allocator and the persistent space map.
+ *
+ * Design notes
+ *   The data file is an array of nslots slots of extent_size bytes.  Which slots hold
+ *   committed data is recorded in the `spacemap` DB as 1 KiB bitmap chunks (8192 slots each),
+ *   updated in the same LMDB txn as the extent map, so the two always agree.
+ *
+ *   In memory, `inuse` has a bit set for every slot that may not be handed out: committed
+ *   data, data of the open or committing txg, and slots freed by a txg that has not
+ *   committed yet (the last committed mapping may still point there).  It is loaded from the
+ *   space map at open (capacity / extent_size / 8 bytes: 2 MiB per TiB at 64 KiB extents).
+ *
+ *   Invariant: a slot whose bit is clear is a hole in the data file.  alloc_release() punches
+ *   slots before clearing their bits, and open punches every free run once (a crash can leave
+ *   data in slots an uncommitted txg had taken).  So a fresh slot reads as zeros and a partial
+ *   write into it needs no zero-fill.
+ */
+#include "meta/meta_i.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int slot_list_add(struct slot_list *l, uint64_t slot)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        uint64_t *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = slot;
+    return 0;
+}
+
+void slot_list_free(struct slot_list *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+static inline bool bit_get(const uint64_t *bm, uint64_t i)
+{
+    return (bm[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void bit_set(uint64_t *bm, uint64_t i)
+{
+    bm[i >> 6] |= 1ULL << (i & 63);
+}
+
+static inline void bit_clear(uint64_t *bm, uint64_t i)
+{
+    bm[i >> 6] &= ~(1ULL << (i & 63));
+}
+
+int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bm)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->db_spacemap, &cur);
+    if (rc)
+        return pool_lmdb_err(rc);
+    size_t words = (p->nslots + 63) / 64;
+    MDB_val k, d;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != 8 || d.mv_size != SPACEMAP_CHUNK_BYTES) {
+            err = EIO;
+            break;
+        }
+        uint64_t chunk = get_be64(k.mv_data);
+        size_t w0 = chunk * (SPACEMAP_CHUNK_BYTES / 8);
+        for (size_t w = 0; w < SPACEMAP_CHUNK_BYTES / 8; w++) {
+            uint64_t x;
+            memcpy(&x, (uint8_t *)d.mv_data + w * 8, 8);
+            if (!x)
+                continue;
+            if (w0 + w >= words) {
+                err = EIO; /* bits past the end of the pool */
+                break;
+            }
+            bm[w0 + w] = x;
+        }
+        if (err)
+            break;
+    }
+    if (!err && rc != MDB_NOTFOUND)
+        err = pool_lmdb_err(rc);
+    mdb_cursor_close(cur);
+    if (!err && (p->nslots & 63) && (bm[words - 1] >> (p->nslots & 63)))
+        err = EIO;
+    return err;
+}
+
+int alloc_init(struct vv_pool *p, MDB_txn *txn)
+{
+    size_t words = (p->nslots + 63) / 64;
+    p->inuse = calloc(words ? words : 1, sizeof(uint64_t));
+    if (!p->inuse)
+        return ENOMEM;
+    int err = alloc_load_bitmap(p, txn, p->inuse);
+    if (err) {
+        vv_err(VV_SS_META, "space map is corrupt or unreadable: %s", strerror(err));
+        return err;
+    }
+    p->nused = 0;
+    for (size_t w = 0; w < words; w++)
+        p->nused += (uint64_t)__builtin_popcountll(p->inuse[w]);
+    return 0;
+}
+
+void alloc_fini(struct vv_pool *p)
+{
+    free(p->inuse);
+    p->inuse = NULL;
+    slot_list_free(&p->dropped[0]);
+    slot_list_free(&p->dropped[1]);
+}
+
+int alloc_slot(struct vv_pool *p, uint64_t *slot)
+{
+    size_t words = (p->nslots + 63) / 64;
+    pthread_mutex_lock(&p->alloc_mu);
+    if (p->nused >= p->nslots) {
+        pthread_mutex_unlock(&p->alloc_mu);
+        return ENOSPC;
+    }
+    for (size_t n = 0; n <= words; n++) {
+        size_t w = (size_t)((p->rotor + n) % words);
+        uint64_t x = p->inuse[w];
+        if (x == ~0ULL)
+            continue;
+        uint64_t s = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(~x);
+        if (s >= p->nslots)
+            continue;
+        bit_set(p->inuse, s);
+        p->nused++;
+        p->rotor = w;
+        pthread_mutex_unlock(&p->alloc_mu);
+        *slot = s;
+        return 0;
+    }
+    pthread_mutex_unlock(&p->alloc_mu);
+    return ENOSPC;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void punch(struct vv_pool *p, uint64_t first, uint64_t count)
+{
+    off_t off = (off_t)(first << p->extent_shift);
+    off_t len = (off_t)(count << p->extent_shift);
+    if (fallocate(p->data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
+        /* Without hole punching the space is not returned to the host, and a fresh slot may
+         * hold old data: write zeros instead so the "free slot reads as zeros" rule holds. */
+        static const uint8_t zeros[65536];
+        vv_warn(VV_SS_META, "punching slots %llu+%llu failed: %m; writing zeros",
+                (unsigned long long)first, (unsigned long long)count);
+        for (off_t o = 0; o < len; o += (off_t)sizeof(zeros)) {
+            size_t n = (size_t)(len - o) < sizeof(zeros) ? (size_t)(len - o) : sizeof(zeros);
+            if (pwrite(p->data_fd, zeros, n, off + o) != (ssize_t)n)
+                vv_err(VV_SS_META, "zeroing freed slot at %lld failed: %m", (long long)(off + o));
+        }
+    }
+}
+
+/* Punch every free run of the pool (at open, before the committer starts). */
+void alloc_punch_free(struct vv_pool *p)
+{
+    uint64_t s = 0;
+    while (s < p->nslots) {
+        while (s < p->nslots && bit_get(p->inuse, s))
+            s++;
+        uint64_t start = s;
+        while (s < p->nslots && !bit_get(p->inuse, s))
+            s++;
+        if (s > start)
+            punch(p, start, s - start);
+    }
+}
+
+/*
+ * Return the slots of L to the allocator: punch them (coalescing runs), then clear their
+ * bits.  Must not be called while a reader may still read one of these slots.
+ */
+void alloc_release(struct vv_pool *p, const struct slot_list *l)
+{
+    if (l->n == 0)
+        return;
+    uint64_t *v = malloc(l->n * sizeof(*v));
+    if (v) {
+        memcpy(v, l->v, l->n * sizeof(*v));
+        qsort(v, l->n, sizeof(*v), slot_cmp);
+        for (size_t i = 0; i < l->n;) {
+            size_t j = i + 1;
+            while (j < l->n && v[j] == v[j - 1] + 1)
+                j++;
+            punch(p, v[i], j - i);
+            i = j;
+        }
+        free(v);
+    } else {
+        for (size_t i = 0; i < l->n; i++)
+            punch(p, l->v[i], 1);
+    }
+    pthread_mutex_lock(&p->alloc_mu);
+    for (size_t i = 0; i < l->n; i++) {
+        if (bit_get(p->inuse, l->v[i])) {
+            bit_clear(p->inuse, l->v[i]);
+            p->nused--;
+        } else {
+            vv_err(VV_SS_META, "slot %llu released twice", (unsigned long long)l->v[i]);
+        }
+    }
+    pthread_mutex_unlock(&p->alloc_mu);
+}
+
+/* Set the space-map bits of SET and clear those of CLEAR, chunk by chunk, in TXN. */
+int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
+                  const struct slot_list *clear)
+{
+    size_t n = set->n + clear->n;
+    if (n == 0)
+        return 0;
+    /* encode op in the low bit after shifting: (slot << 1) | is_set; sort groups by chunk */
+    uint64_t *ops = malloc(n * sizeof(*ops));
+    if (!ops)
+        return ENOMEM;
+    for (size_t i = 0; i < set->n; i++)
+        ops[i] = set->v[i] << 1 | 1;
+    for (size_t i = 0; i < clear->n; i++)
+        ops[set->n + i] = clear->v[i] << 1;
+    qsort(ops, n, sizeof(*ops), slot_cmp);
+    int err = 0;
+    uint8_t chunk_buf[SPACEMAP_CHUNK_BYTES];
+    for (size_t i = 0; i < n && !err;) {
+        uint64_t chunk = (ops[i] >> 1) / SPACEMAP_CHUNK_SLOTS;
+        uint8_t kb[8];
+        put_be64(kb, chunk);
+        MDB_val k = {8, kb}, d;
+        int rc = mdb_get(txn, p->db_spacemap, &k, &d);
+        if (rc == MDB_NOTFOUND) {
+            memset(chunk_buf, 0, sizeof(chunk_buf));
+        } else if (rc) {
+            err = pool_lmdb_err(rc);
+            break;
+        } else if (d.mv_size != SPACEMAP_CHUNK_BYTES) {
+            err = EIO;
+            break;
+        } else {
+            memcpy(chunk_buf, d.mv_data, sizeof(chunk_buf));
+        }
+        for (; i < n && (ops[i] >> 1) / SPACEMAP_CHUNK_SLOTS == chunk; i++) {
+            uint64_t bit = (ops[i] >> 1) % SPACEMAP_CHUNK_SLOTS;
+            if (ops[i] & 1)
+                chunk_buf[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+            else
+                chunk_buf[bit >> 3] &= (uint8_t)~(1u << (bit & 7));
+        }
+        bool empty = true;
+        for (size_t b = 0; b < sizeof(chunk_buf) && empty; b++)
+            empty = chunk_buf[b] == 0;
+        if (empty) {
+            rc = mdb_del(txn, p->db_spacemap, &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        } else {
+            d.mv_size = sizeof(chunk_buf);
+            d.mv_data = chunk_buf;
+            rc = mdb_put(txn, p->db_spacemap, &k, &d, 0);
+        }
+        err = pool_lmdb_err(rc);
+    }
+    free(ops);
+    return err;
+}

@@ -1,0 +1,244 @@
+/*
+ * meta/meta_i.h — private to meta/: the pool's in-memory state and on-disk encodings.
+ *
+ * Lock order (outer to inner; never take an outer lock while holding an inner one):
+ *     commit_mu  >  vol_mu  >  stripe.mu  >  txg_mu  >  alloc_mu
+ * reuse_lock is taken (shared) by readers around lookup+pread and (exclusive, empty section)
+ * by the committer as a barrier; nothing else is taken inside its exclusive section.
+ * No data-file I/O and no LMDB commit happens under stripe.mu, txg_mu or alloc_mu.
+ */
+#ifndef VV_META_META_I_H
+#define VV_META_META_I_H
+
+#include "meta/pool.h"
+#include "util/name.h"
+
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define SLOT_NONE UINT64_MAX
+#define NSTRIPES 64
+
+/* ---- on-disk encodings ------------------------------------------------------------------ */
+
+/*
+ * extents:  key (vol u64, idx u64, birth u64), big-endian (so LMDB's memcmp order is
+ *           volume, then extent index, then birth generation)
+ *           value struct ext_val, little-endian
+ * births:   key (vol u64, birth u64, idx u64), big-endian; empty value
+ * volumes:  key vol u64 big-endian; value struct vol_rec
+ * volnames: key name bytes (no NUL); value vol u64 big-endian
+ * spacemap: key chunk u64 big-endian; value SPACEMAP_CHUNK_BYTES bitmap, bit set = slot used
+ * config:   key ASCII name; value u64 little-endian
+ */
+#define EXT_F_TOMBSTONE 1u
+
+struct ext_val {
+    uint64_t slot; /* SLOT_NONE for a tombstone */
+    uint64_t csum; /* xxh3-64 of the whole slot */
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+#define VOL_REC_VERSION 1
+struct vol_rec {
+    uint32_t version;
+    uint32_t flags;
+    uint64_t size;
+    uint64_t created;
+    uint64_t create_gen;
+    uint64_t used_extents;
+    uint64_t snap_gen; /* newest snapshot generation; entries born <= it are shared */
+    char name[72];
+};
+
+#define SPACEMAP_CHUNK_BYTES 1024u
+#define SPACEMAP_CHUNK_SLOTS (SPACEMAP_CHUNK_BYTES * 8u)
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+struct key3 {
+    uint8_t b[24];
+};
+
+static inline struct key3 key3_make(uint64_t a, uint64_t b, uint64_t c)
+{
+    struct key3 k;
+    put_be64(k.b, a);
+    put_be64(k.b + 8, b);
+    put_be64(k.b + 16, c);
+    return k;
+}
+
+/* ---- in-memory state -------------------------------------------------------------------- */
+
+struct vv_volume {
+    uint64_t id;
+    char name[VV_NAME_MAX + 1];       /* vol_mu */
+    _Atomic uint64_t size;             /* written under vol_mu, read anywhere */
+    uint64_t created, create_gen;
+    uint64_t used_extents;             /* committed count; commit_mu (read: vol_mu too) */
+    uint64_t snap_gen;                 /* commit_mu */
+    uint32_t open_count;               /* vol_mu */
+    bool busy;                         /* delete/shrink in progress: opens refused; vol_mu */
+};
+
+/* A mapping written in an uncommitted txg. */
+enum dirty_state { DIRTY_FILLING, DIRTY_READY };
+
+struct dirty {
+    struct dirty *next; /* hash chain */
+    uint64_t vol, idx;
+    uint64_t txg;
+    uint64_t slot;      /* SLOT_NONE: discarded in this txg (tombstone) */
+    uint64_t csum;
+    bool csum_valid;    /* csum is the checksum of the whole slot as it now is */
+    uint8_t state;      /* enum dirty_state */
+};
+
+struct dirty_table {
+    struct dirty **buckets;
+    size_t nbuckets; /* power of two, or 0 */
+    size_t count;
+};
+
+struct stripe {
+    pthread_mutex_t mu;
+    pthread_cond_t filled;        /* some entry left DIRTY_FILLING */
+    struct dirty_table tab[2];    /* indexed by txg & 1: the open and the committing txg */
+} __attribute__((aligned(64)));
+
+struct slot_list {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+struct vv_pool {
+    char dir[PATH_MAX];
+    unsigned flags;
+    int lock_fd;
+    int data_fd;
+    MDB_env *env;
+    MDB_dbi db_config, db_volumes, db_volnames, db_extents, db_births, db_spacemap;
+
+    uint32_t extent_size;
+    unsigned extent_shift;
+    uint64_t capacity;
+    uint64_t nslots;
+
+    /* volumes */
+    pthread_rwlock_t vol_mu;
+    struct vv_volume **vols; /* vol_mu */
+    size_t nvols, vols_cap;  /* vol_mu */
+    uint64_t next_vol_id;    /* commit_mu */
+
+    /* space: in-memory bitmap, bit set = slot not allocatable (used, dirty, or freed by a
+     * txg that has not committed yet).  Every clear bit's slot is a hole in the data file. */
+    pthread_mutex_t alloc_mu;
+    uint64_t *inuse;          /* alloc_mu */
+    uint64_t nused;           /* alloc_mu: bits set in inuse */
+    uint64_t rotor;           /* alloc_mu: next word to search */
+    struct slot_list dropped[2]; /* alloc_mu: slots released by discards in txg t (t & 1) */
+
+    /* transaction groups */
+    pthread_mutex_t txg_mu;
+    pthread_cond_t txg_quiesced;   /* holds of a closed txg fell to 0 */
+    pthread_cond_t txg_committed;  /* committed_txg advanced (or the pool was poisoned) */
+    pthread_cond_t commit_wanted;  /* someone asked for a commit, or dirty data passed a bound */
+    uint64_t open_txg;             /* txg_mu */
+    uint64_t holds[2];             /* txg_mu: writers inside txg t (t & 1) */
+    uint64_t quiesced_txg;         /* txg_mu: highest txg with no holds left and closed */
+    uint64_t committed_txg;        /* txg_mu: == pool generation */
+    uint64_t want_txg;             /* txg_mu: commit requested up to this txg */
+    uint64_t dirty_bytes[2];       /* txg_mu */
+    uint64_t dirty_count[2];       /* txg_mu: dirty entries created in txg t (t & 1) */
+    uint64_t commits;              /* txg_mu */
+    int poisoned;                  /* txg_mu: errno of a failed commit; all I/O then fails */
+    bool stopping;                 /* txg_mu */
+    bool committer_running;
+    pthread_t committer;
+
+    uint64_t dirty_bound;          /* bytes of dirty data that trigger a commit */
+    unsigned txg_interval_ms;
+
+    /* serializes LMDB write transactions and the in-memory state they mirror */
+    pthread_mutex_t commit_mu;
+
+    /* readers hold it shared across lookup+pread; the committer's exclusive barrier makes sure
+     * no reader still uses a slot before that slot is punched and reused */
+    pthread_rwlock_t reuse_lock;
+
+    _Atomic uint64_t checksum_errors;
+
+    /* reset read txns kept for reuse (mdb_txn_renew is cheaper than begin) */
+    pthread_mutex_t rtxn_mu;
+    MDB_txn *rtxn_free[64];  /* rtxn_mu */
+    int rtxn_n;              /* rtxn_mu */
+
+    struct stripe stripes[NSTRIPES];
+};
+
+struct vv_vol {
+    struct vv_pool *pool;
+    struct vv_volume *vol;
+};
+
+/* pool.c */
+struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id);   /* vol_mu held */
+int pool_lmdb_err(int rc);   /* MDB_* or errno -> errno */
+int pool_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
+int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v);
+int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
+int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags);
+int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v, uint64_t from_idx,
+                      struct slot_list *freed);
+
+/* alloc.c */
+int alloc_init(struct vv_pool *p, MDB_txn *txn);
+void alloc_fini(struct vv_pool *p);
+int alloc_slot(struct vv_pool *p, uint64_t *slot);    /* ENOSPC */
+void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* punch, then free */
+void alloc_punch_free(struct vv_pool *p);
+int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
+                  const struct slot_list *clear);
+int slot_list_add(struct slot_list *l, uint64_t slot);
+void slot_list_free(struct slot_list *l);
+int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bitmap);
+
+/* txg.c */
+int txg_start(struct vv_pool *p);
+int txg_stop(struct vv_pool *p);           /* final commit */
+int txg_sync(struct vv_pool *p);
+int txg_hold(struct vv_pool *p, uint64_t *txg);
+void txg_rele(struct vv_pool *p, uint64_t txg);
+void txg_wait_quiesced(struct vv_pool *p, uint64_t txg);
+void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes);
+struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t idx);
+struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx);
+int dirty_insert(struct dirty_table *t, struct dirty *d);
+
+/* io.c */
+int rtxn_get(struct vv_pool *p, MDB_txn **txn);   /* a read txn from the pool's cache */
+void rtxn_put(struct vv_pool *p, MDB_txn *txn);   /* reset it and return it to the cache */
+void rtxn_drain(struct vv_pool *p);               /* abort every cached txn (at close) */
+/* newest entry of (vol, idx) via CUR: 0, or ENOENT if the extent has none */
+int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,
+                uint64_t *birth);
+
+#endif

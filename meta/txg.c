@@ -1,0 +1,553 @@
+/*
+ * meta/txg.c — transaction groups: dirty mappings, the committer thread, commit.
+ *
+ * Design notes
+ *   Writes land in the open txg t.  A writer "holds" t for the duration of one extent update
+ *   (txg_hold/txg_rele).  A commit of t:
+ *     1. closes t (open_txg = t+1) and waits until t has no holds left (quiesced): from then
+ *        on the mappings of t and the data in their slots are immutable;
+ *     2. computes the xxh3 checksum of every slot of t that has none yet;
+ *     3. fdatasync()s the data file;
+ *     4. in one LMDB write txn: for each mapping of t, removes the entry it supersedes (unless
+ *        a snapshot still sees it) and its births row, inserts the new entry and births row,
+ *        updates the space map, volume counters and the generation (= t);
+ *     5. waits (reuse_lock barrier) for every reader that began before the LMDB commit;
+ *        drops t's dirty table (readers now find the entries in LMDB); punches the
+ *        superseded slots and returns them to the allocator; publishes committed_txg = t.
+ *   A reader holds reuse_lock shared across all its lookups and preads, and looks in the
+ *   dirty tables before LMDB.  So within one read, a dirty table it could need is never
+ *   dropped, and a slot it found is never punched or reused.
+ *   Only one txg commits at a time, so at most two dirty tables exist: the open one and the
+ *   committing one, indexed by txg & 1.
+ *
+ *   A crash at any point leaves the pool at the last committed txg: slots written by t are
+ *   free in the space map until step 4 commits, and superseded slots are reused only after.
+ *
+ *   If step 3 or 4 fails the pool is poisoned: every later write/flush returns EIO (the
+ *   in-memory state can no longer be trusted to match LMDB); the admin remounts.
+ */
+#include "meta/meta_i.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* ---- dirty tables ----------------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static inline uint64_t dirty_hash(uint64_t vol, uint64_t idx)
+{
+    return mix64(idx * 0x9e3779b97f4a7c15ULL + vol);
+}
+
+struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t idx)
+{
+    /* neighbouring extents go to different stripes */
+    return &p->stripes[(idx ^ (vol * 7)) % NSTRIPES];
+}
+
+struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx)
+{
+    if (!t->nbuckets)
+        return NULL;
+    for (struct dirty *d = t->buckets[dirty_hash(vol, idx) & (t->nbuckets - 1)]; d; d = d->next)
+        if (d->idx == idx && d->vol == vol)
+            return d;
+    return NULL;
+}
+
+int dirty_insert(struct dirty_table *t, struct dirty *d)
+{
+    if (t->count >= t->nbuckets) {
+        size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+        struct dirty **b = calloc(nb, sizeof(*b));
+        if (!b)
+            return ENOMEM;
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            for (struct dirty *e = t->buckets[i], *n; e; e = n) {
+                n = e->next;
+                size_t h = dirty_hash(e->vol, e->idx) & (nb - 1);
+                e->next = b[h];
+                b[h] = e;
+            }
+        }
+        free(t->buckets);
+        t->buckets = b;
+        t->nbuckets = nb;
+    }
+    size_t h = dirty_hash(d->vol, d->idx) & (t->nbuckets - 1);
+    d->next = t->buckets[h];
+    t->buckets[h] = d;
+    t->count++;
+    return 0;
+}
+
+/* Free every entry of TAB (all belong to one committed txg) and shrink it. */
+static void dirty_table_clear(struct dirty_table *tab)
+{
+    for (size_t b = 0; b < tab->nbuckets; b++) {
+        for (struct dirty *d = tab->buckets[b], *n; d; d = n) {
+            n = d->next;
+            free(d);
+        }
+    }
+    free(tab->buckets);
+    tab->buckets = NULL;
+    tab->nbuckets = 0;
+    tab->count = 0;
+}
+
+/* ---- holds -------------------------------------------------------------------------------- */
+
+int txg_hold(struct vv_pool *p, uint64_t *txg)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    /* throttle: let the committer catch up when the open txg is far over its bound */
+    while (!p->poisoned && !p->stopping &&
+           p->dirty_bytes[p->open_txg & 1] > 2 * p->dirty_bound) {
+        pthread_cond_signal(&p->commit_wanted);
+        pthread_cond_wait(&p->txg_committed, &p->txg_mu);
+    }
+    int err = p->poisoned;
+    if (!err) {
+        *txg = p->open_txg;
+        p->holds[*txg & 1]++;
+    }
+    pthread_mutex_unlock(&p->txg_mu);
+    return err;
+}
+
+void txg_rele(struct vv_pool *p, uint64_t txg)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    if (--p->holds[txg & 1] == 0 && txg != p->open_txg)
+        pthread_cond_broadcast(&p->txg_quiesced);
+    pthread_mutex_unlock(&p->txg_mu);
+}
+
+void txg_wait_quiesced(struct vv_pool *p, uint64_t txg)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    while (p->quiesced_txg < txg && !p->poisoned)
+        pthread_cond_wait(&p->txg_quiesced, &p->txg_mu);
+    pthread_mutex_unlock(&p->txg_mu);
+}
+
+void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    p->dirty_bytes[txg & 1] += bytes;
+    p->dirty_count[txg & 1]++;
+    if (p->dirty_bytes[txg & 1] > p->dirty_bound)
+        pthread_cond_signal(&p->commit_wanted);
+    pthread_mutex_unlock(&p->txg_mu);
+}
+
+/* ---- commit -------------------------------------------------------------------------------- */
+
+struct vol_delta {
+    struct vv_volume *v;
+    int64_t used;
+};
+
+static int dirty_cmp(const void *a, const void *b)
+{
+    const struct dirty *x = *(struct dirty *const *)a, *y = *(struct dirty *const *)b;
+    if (x->vol != y->vol)
+        return x->vol < y->vol ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Collect the mappings of txg T from every stripe, sorted by (volume, extent). */
+static int gather(struct vv_pool *p, uint64_t t, struct dirty ***out, size_t *n)
+{
+    size_t cap = 0, cnt = 0;
+    for (int i = 0; i < NSTRIPES; i++)
+        cap += p->stripes[i].tab[t & 1].count; /* stable: t is quiesced */
+    struct dirty **arr = malloc((cap ? cap : 1) * sizeof(*arr));
+    if (!arr)
+        return ENOMEM;
+    for (int i = 0; i < NSTRIPES; i++) {
+        struct stripe *s = &p->stripes[i];
+        pthread_mutex_lock(&s->mu);
+        struct dirty_table *tab = &s->tab[t & 1];
+        for (size_t b = 0; b < tab->nbuckets; b++)
+            for (struct dirty *d = tab->buckets[b]; d; d = d->next)
+                if (cnt < cap)
+                    arr[cnt++] = d;
+        pthread_mutex_unlock(&s->mu);
+    }
+    qsort(arr, cnt, sizeof(*arr), dirty_cmp);
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+static int checksum_slots(struct vv_pool *p, struct dirty **arr, size_t n)
+{
+    void *buf = NULL;
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        struct dirty *d = arr[i];
+        if (d->slot == SLOT_NONE || d->csum_valid)
+            continue;
+        if (!buf && !(buf = malloc(p->extent_size)))
+            return ENOMEM;
+        ssize_t r = pread(p->data_fd, buf, p->extent_size, (off_t)(d->slot << p->extent_shift));
+        if (r != (ssize_t)p->extent_size) {
+            err = r < 0 ? errno : EIO;
+            vv_err(VV_SS_TXG, "reading slot %llu for its checksum failed: %s",
+                   (unsigned long long)d->slot, strerror(err));
+            break;
+        }
+        d->csum = XXH3_64bits(buf, p->extent_size);
+        d->csum_valid = true;
+    }
+    free(buf);
+    return err;
+}
+
+/*
+ * Apply mapping D (born in txg T) to the extent map.  Superseded slots go to FREED,
+ * the new slot to SET.
+ */
+static int apply_one(struct vv_pool *p, MDB_txn *txn, MDB_cursor *cur, struct dirty *d,
+                     uint64_t t, struct vv_volume *v, int64_t *used_delta,
+                     struct slot_list *set, struct slot_list *freed)
+{
+    /* find the newest entry of (vol, idx): seek past it, step back */
+    struct key3 probe = key3_make(d->vol, d->idx, UINT64_MAX);
+    MDB_val k = {sizeof(probe.b), probe.b}, val;
+    int rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &val, MDB_LAST);
+    else if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &val, MDB_PREV);
+    bool have_old = false, older_remains = false;
+    if (rc == 0 && k.mv_size == 24 && get_be64(k.mv_data) == d->vol &&
+        get_be64((uint8_t *)k.mv_data + 8) == d->idx)
+        have_old = true;
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return pool_lmdb_err(rc);
+    if (have_old) {
+        uint64_t birth = get_be64((uint8_t *)k.mv_data + 16);
+        struct ext_val old;
+        memcpy(&old, val.mv_data, sizeof(old));
+        if (birth > v->snap_gen) {
+            /* nobody else sees it: it dies now */
+            struct key3 bk = key3_make(d->vol, birth, d->idx);
+            MDB_val bkv = {sizeof(bk.b), bk.b};
+            rc = mdb_cursor_del(cur, 0);
+            if (!rc) {
+                rc = mdb_del(txn, p->db_births, &bkv, NULL);
+                if (rc == MDB_NOTFOUND) {
+                    vv_warn(VV_SS_TXG, "births row missing for vol %llu extent %llu gen %llu",
+                            (unsigned long long)d->vol, (unsigned long long)d->idx,
+                            (unsigned long long)birth);
+                    rc = 0;
+                }
+            }
+            if (rc)
+                return pool_lmdb_err(rc);
+            if (!(old.flags & EXT_F_TOMBSTONE)) {
+                int err = slot_list_add(freed, old.slot);
+                if (err)
+                    return err;
+                (*used_delta)--;
+            }
+            /* does an older entry (seen by a snapshot) remain under it? */
+            struct key3 p2 = key3_make(d->vol, d->idx, 0);
+            MDB_val k2 = {sizeof(p2.b), p2.b}, v2;
+            rc = mdb_cursor_get(cur, &k2, &v2, MDB_SET_RANGE);
+            older_remains = rc == 0 && get_be64(k2.mv_data) == d->vol &&
+                            get_be64((uint8_t *)k2.mv_data + 8) == d->idx;
+        } else {
+            older_remains = true; /* a snapshot sees it; later: record it on a deadlist */
+        }
+    }
+    if (d->slot == SLOT_NONE && !older_remains)
+        return 0; /* discard of something nobody sees: no entry needed at all */
+    struct ext_val nv = {.slot = d->slot, .csum = d->slot == SLOT_NONE ? 0 : d->csum,
+                         .flags = d->slot == SLOT_NONE ? EXT_F_TOMBSTONE : 0};
+    struct key3 nk = key3_make(d->vol, d->idx, t);
+    struct key3 bk = key3_make(d->vol, t, d->idx);
+    MDB_val nkv = {sizeof(nk.b), nk.b}, nvv = {sizeof(nv), &nv};
+    MDB_val bkv = {sizeof(bk.b), bk.b}, empty = {0, NULL};
+    rc = mdb_put(txn, p->db_extents, &nkv, &nvv, 0);
+    if (!rc)
+        rc = mdb_put(txn, p->db_births, &bkv, &empty, 0);
+    if (rc)
+        return pool_lmdb_err(rc);
+    if (d->slot != SLOT_NONE) {
+        (*used_delta)++;
+        return slot_list_add(set, d->slot);
+    }
+    return 0;
+}
+
+static int apply_all(struct vv_pool *p, uint64_t t, struct dirty **arr, size_t n,
+                     struct slot_list *freed)
+{
+    struct slot_list set = {0};
+    MDB_txn *txn;
+    int err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (err)
+        return err;
+    MDB_cursor *cur;
+    err = pool_lmdb_err(mdb_cursor_open(txn, p->db_extents, &cur));
+    if (err) {
+        mdb_txn_abort(txn);
+        return err;
+    }
+    /* volumes touched, with their used-extent deltas; arr is sorted by volume */
+    struct vol_delta *deltas = NULL;
+    size_t ndeltas = 0;
+    struct vv_volume *v = NULL;
+    for (size_t i = 0; i < n && !err; i++) {
+        struct dirty *d = arr[i];
+        if (!v || v->id != d->vol) {
+            pthread_rwlock_rdlock(&p->vol_mu);
+            v = pool_find_volume_id(p, d->vol);
+            pthread_rwlock_unlock(&p->vol_mu);
+            if (!v) {
+                /* cannot happen: deletion commits first and refuses open volumes */
+                vv_err(VV_SS_TXG, "dirty mapping for unknown volume %llu",
+                       (unsigned long long)d->vol);
+                err = EIO;
+                break;
+            }
+            struct vol_delta *nd = realloc(deltas, (ndeltas + 1) * sizeof(*nd));
+            if (!nd) {
+                err = ENOMEM;
+                break;
+            }
+            deltas = nd;
+            deltas[ndeltas].v = v;
+            deltas[ndeltas].used = 0;
+            ndeltas++;
+        }
+        err = apply_one(p, txn, cur, d, t, v, &deltas[ndeltas - 1].used, &set, freed);
+    }
+    mdb_cursor_close(cur);
+    if (!err)
+        err = alloc_persist(p, txn, &set, freed);
+    for (size_t i = 0; i < ndeltas && !err; i++) {
+        struct vv_volume tmp = *deltas[i].v;
+        tmp.used_extents = (uint64_t)((int64_t)tmp.used_extents + deltas[i].used);
+        err = pool_write_volrec(p, txn, &tmp);
+    }
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "gen", t);
+    if (!err)
+        err = pool_lmdb_err(mdb_txn_commit(txn));
+    else
+        mdb_txn_abort(txn);
+    if (!err) {
+        pthread_rwlock_wrlock(&p->vol_mu);
+        for (size_t i = 0; i < ndeltas; i++)
+            deltas[i].v->used_extents =
+                (uint64_t)((int64_t)deltas[i].v->used_extents + deltas[i].used);
+        pthread_rwlock_unlock(&p->vol_mu);
+    }
+    free(deltas);
+    slot_list_free(&set);
+    return err;
+}
+
+static void poison(struct vv_pool *p, int err)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    if (!p->poisoned)
+        p->poisoned = err ? err : EIO;
+    pthread_cond_broadcast(&p->txg_committed);
+    pthread_cond_broadcast(&p->txg_quiesced);
+    pthread_mutex_unlock(&p->txg_mu);
+    vv_err(VV_SS_TXG, "pool %s: commit failed (%s); refusing further writes until it is "
+           "remounted: the pool stays at its last committed state", p->dir, strerror(err));
+}
+
+/* Commit the open txg.  Called by the committer thread only. */
+static int commit_open_txg(struct vv_pool *p)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&p->txg_mu);
+    uint64_t t = p->open_txg;
+    if (p->dirty_count[t & 1] == 0 || p->poisoned) {
+        int err = p->poisoned;
+        pthread_mutex_unlock(&p->txg_mu);
+        return err;
+    }
+    p->open_txg = t + 1;
+    while (p->holds[t & 1] > 0)
+        pthread_cond_wait(&p->txg_quiesced, &p->txg_mu);
+    p->quiesced_txg = t;
+    pthread_cond_broadcast(&p->txg_quiesced);
+    pthread_mutex_unlock(&p->txg_mu);
+
+    struct dirty **arr = NULL;
+    size_t n = 0;
+    struct slot_list freed = {0};
+    int err = gather(p, t, &arr, &n);
+    if (!err)
+        err = checksum_slots(p, arr, n);
+    if (!err && fdatasync(p->data_fd) != 0) {
+        err = errno;
+        vv_err(VV_SS_TXG, "fdatasync of the data file failed: %m");
+    }
+    if (!err) {
+        pthread_mutex_lock(&p->commit_mu);
+        err = apply_all(p, t, arr, n, &freed);
+        pthread_mutex_unlock(&p->commit_mu);
+    }
+    free(arr);
+    if (err) {
+        slot_list_free(&freed);
+        poison(p, err);
+        return err;
+    }
+
+    /* Barrier: every reader that started before the LMDB commit is done.  Readers look in
+     * the dirty tables before LMDB, and a read txn begun before the commit would see the
+     * superseded mapping, so the tables may be dropped only now; and superseded slots may be
+     * punched only once no reader can reach them. */
+    pthread_rwlock_wrlock(&p->reuse_lock);
+    pthread_rwlock_unlock(&p->reuse_lock);
+    for (int i = 0; i < NSTRIPES; i++) {
+        struct stripe *s = &p->stripes[i];
+        pthread_mutex_lock(&s->mu);
+        dirty_table_clear(&s->tab[t & 1]);
+        pthread_mutex_unlock(&s->mu);
+    }
+
+    pthread_mutex_lock(&p->alloc_mu);
+    struct slot_list dropped = p->dropped[t & 1];
+    memset(&p->dropped[t & 1], 0, sizeof(p->dropped[t & 1]));
+    pthread_mutex_unlock(&p->alloc_mu);
+    for (size_t i = 0; i < dropped.n; i++)
+        slot_list_add(&freed, dropped.v[i]);
+    slot_list_free(&dropped);
+    alloc_release(p, &freed);
+
+    /* published last, so a flush returns with the space of superseded slots already back */
+    pthread_mutex_lock(&p->txg_mu);
+    p->committed_txg = t;
+    uint64_t bytes = p->dirty_bytes[t & 1];
+    p->dirty_bytes[t & 1] = 0;
+    p->dirty_count[t & 1] = 0;
+    p->commits++;
+    pthread_cond_broadcast(&p->txg_committed);
+    pthread_mutex_unlock(&p->txg_mu);
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    vv_debug(VV_SS_TXG, "committed txg %llu: %zu mappings, %llu bytes, %zu slots freed, %.1f ms",
+             (unsigned long long)t, n, (unsigned long long)bytes, freed.n,
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    slot_list_free(&freed);
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    struct vv_pool *p = arg;
+    pthread_mutex_lock(&p->txg_mu);
+    for (;;) {
+        bool stop = p->stopping;
+        uint64_t t = p->open_txg;
+        bool wanted = p->want_txg >= t || p->dirty_bytes[t & 1] > p->dirty_bound;
+        if (!stop && !wanted) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += p->txg_interval_ms / 1000;
+            ts.tv_nsec += (long)(p->txg_interval_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            int rc = pthread_cond_timedwait(&p->commit_wanted, &p->txg_mu, &ts);
+            if (rc != ETIMEDOUT && !p->stopping && p->want_txg < p->open_txg &&
+                p->dirty_bytes[p->open_txg & 1] <= p->dirty_bound)
+                continue; /* spurious */
+        }
+        stop = p->stopping;
+        pthread_mutex_unlock(&p->txg_mu);
+        commit_open_txg(p);
+        pthread_mutex_lock(&p->txg_mu);
+        /* a requested txg that turned out empty counts as committed */
+        if (p->dirty_count[p->open_txg & 1] == 0 && p->want_txg >= p->open_txg) {
+            p->want_txg = p->open_txg - 1;
+            pthread_cond_broadcast(&p->txg_committed);
+        }
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&p->txg_mu);
+    return NULL;
+}
+
+int txg_start(struct vv_pool *p)
+{
+    int rc = pthread_create(&p->committer, NULL, committer_main, p);
+    if (rc)
+        return rc;
+    p->committer_running = true;
+    return 0;
+}
+
+int txg_stop(struct vv_pool *p)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    p->stopping = true;
+    pthread_cond_signal(&p->commit_wanted);
+    pthread_mutex_unlock(&p->txg_mu);
+    pthread_join(p->committer, NULL);
+    p->committer_running = false;
+    /* the committer's last round committed the open txg, unless a write slipped in after */
+    int err = 0;
+    for (int i = 0; i < 3 && !err; i++) {
+        pthread_mutex_lock(&p->txg_mu);
+        bool more = p->dirty_count[p->open_txg & 1] != 0;
+        pthread_mutex_unlock(&p->txg_mu);
+        if (!more)
+            break;
+        err = commit_open_txg(p);
+    }
+    pthread_mutex_lock(&p->txg_mu);
+    if (!err)
+        err = p->poisoned;
+    pthread_mutex_unlock(&p->txg_mu);
+    return err;
+}
+
+int txg_sync(struct vv_pool *p)
+{
+    pthread_mutex_lock(&p->txg_mu);
+    if (!p->committer_running) {
+        pthread_mutex_unlock(&p->txg_mu);
+        return p->flags & VV_POOL_RDONLY ? EROFS : 0;
+    }
+    uint64_t target = p->open_txg;
+    if (p->dirty_count[target & 1] == 0)
+        target--; /* nothing new: wait for the committing txg, if any */
+    if (p->want_txg < target)
+        p->want_txg = target;
+    pthread_cond_signal(&p->commit_wanted);
+    while (p->committed_txg < target && !p->poisoned)
+        pthread_cond_wait(&p->txg_committed, &p->txg_mu);
+    int err = p->poisoned;
+    pthread_mutex_unlock(&p->txg_mu);
+    return err;
+}

@@ -1,0 +1,437 @@
+/*
+ * Unit tests for meta/: pool lifecycle, extent map across generations, allocator, txg commit,
+ * frees after commit, discard, seek, and a randomized multi-threaded model check.
+ * Each test works in its own temporary pool directory.
+ */
+#include "meta/pool.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char pooldir[256];
+
+static void mkpool(uint64_t capacity, uint32_t extent)
+{
+    snprintf(pooldir, sizeof(pooldir), "/tmp/vvfs-unit-XXXXXX");
+    cr_assert_not_null(mkdtemp(pooldir));
+    struct vv_pool_params pp = {.extent_size = extent, .capacity = capacity};
+    struct vv_err e = {0};
+    cr_assert_eq(vv_pool_create(pooldir, &pp, &e), 0, "create: %s", e.msg);
+}
+
+static void rmpool(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", pooldir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static struct vv_pool *openpool(void)
+{
+    struct vv_pool *p = NULL;
+    struct vv_err e = {0};
+    cr_assert_eq(vv_pool_open(pooldir, 0, &p, &e), 0, "open: %s", e.msg);
+    return p;
+}
+
+static struct vv_vol *mkvol(struct vv_pool *p, const char *name, uint64_t size)
+{
+    struct vv_volume_info vi;
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_create(p, name, size, &vi, &e), 0, "volume create: %s", e.msg);
+    struct vv_vol *v;
+    cr_assert_eq(vv_vol_open(p, vi.id, &v), 0);
+    return v;
+}
+
+static struct vv_vol *openvol(struct vv_pool *p, const char *name)
+{
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, name, &vi, NULL), 0);
+    struct vv_vol *v;
+    cr_assert_eq(vv_vol_open(p, vi.id, &v), 0);
+    return v;
+}
+
+/* byte at absolute offset o of a write tagged TAG */
+static uint8_t pat(uint64_t o, uint32_t tag)
+{
+    uint64_t x = (o >> 3) * 0x9e3779b97f4a7c15ULL ^ ((uint64_t)tag << 32 | tag);
+    return (uint8_t)(x >> ((o & 7) * 8));
+}
+
+static void fill(uint8_t *b, uint64_t off, size_t len, uint32_t tag)
+{
+    for (size_t i = 0; i < len; i++)
+        b[i] = pat(off + i, tag);
+}
+
+static void fsck_clean(void)
+{
+    struct vv_fsck_report r;
+    struct vv_err e = {0};
+    cr_assert_eq(vv_pool_fsck(pooldir, true, &r, &e), 0, "fsck: %s", e.msg);
+    cr_assert_eq(r.errors, 0, "fsck found %llu errors", (unsigned long long)r.errors);
+}
+
+Test(pool, create_open_close_and_refusals)
+{
+    mkpool(64 << 20, 65536);
+    struct vv_pool_params pp = {.capacity = 64 << 20};
+    struct vv_err e = {0};
+    cr_assert_eq(vv_pool_create(pooldir, &pp, &e), EEXIST);
+    struct vv_pool *p = openpool();
+    struct vv_pool *p2 = NULL;
+    cr_assert_eq(vv_pool_open(pooldir, 0, &p2, &e), EBUSY, "second opener must be refused");
+    cr_assert(strstr(e.msg, "in use") != NULL, "message: %s", e.msg);
+    cr_assert_eq(vv_pool_close(p), 0);
+    p = openpool();
+    cr_assert_eq(vv_pool_close(p), 0);
+    cr_assert_eq(vv_pool_open("/nonexistent-vvfs", 0, &p2, &e), ENOENT);
+    rmpool();
+}
+
+Test(pool, bad_parameters)
+{
+    struct vv_err e = {0};
+    struct vv_pool_params pp = {.extent_size = 3000, .capacity = 1 << 20};
+    cr_assert_eq(vv_pool_create("/tmp/vvfs-unit-never", &pp, &e), EINVAL);
+    pp.extent_size = 65536;
+    pp.capacity = 1000;
+    cr_assert_eq(vv_pool_create("/tmp/vvfs-unit-never", &pp, &e), EINVAL);
+    cr_assert_neq(access("/tmp/vvfs-unit-never/meta.mdb", F_OK), 0);
+    rmdir("/tmp/vvfs-unit-never");
+}
+
+Test(pool, newer_format_refused)
+{
+    mkpool(16 << 20, 65536);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "config", 0, &dbi), 0);
+    uint8_t v[8] = {99};
+    MDB_val k = {14, (void *)"format_version"}, d = {8, v};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    struct vv_pool *p = NULL;
+    struct vv_err e = {0};
+    cr_assert_eq(vv_pool_open(pooldir, 0, &p, &e), EPROTONOSUPPORT);
+    cr_assert(strstr(e.msg, "newer") != NULL, "message: %s", e.msg);
+    rmpool();
+}
+
+Test(volume, create_list_rename_resize_delete)
+{
+    mkpool(64 << 20, 65536);
+    struct vv_pool *p = openpool();
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_create(p, "b", 1 << 20, NULL, &e), 0);
+    cr_assert_eq(vv_volume_create(p, "a", 2 << 20, NULL, &e), 0);
+    cr_assert_eq(vv_volume_create(p, "a", 2 << 20, NULL, &e), EEXIST);
+    cr_assert_eq(vv_volume_create(p, "../x", 1 << 20, NULL, &e), EINVAL);
+    cr_assert_eq(vv_volume_create(p, "", 1 << 20, NULL, &e), EINVAL);
+    cr_assert_eq(vv_volume_create(p, "c", 1000, NULL, &e), EINVAL);
+    cr_assert_eq(vv_volume_create(p, "c", 0, NULL, &e), EINVAL);
+    struct vv_volume_info *l;
+    size_t n;
+    cr_assert_eq(vv_volume_list(p, &l, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(l[0].name, "a");
+    cr_assert_str_eq(l[1].name, "b");
+    free(l);
+    cr_assert_eq(vv_volume_rename(p, "a", "b", &e), EEXIST);
+    cr_assert_eq(vv_volume_rename(p, "nope", "z", &e), ENOENT);
+    cr_assert_eq(vv_volume_rename(p, "a", "z", &e), 0);
+    cr_assert_eq(vv_volume_resize(p, "z", 8 << 20, &e), 0);
+    cr_assert_eq(vv_volume_delete(p, "b", &e), 0);
+    cr_assert_eq(vv_volume_delete(p, "b", &e), ENOENT);
+    cr_assert_eq(vv_pool_close(p), 0);
+    /* everything persisted */
+    p = openpool();
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "z", &vi, &e), 0);
+    cr_assert_eq(vi.size, 8 << 20);
+    cr_assert_eq(vv_volume_get(p, "a", &vi, &e), ENOENT);
+    cr_assert_eq(vv_volume_get(p, "b", &vi, &e), ENOENT);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    rmpool();
+}
+
+Test(io, unaligned_writes_read_back_and_survive_reopen)
+{
+    mkpool(64 << 20, 16384);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 4 << 20);
+    uint8_t *buf = malloc(2 << 20), *chk = malloc(2 << 20);
+    /* unwritten reads as zeros */
+    memset(chk, 0xaa, 100000);
+    cr_assert_eq(vv_vol_read(v, chk, 100000, 12345), 0);
+    for (int i = 0; i < 100000; i++)
+        cr_assert_eq(chk[i], 0);
+    struct { uint64_t off; size_t len; } w[] = {
+        {0, 1}, {16383, 2}, {20000, 511}, {65536 * 3 - 100, 70000}, {1 << 20, (1 << 20) + 3},
+        {(4 << 20) - 1, 1}, {100, 16384},
+    };
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        fill(buf, w[i].off, w[i].len, 7);
+        cr_assert_eq(vv_vol_write(v, buf, w[i].len, w[i].off), 0);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+            cr_assert_eq(vv_vol_read(v, chk, w[i].len, w[i].off), 0);
+            fill(buf, w[i].off, w[i].len, 7);
+            cr_assert(memcmp(buf, chk, w[i].len) == 0, "round %d write %zu differs", round, i);
+        }
+        /* a byte between writes is still zero */
+        cr_assert_eq(vv_vol_read(v, chk, 1, 30000), 0);
+        cr_assert_eq(chk[0], 0);
+        if (round == 0) {
+            vv_vol_close(v);
+            cr_assert_eq(vv_pool_close(p), 0); /* close commits */
+            p = openpool();
+            v = openvol(p, "v");
+        }
+    }
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(chk);
+    rmpool();
+}
+
+Test(io, overwrite_across_gens_frees_old_slots)
+{
+    mkpool(8 << 20, 65536);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 4 << 20);
+    uint8_t *buf = malloc(1 << 20), *chk = malloc(1 << 20);
+    struct vv_pool_status st0, st;
+    for (uint32_t gen = 1; gen <= 20; gen++) {
+        fill(buf, 0, 1 << 20, gen);
+        cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0);
+        /* a partial overwrite merges the rest of the extent from the previous generation */
+        fill(buf, 1000, 10, gen + 100);
+        cr_assert_eq(vv_vol_write(v, buf, 10, 1000), 0);
+        cr_assert_eq(vv_vol_flush(v), 0);
+        vv_pool_get_status(p, &st);
+        if (gen == 1)
+            st0 = st;
+        cr_assert_eq(st.used, 1 << 20, "gen %u: used %llu: superseded slots not freed", gen,
+                     (unsigned long long)st.used);
+        cr_assert_eq(vv_vol_read(v, chk, 1 << 20, 0), 0);
+        fill(buf, 0, 1 << 20, gen);
+        fill(buf + 1000, 1000, 10, gen + 100);
+        cr_assert(memcmp(buf, chk, 1 << 20) == 0, "gen %u content", gen);
+    }
+    cr_assert(st.committed_gen > st0.committed_gen);
+    /* 8 MiB pool, 1 MiB volume data: 20 rewrites only work if freed slots are reused */
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(chk);
+    rmpool();
+}
+
+Test(io, enospc_then_recovers_after_delete)
+{
+    mkpool(1 << 20, 65536); /* 16 slots */
+    struct vv_pool *p = openpool();
+    struct vv_vol *a = mkvol(p, "a", 2 << 20);
+    uint8_t *buf = calloc(1, 2 << 20);
+    memset(buf, 0x5a, 2 << 20);
+    int err = vv_vol_write(a, buf, 2 << 20, 0);
+    cr_assert_eq(err, ENOSPC);
+    vv_vol_close(a);
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_delete(p, "a", &e), 0, "%s", e.msg);
+    struct vv_vol *b = mkvol(p, "b", 1 << 20);
+    cr_assert_eq(vv_vol_write(b, buf, 15 * 65536, 0), 0, "pool must have space again");
+    cr_assert_eq(vv_vol_flush(b), 0);
+    /* one slot left: overwrites still work one extent per txg, since each commit frees the
+     * slot its overwrite superseded (redirect-on-write needs the new slot first) */
+    for (int i = 0; i < 15; i++) {
+        cr_assert_eq(vv_vol_write(b, buf, 65536, (uint64_t)i * 65536), 0, "overwrite %d", i);
+        cr_assert_eq(vv_vol_flush(b), 0);
+    }
+    vv_vol_close(b);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    rmpool();
+}
+
+Test(io, discard_returns_space_and_reads_zeros)
+{
+    mkpool(16 << 20, 65536);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 8 << 20);
+    uint8_t *buf = malloc(4 << 20), *chk = malloc(4 << 20);
+    fill(buf, 0, 4 << 20, 3);
+    cr_assert_eq(vv_vol_write(v, buf, 4 << 20, 0), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(st.used, 4 << 20);
+    /* discard [100000, 3 MiB + 5): partial head and tail are zeroed, the rest released */
+    cr_assert_eq(vv_vol_discard(v, 100000, (3 << 20) + 5 - 100000), 0);
+    cr_assert_eq(vv_vol_read(v, chk, 4 << 20, 0), 0);
+    for (uint64_t i = 0; i < (4u << 20); i++) {
+        uint8_t want = (i >= 100000 && i < (3u << 20) + 5) ? 0 : pat(i, 3);
+        cr_assert_eq(chk[i], want, "byte %llu", (unsigned long long)i);
+    }
+    cr_assert_eq(vv_vol_flush(v), 0);
+    vv_pool_get_status(p, &st);
+    /* extents 2..47 released (3 MiB / 64K = 48; the one at 3M is partial) */
+    cr_assert_eq(st.used, (uint64_t)(4 << 20) - 46 * 65536, "used %llu",
+                 (unsigned long long)st.used);
+    /* seek */
+    uint64_t o;
+    cr_assert_eq(vv_vol_seek(v, 0, 3 /* SEEK_DATA */, &o), 0);
+    cr_assert_eq(o, 0);
+    cr_assert_eq(vv_vol_seek(v, 0, 4 /* SEEK_HOLE */, &o), 0);
+    cr_assert_eq(o, 2 * 65536);
+    cr_assert_eq(vv_vol_seek(v, 2 * 65536, 3, &o), 0);
+    cr_assert_eq(o, 3 << 20);
+    cr_assert_eq(vv_vol_seek(v, 4 << 20, 3, &o), ENXIO);
+    cr_assert_eq(vv_vol_seek(v, 4 << 20, 4, &o), 0);
+    cr_assert_eq(o, 4 << 20);
+    /* discard of everything, including never-written space, then shrink */
+    cr_assert_eq(vv_vol_discard(v, 0, 8 << 20), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(st.used, 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(chk);
+    rmpool();
+}
+
+Test(volume, shrink_drops_data_and_zeroes_the_tail)
+{
+    mkpool(16 << 20, 65536);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 4 << 20);
+    uint8_t *buf = malloc(4 << 20);
+    memset(buf, 0x77, 4 << 20);
+    cr_assert_eq(vv_vol_write(v, buf, 4 << 20, 0), 0);
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_resize(p, "v", 4096, &e), EBUSY, "shrinking an open volume");
+    vv_vol_close(v);
+    cr_assert_eq(vv_volume_resize(p, "v", 4096, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_volume_resize(p, "v", 4 << 20, &e), 0, "%s", e.msg);
+    v = openvol(p, "v");
+    cr_assert_eq(vv_vol_read(v, buf, 4 << 20, 0), 0);
+    for (int i = 0; i < (4 << 20); i++)
+        cr_assert_eq(buf[i], i < 4096 ? 0x77 : 0, "byte %d after shrink+grow", i);
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(st.used, 65536);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    rmpool();
+}
+
+/* ---- randomized model check: threads write/discard/read their own regions and compare ---- */
+
+#define MC_THREADS 4
+#define MC_REGION (1u << 20)
+
+struct mc {
+    struct vv_pool *p;
+    struct vv_vol *v;
+    int id;
+    uint8_t model[MC_REGION];
+    int failures;
+};
+
+static void *mc_thread(void *arg)
+{
+    struct mc *m = arg;
+    unsigned seed = (unsigned)m->id * 7919u + 1;
+    uint64_t base = (uint64_t)m->id * MC_REGION;
+    uint8_t *buf = malloc(MC_REGION);
+    for (int op = 0; op < 400 && !m->failures; op++) {
+        uint32_t off = (uint32_t)rand_r(&seed) % MC_REGION;
+        uint32_t len = 1 + (uint32_t)rand_r(&seed) % (rand_r(&seed) % 4 ? 8192 : 200000);
+        if (off + len > MC_REGION)
+            len = MC_REGION - off;
+        int kind = rand_r(&seed) % 10;
+        if (kind < 6) {
+            fill(buf, base + off, len, (uint32_t)op);
+            if (vv_vol_write(m->v, buf, len, base + off))
+                m->failures++;
+            memcpy(m->model + off, buf, len);
+        } else if (kind < 7) {
+            if (vv_vol_discard(m->v, base + off, len))
+                m->failures++;
+            memset(m->model + off, 0, len);
+        } else if (kind < 8) {
+            if (vv_vol_flush(m->v))
+                m->failures++;
+        } else {
+            if (vv_vol_read(m->v, buf, len, base + off) || memcmp(buf, m->model + off, len))
+                m->failures++;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+Test(model, threads_against_in_memory_model, .timeout = 120)
+{
+    setenv("VVFS_TXG_INTERVAL_MS", "20", 1); /* many commits race with the I/O */
+    mkpool(64 << 20, 16384);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "m", MC_THREADS * MC_REGION);
+    static struct mc mcs[MC_THREADS];
+    pthread_t th[MC_THREADS];
+    for (int i = 0; i < MC_THREADS; i++) {
+        memset(&mcs[i], 0, sizeof(mcs[i]));
+        mcs[i].p = p;
+        mcs[i].v = v;
+        mcs[i].id = i;
+        pthread_create(&th[i], NULL, mc_thread, &mcs[i]);
+    }
+    for (int i = 0; i < MC_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < MC_THREADS; i++)
+        cr_assert_eq(mcs[i].failures, 0, "thread %d saw %d mismatches/errors", i,
+                     mcs[i].failures);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    p = openpool();
+    v = openvol(p, "m");
+    uint8_t *buf = malloc(MC_REGION);
+    for (int i = 0; i < MC_THREADS; i++) {
+        cr_assert_eq(vv_vol_read(v, buf, MC_REGION, (uint64_t)i * MC_REGION), 0);
+        cr_assert(memcmp(buf, mcs[i].model, MC_REGION) == 0, "region %d after reopen", i);
+    }
+    free(buf);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    unsetenv("VVFS_TXG_INTERVAL_MS");
+    rmpool();
+}

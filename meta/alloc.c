@@ -158,36 +158,61 @@ static int slot_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void punch(struct vv_pool *p, uint64_t first, uint64_t count)
+/* Punch COUNT slots that are consecutive in data file FILE, starting at file slot FIRST. */
+static void punch(struct vv_pool *p, unsigned file, uint64_t first, uint64_t count)
 {
+    int fd = p->data_fd[file];
     off_t off = (off_t)(first << p->extent_shift);
     off_t len = (off_t)(count << p->extent_shift);
-    if (fallocate(p->data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
         /* Without hole punching the space is not returned to the host, and a fresh slot may
          * hold old data: write zeros instead so the "free slot reads as zeros" rule holds. */
         static const uint8_t zeros[65536];
-        vv_warn(VV_SS_META, "punching slots %llu+%llu failed: %m; writing zeros",
-                (unsigned long long)first, (unsigned long long)count);
+        vv_warn(VV_SS_META, "punching data.%u at %lld+%lld failed: %m; writing zeros", file,
+                (long long)off, (long long)len);
         for (off_t o = 0; o < len; o += (off_t)sizeof(zeros)) {
             size_t n = (size_t)(len - o) < sizeof(zeros) ? (size_t)(len - o) : sizeof(zeros);
-            if (pwrite(p->data_fd, zeros, n, off + o) != (ssize_t)n)
-                vv_err(VV_SS_META, "zeroing freed slot at %lld failed: %m", (long long)(off + o));
+            if (pwrite(fd, zeros, n, off + o) != (ssize_t)n)
+                vv_err(VV_SS_META, "zeroing freed space in data.%u at %lld failed: %m", file,
+                       (long long)(off + o));
         }
+    }
+}
+
+/* Punch slots V[0..N) (any order; V is reordered): runs of slots adjacent in a file coalesce. */
+static void punch_slots(struct vv_pool *p, uint64_t *v, size_t n)
+{
+    /* sort by (file, position in file) */
+    for (size_t i = 0; i < n; i++)
+        v[i] = (v[i] % p->ndata) << 48 | (v[i] / p->ndata);
+    qsort(v, n, sizeof(*v), slot_cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && v[j] == v[j - 1] + 1)
+            j++;
+        punch(p, (unsigned)(v[i] >> 48), v[i] & ((1ULL << 48) - 1), j - i);
+        i = j;
     }
 }
 
 /* Punch every free run of the pool (at open, before the committer starts). */
 void alloc_punch_free(struct vv_pool *p)
 {
-    uint64_t s = 0;
-    while (s < p->nslots) {
-        while (s < p->nslots && bit_get(p->inuse, s))
-            s++;
-        uint64_t start = s;
-        while (s < p->nslots && !bit_get(p->inuse, s))
-            s++;
-        if (s > start)
-            punch(p, start, s - start);
+    /* file by file, runs of free file positions */
+    uint64_t per_file = (p->nslots + p->ndata - 1) / p->ndata;
+    for (unsigned f = 0; f < p->ndata; f++) {
+        uint64_t i = 0;
+        while (i < per_file) {
+            while (i < per_file && (i * p->ndata + f >= p->nslots ||
+                                    bit_get(p->inuse, i * p->ndata + f)))
+                i++;
+            uint64_t start = i;
+            while (i < per_file && i * p->ndata + f < p->nslots &&
+                   !bit_get(p->inuse, i * p->ndata + f))
+                i++;
+            if (i > start)
+                punch(p, f, start, i - start);
+        }
     }
 }
 
@@ -202,18 +227,11 @@ void alloc_release(struct vv_pool *p, const struct slot_list *l)
     uint64_t *v = malloc(l->n * sizeof(*v));
     if (v) {
         memcpy(v, l->v, l->n * sizeof(*v));
-        qsort(v, l->n, sizeof(*v), slot_cmp);
-        for (size_t i = 0; i < l->n;) {
-            size_t j = i + 1;
-            while (j < l->n && v[j] == v[j - 1] + 1)
-                j++;
-            punch(p, v[i], j - i);
-            i = j;
-        }
+        punch_slots(p, v, l->n);
         free(v);
     } else {
         for (size_t i = 0; i < l->n; i++)
-            punch(p, l->v[i], 1);
+            punch(p, (unsigned)(l->v[i] % p->ndata), l->v[i] / p->ndata, 1);
     }
     pthread_mutex_lock(&p->alloc_mu);
     for (size_t i = 0; i < l->n; i++) {

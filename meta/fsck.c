@@ -122,7 +122,7 @@ static void check_slot_data(struct fsck *f, const struct fvol *v, uint64_t idx,
                             const struct ext_val *ev)
 {
     struct vv_pool *p = f->p;
-    ssize_t r = pread(p->data_fd, f->buf, p->extent_size, (off_t)(ev->slot << p->extent_shift));
+    ssize_t r = pread(slot_fd(p, ev->slot), f->buf, p->extent_size, slot_off(p, ev->slot, 0));
     if (r >= 0 && r < (ssize_t)p->extent_size)
         memset((uint8_t *)f->buf + r, 0, p->extent_size - (size_t)r);
     if (r < 0) {

@@ -243,7 +243,7 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
         if (m.slot == SLOT_NONE) {
             memset(buf, 0, n);
         } else {
-            err = pread_full(p->data_fd, buf, n, (off_t)((m.slot << p->extent_shift) + eoff));
+            err = pread_full(slot_fd(p, m.slot), buf, n, slot_off(p, m.slot, eoff));
             if (err) {
                 vv_err(VV_SS_META, "read of volume %llu extent %llu (slot %llu) failed: %s",
                        (unsigned long long)vol, (unsigned long long)idx,
@@ -273,10 +273,11 @@ static int copy_range(struct vv_pool *p, uint64_t src, uint64_t dst, uint64_t of
 {
     if (len == 0)
         return 0;
-    loff_t in = (loff_t)((src << p->extent_shift) + off);
-    loff_t out = (loff_t)((dst << p->extent_shift) + off);
+    int sfd = slot_fd(p, src), dfd = slot_fd(p, dst);
+    loff_t in = slot_off(p, src, off);
+    loff_t out = slot_off(p, dst, off);
     while (len > 0) {
-        ssize_t r = copy_file_range(p->data_fd, &in, p->data_fd, &out, len, 0);
+        ssize_t r = copy_file_range(sfd, &in, dfd, &out, len, 0);
         if (r <= 0)
             break;
         len -= (size_t)r;
@@ -287,9 +288,9 @@ static int copy_range(struct vv_pool *p, uint64_t src, uint64_t dst, uint64_t of
     uint8_t *buf = malloc(len);
     if (!buf)
         return ENOMEM;
-    int err = pread_full(p->data_fd, buf, len, in);
+    int err = pread_full(sfd, buf, len, in);
     if (!err)
-        err = pwrite_full(p->data_fd, buf, len, out);
+        err = pwrite_full(dfd, buf, len, out);
     free(buf);
     return err;
 }
@@ -371,7 +372,7 @@ again:;
         pthread_mutex_unlock(&s->mu);
         if (fresh)
             txg_note_dirty(p, t, es);
-        err = pwrite_full(p->data_fd, data, n, (off_t)((slot << p->extent_shift) + eoff));
+        err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
         goto done;
     }
 
@@ -415,7 +416,7 @@ again:;
         }
     }
     if (!err)
-        err = pwrite_full(p->data_fd, data, n, (off_t)((slot << p->extent_shift) + eoff));
+        err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
     uint64_t csum = full && !err ? XXH3_64bits(data, n) : 0;
     pthread_mutex_lock(&s->mu);
     d->state = DIRTY_READY;

@@ -4,7 +4,8 @@
  * Design notes
  *   A pool is a directory:
  *       meta.mdb, meta.mdb-lock   LMDB environment (MDB_NOSUBDIR) with all metadata
- *       data                      sparse file of extent slots; slot s at byte s * extent_size
+ *       data.0 .. data.N-1        sparse files of extent slots (N = config data_files, 8 by
+ *                                 default): slot s in data.(s % N) at (s / N) * extent_size
  *       lock                      flock()ed by the one process that has the pool open; holds
  *                                 its pid as text, for the error message of a second opener
  *   Volume operations run their own LMDB write txn under commit_mu, so they serialize with
@@ -157,7 +158,8 @@ static struct vv_pool *pool_alloc(const char *dir)
     if (!realpath(dir, p->dir))
         snprintf(p->dir, sizeof(p->dir), "%s", dir);
     p->lock_fd = -1;
-    p->data_fd = -1;
+    for (int i = 0; i < DATA_FILES_MAX; i++)
+        p->data_fd[i] = -1;
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -189,8 +191,9 @@ static void pool_free(struct vv_pool *p)
     rtxn_drain(p);
     if (p->env)
         mdb_env_close(p->env);
-    if (p->data_fd >= 0)
-        close(p->data_fd);
+    for (int i = 0; i < DATA_FILES_MAX; i++)
+        if (p->data_fd[i] >= 0)
+            close(p->data_fd[i]);
     if (p->lock_fd >= 0)
         close(p->lock_fd); /* releases the flock */
     for (size_t i = 0; i < p->nvols; i++)
@@ -223,6 +226,22 @@ static void pool_free(struct vv_pool *p)
     free(p);
 }
 
+/* Open (and with O_CREAT, create and size to SIZE) the pool's data files. */
+static int data_files_open(struct vv_pool *p, int flags, uint64_t size, struct vv_err *e)
+{
+    char path[PATH_MAX + 16];
+    for (unsigned i = 0; i < p->ndata; i++) {
+        snprintf(path, sizeof(path), "%s/data.%u", p->dir, i);
+        p->data_fd[i] = open(path, flags | O_CLOEXEC, 0600);
+        if (p->data_fd[i] < 0)
+            return vv_err_set(e, errno, "cannot %s %s: %s", flags & O_CREAT ? "create" : "open",
+                              path, strerror(errno));
+        if ((flags & O_CREAT) && ftruncate(p->data_fd[i], (off_t)size) != 0)
+            return vv_err_set(e, errno, "cannot size %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct vv_err *e)
 {
     uint32_t es = params->extent_size ? params->extent_size : VV_EXTENT_DEFAULT;
@@ -247,16 +266,12 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
     int err = take_lock(p, e);
     if (err)
         goto fail;
-    snprintf(path, sizeof(path), "%s/data", p->dir);
-    p->data_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (p->data_fd < 0) {
-        err = vv_err_set(e, errno, "cannot create %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (ftruncate(p->data_fd, (off_t)params->capacity) != 0) {
-        err = vv_err_set(e, errno, "cannot size %s: %s", path, strerror(errno));
+    p->ndata = DATA_FILES_DEFAULT;
+    p->extent_shift = (unsigned)__builtin_ctz(es);
+    uint64_t per_file = (params->capacity / es + p->ndata - 1) / p->ndata * es;
+    err = data_files_open(p, O_RDWR | O_CREAT | O_EXCL, per_file, e);
+    if (err)
         goto fail_data;
-    }
     err = env_open(p, params->map_size, false);
     if (err) {
         vv_err_set(e, err, "cannot create metadata in %s: %s", p->dir, strerror(err));
@@ -273,6 +288,8 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
     if (!err)
         err = pool_put_u64(txn, p->db_config, "capacity", params->capacity);
     if (!err)
+        err = pool_put_u64(txn, p->db_config, "data_files", p->ndata);
+    if (!err)
         err = pool_put_u64(txn, p->db_config, "gen", 0);
     if (!err)
         err = pool_put_u64(txn, p->db_config, "next_volume_id", 1);
@@ -286,9 +303,12 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
         vv_err_set(e, err, "cannot write pool metadata: %s", strerror(err));
         goto fail_meta;
     }
-    if (fsync(p->data_fd) != 0) {
-        err = vv_err_set(e, errno, "fsync %s: %s", path, strerror(errno));
-        goto fail_meta;
+    for (unsigned i = 0; i < p->ndata; i++) {
+        if (fsync(p->data_fd[i]) != 0) {
+            err = vv_err_set(e, errno, "fsync of a data file in %s: %s", p->dir,
+                             strerror(errno));
+            goto fail_meta;
+        }
     }
     vv_info(VV_SS_META, "created pool %s: capacity %llu bytes, extent size %u", p->dir,
             (unsigned long long)params->capacity, es);
@@ -301,8 +321,12 @@ fail_meta:
     snprintf(path, sizeof(path), "%s/meta.mdb-lock", p->dir);
     unlink(path);
 fail_data:
-    snprintf(path, sizeof(path), "%s/data", p->dir);
-    unlink(path);
+    for (unsigned i = 0; i < p->ndata; i++) {
+        if (p->data_fd[i] < 0)
+            continue; /* not ours (O_EXCL failed) or never created */
+        snprintf(path, sizeof(path), "%s/data.%u", p->dir, i);
+        unlink(path);
+    }
 fail:
     pool_free(p);
     return err;
@@ -432,6 +456,12 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         err = pool_get_u64(txn, p->db_config, "gen", &gen);
     if (!err)
         err = pool_get_u64(txn, p->db_config, "next_volume_id", &p->next_vol_id);
+    uint64_t ndata = 0;
+    if (!err)
+        err = pool_get_u64(txn, p->db_config, "data_files", &ndata);
+    if (!err && (ndata == 0 || ndata > DATA_FILES_MAX))
+        err = EIO;
+    p->ndata = (unsigned)ndata;
     if (!err && (es < VV_EXTENT_MIN || es > VV_EXTENT_MAX || (es & (es - 1))))
         err = EIO;
     if (err) {
@@ -458,12 +488,9 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         vv_err_set(e, err, "cannot load pool %s: %s", p->dir, strerror(err));
         goto fail;
     }
-    snprintf(path, sizeof(path), "%s/data", p->dir);
-    p->data_fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (p->data_fd < 0) {
-        err = vv_err_set(e, errno, "cannot open %s: %s", path, strerror(errno));
+    err = data_files_open(p, rdonly ? O_RDONLY : O_RDWR, 0, e);
+    if (err)
         goto fail;
-    }
     p->dirty_bound = 256ULL << 20;
     p->txg_interval_ms = 1000;
     const char *s = getenv("VVFS_TXG_INTERVAL_MS");

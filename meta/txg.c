@@ -206,7 +206,7 @@ static int checksum_slots(struct vv_pool *p, struct dirty **arr, size_t n)
             continue;
         if (!buf && !(buf = malloc(p->extent_size)))
             return ENOMEM;
-        ssize_t r = pread(p->data_fd, buf, p->extent_size, (off_t)(d->slot << p->extent_shift));
+        ssize_t r = pread(slot_fd(p, d->slot), buf, p->extent_size, slot_off(p, d->slot, 0));
         if (r != (ssize_t)p->extent_size) {
             err = r < 0 ? errno : EIO;
             vv_err(VV_SS_TXG, "reading slot %llu for its checksum failed: %s",
@@ -404,9 +404,11 @@ static int commit_open_txg(struct vv_pool *p)
     int err = gather(p, t, &arr, &n);
     if (!err)
         err = checksum_slots(p, arr, n);
-    if (!err && fdatasync(p->data_fd) != 0) {
-        err = errno;
-        vv_err(VV_SS_TXG, "fdatasync of the data file failed: %m");
+    for (unsigned i = 0; i < p->ndata && !err; i++) {
+        if (fdatasync(p->data_fd[i]) != 0) {
+            err = errno;
+            vv_err(VV_SS_TXG, "fdatasync of data file %u failed: %m", i);
+        }
     }
     if (!err) {
         pthread_mutex_lock(&p->commit_mu);

@@ -22,6 +22,7 @@
 #define DATA_FILES_MAX 64
 #define DATA_FILES_DEFAULT 8
 #define NSTRIPES 64
+#define DIRTY_COUNT_BOUND 262144 /* dirty mappings that trigger a commit (~20 MiB of memory) */
 
 /* ---- on-disk encodings ------------------------------------------------------------------ */
 

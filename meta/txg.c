@@ -151,7 +151,8 @@ void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes)
     pthread_mutex_lock(&p->txg_mu);
     p->dirty_bytes[txg & 1] += bytes;
     p->dirty_count[txg & 1]++;
-    if (p->dirty_bytes[txg & 1] > p->dirty_bound)
+    /* tombstones carry no data but cost memory and commit time: bound their number too */
+    if (p->dirty_bytes[txg & 1] > p->dirty_bound || p->dirty_count[txg & 1] > DIRTY_COUNT_BOUND)
         pthread_cond_signal(&p->commit_wanted);
     pthread_mutex_unlock(&p->txg_mu);
 }
@@ -469,7 +470,8 @@ static void *committer_main(void *arg)
     for (;;) {
         bool stop = p->stopping;
         uint64_t t = p->open_txg;
-        bool wanted = p->want_txg >= t || p->dirty_bytes[t & 1] > p->dirty_bound;
+        bool wanted = p->want_txg >= t || p->dirty_bytes[t & 1] > p->dirty_bound ||
+                      p->dirty_count[t & 1] > DIRTY_COUNT_BOUND;
         if (!stop && !wanted) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -481,7 +483,8 @@ static void *committer_main(void *arg)
             }
             int rc = pthread_cond_timedwait(&p->commit_wanted, &p->txg_mu, &ts);
             if (rc != ETIMEDOUT && !p->stopping && p->want_txg < p->open_txg &&
-                p->dirty_bytes[p->open_txg & 1] <= p->dirty_bound)
+                p->dirty_bytes[p->open_txg & 1] <= p->dirty_bound &&
+                p->dirty_count[p->open_txg & 1] <= DIRTY_COUNT_BOUND)
                 continue; /* spurious */
         }
         stop = p->stopping;

@@ -1,13 +1,400 @@
-/* cli/main.c — the vvfs command (skeleton). */
+/*
+ * cli/main.c — the vvfs command: command line parsing and dispatch.
+ *
+ * Design notes
+ *   Every command is one row of commands[]: its words ("volume" "create"), its arguments and
+ *   options for the usage text, how many positional arguments it takes, which command-specific
+ *   options it accepts, whether it talks to a pool's daemon, and its handler (cmd_*.c).  The
+ *   help text is generated from the table, so it cannot drift from what is accepted.
+ *
+ *   Parsing is one getopt_long() pass in "return in order" mode ("-" in the option string), so
+ *   global options (--pool, --json, --help, --version) and command options may come before or
+ *   after the command words, regardless of POSIXLY_CORRECT.  Problems are collected, not
+ *   printed, during the pass: --help anywhere wins over them (usage on stdout, exit 0).  Then:
+ *   --version, the first problem (exit 2), the command lookup, the argument count, options
+ *   that the command does not take (exit 2), the pool for commands that need a daemon, and
+ *   finally the handler, whose return value is the exit status (see cli_i.h).
+ */
+#include "cli/cli_i.h"
+
+#include "util/log.h"
+#include "util/name.h"
+#include "util/size.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_POOL "/var/lib/vvfs/default"
+
+/* Command-specific options. */
+enum {
+    O_EXTENT = 1u << 0,
+    O_CAPACITY = 1u << 1,
+    O_THREADS = 1u << 2,
+    O_FOREGROUND = 1u << 3,
+    O_DEBUG = 1u << 4,
+    O_NO_DATA = 1u << 5,
+};
+
+struct cli_cmd {
+    const char *group; /* first word ("volume"), or NULL for a one-word command */
+    const char *name;
+    const char *synopsis; /* arguments and options, for the usage text */
+    const char *summary;
+    int min_args, max_args;
+    unsigned opts;   /* O_* accepted */
+    bool needs_pool; /* talks to the daemon of --pool / $VVFS_POOL / the default pool */
+    int (*run)(struct cli *c);
+};
+
+static const struct cli_cmd commands[] = {
+    {NULL, "init", "DIR [--extent-size SIZE] [--capacity SIZE]",
+     "create a pool in DIR (capacity: default the free space there)", 1, 1, O_EXTENT | O_CAPACITY,
+     false, cmd_init},
+    {NULL, "mount", "POOL MNT [--threads N] [--foreground] [--debug]",
+     "start the daemon of POOL and mount its volumes at MNT", 2, 2,
+     O_THREADS | O_FOREGROUND | O_DEBUG, false, cmd_mount},
+    {NULL, "umount", "MNT", "unmount and wait until the daemon has committed all data", 1, 1, 0,
+     false, cmd_umount},
+    {NULL, "fsck", "POOL [--no-data]", "check an unmounted pool (--no-data: skip checksums)", 1, 1,
+     O_NO_DATA, false, cmd_fsck},
+    {NULL, "status", "", "capacity, use and volumes of the pool", 0, 0, 0, true, cmd_status},
+    {NULL, "sync", "", "commit everything written so far, now", 0, 0, 0, true, cmd_sync},
+    {"volume", "create", "NAME SIZE", "create a thin volume", 2, 2, 0, true, cmd_volume_create},
+    {"volume", "list", "", "list the volumes", 0, 0, 0, true, cmd_volume_list},
+    {"volume", "show", "NAME", "show one volume", 1, 1, 0, true, cmd_volume_show},
+    {"volume", "resize", "NAME SIZE", "grow or shrink a volume", 2, 2, 0, true, cmd_volume_resize},
+    {"volume", "rename", "NAME NEWNAME", "rename a volume", 2, 2, 0, true, cmd_volume_rename},
+    {"volume", "delete", "NAME", "delete a volume and its data", 1, 1, 0, true, cmd_volume_delete},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* getopt_long values of the options; the command-specific ones map to O_* via opt_bits[]. */
+enum {
+    OV_POOL = 256,
+    OV_JSON,
+    OV_VERSION,
+    OV_EXTENT,
+    OV_CAPACITY,
+    OV_THREADS,
+    OV_FOREGROUND,
+    OV_DEBUG,
+    OV_NO_DATA
+};
+
+static const struct option longopts[] = {
+    {"pool", required_argument, NULL, OV_POOL},
+    {"json", no_argument, NULL, OV_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OV_VERSION},
+    {"extent-size", required_argument, NULL, OV_EXTENT},
+    {"capacity", required_argument, NULL, OV_CAPACITY},
+    {"threads", required_argument, NULL, OV_THREADS},
+    {"foreground", no_argument, NULL, OV_FOREGROUND},
+    {"debug", no_argument, NULL, OV_DEBUG},
+    {"no-data", no_argument, NULL, OV_NO_DATA},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} opt_bits[] = {
+    {O_EXTENT, "--extent-size"},    {O_CAPACITY, "--capacity"}, {O_THREADS, "--threads"},
+    {O_FOREGROUND, "--foreground"}, {O_DEBUG, "--debug"},       {O_NO_DATA, "--no-data"},
+};
+
+/* What one pass over argv found. */
+struct cmdline {
+    char **pos; /* positional words, in order (command words included) */
+    int npos;
+    unsigned given; /* O_* seen */
+    bool help, version;
+    char error[192]; /* the first problem, or "" */
+};
+
+/* ---- helpers shared by the commands (cli_i.h) ---------------------------------------------- */
+
+static void print_cmd_usage(FILE *f, const struct cli_cmd *cmd)
+{
+    fprintf(f, "usage: vvfs %s%s%s%s%s\n", cmd->group ? cmd->group : "", cmd->group ? " " : "",
+            cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis);
+}
+
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vvfs: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (c && c->cmd)
+        print_cmd_usage(stderr, c->cmd);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vvfs: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+int cli_parse_size(const struct cli *c, const char *what, const char *s, uint64_t *out)
+{
+    int rc = vv_parse_size(s, out);
+    if (rc == ERANGE)
+        return cli_usage_error(c, "%s '%s' is too large", what, s);
+    if (rc)
+        return cli_usage_error(c,
+                               "invalid %s '%s': write bytes, or a whole number with K, M, "
+                               "G, T or P (20G = 20 GiB)",
+                               what, s);
+    return 0;
+}
+
+int cli_check_name(const struct cli *c, const char *name)
+{
+    const char *why = vv_name_check(name);
+    if (why)
+        return cli_usage_error(c, "invalid volume name '%s': %s", name, why);
+    return 0;
+}
+
+void cli_print_json(const json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+}
+
+/* ---- usage --------------------------------------------------------------------------------- */
+
+static void print_usage(FILE *f)
+{
+    fputs("usage: vvfs [--pool DIR] [--json] COMMAND [ARGUMENTS]\n\nCommands:\n", f);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const struct cli_cmd *cmd = &commands[i];
+        char words[96];
+        snprintf(words, sizeof(words), "%s%s%s%s%s", cmd->group ? cmd->group : "",
+                 cmd->group ? " " : "", cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis);
+        if (strlen(words) > 30)
+            fprintf(f, "  %s\n  %-30s  %s\n", words, "", cmd->summary);
+        else
+            fprintf(f, "  %-30s  %s\n", words, cmd->summary);
+    }
+    fputs("\nOptions:\n"
+          "  --pool DIR   pool whose daemon status, sync and volume talk to; default $VVFS_POOL,\n"
+          "               else " DEFAULT_POOL "\n"
+          "  --json       print JSON instead of text on stdout (volume, status and sync print the\n"
+          "               API's JSON; errors stay text on stderr)\n"
+          "  --help       show this help; --version  show the version\n"
+          "\nSIZE is bytes, or a whole number with K, M, G, T or P (binary: 20G = 20 GiB).\n"
+          "Exit status: 0 success, 1 the operation failed, 2 bad usage.\n",
+          f);
+}
+
+static void print_cmd_help(const struct cli_cmd *cmd)
+{
+    print_cmd_usage(stdout, cmd);
+    printf("%c%s.\n", toupper((unsigned char)cmd->summary[0]), cmd->summary + 1);
+    printf("Global options: --pool DIR, --json, --help, --version (see vvfs --help).\n");
+}
+
+/* ---- parsing ------------------------------------------------------------------------------- */
+
+static void set_error(struct cmdline *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_error(struct cmdline *cl, const char *fmt, ...)
+{
+    if (cl->error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cl->error, sizeof(cl->error), fmt, ap);
+    va_end(ap);
+}
+
+static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
+{
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 1:
+            cl->pos[cl->npos++] = optarg;
+            break;
+        case 'h':
+            cl->help = true;
+            break;
+        case OV_VERSION:
+            cl->version = true;
+            break;
+        case OV_POOL:
+            c->pool = optarg;
+            break;
+        case OV_JSON:
+            c->json = true;
+            break;
+        case OV_EXTENT:
+            c->extent_size = optarg;
+            cl->given |= O_EXTENT;
+            break;
+        case OV_CAPACITY:
+            c->capacity = optarg;
+            cl->given |= O_CAPACITY;
+            break;
+        case OV_THREADS:
+            c->threads = optarg;
+            cl->given |= O_THREADS;
+            break;
+        case OV_FOREGROUND:
+            c->foreground = true;
+            cl->given |= O_FOREGROUND;
+            break;
+        case OV_DEBUG:
+            c->debug = true;
+            cl->given |= O_DEBUG;
+            break;
+        case OV_NO_DATA:
+            c->no_data = true;
+            cl->given |= O_NO_DATA;
+            break;
+        case ':':
+            set_error(cl, "option %s needs an argument", argv[optind - 1]);
+            break;
+        default:
+            if (optopt && optopt != '?')
+                set_error(cl, "unknown option '-%c'", optopt);
+            else
+                set_error(cl, "unknown option '%s'", argv[optind - 1]);
+            break;
+        }
+    }
+    while (optind < argc) /* after "--" */
+        cl->pos[cl->npos++] = argv[optind++];
+}
+
+/* Look the command up in CL's first words; *USED gets the number of words it took. */
+static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
+{
+    const char *group = NULL, *name = cl->pos[0];
+    *used = 1;
+    if (strcmp(cl->pos[0], "volume") == 0) {
+        if (cl->npos < 2) {
+            set_error(cl, "'volume' needs a subcommand: create, list, show, resize, rename or "
+                          "delete");
+            return NULL;
+        }
+        group = "volume";
+        name = cl->pos[1];
+        *used = 2;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const struct cli_cmd *cmd = &commands[i];
+        if (((!group && !cmd->group) || (group && cmd->group && !strcmp(group, cmd->group))) &&
+            strcmp(cmd->name, name) == 0)
+            return cmd;
+    }
+    if (group)
+        set_error(cl, "unknown volume subcommand '%s'", name);
+    else
+        set_error(cl, "unknown command '%s'", name);
+    return NULL;
+}
+
+/* The command's arguments and options fit it?  Returns 0 or CLI_USAGE (reported). */
+static int check_args(const struct cli *c, const struct cmdline *cl)
+{
+    const struct cli_cmd *cmd = c->cmd;
+    if (c->nargs < cmd->min_args)
+        return cli_usage_error(c, "missing argument");
+    if (c->nargs > cmd->max_args)
+        return cli_usage_error(c, "unexpected argument '%s'", c->args[cmd->max_args]);
+    for (size_t i = 0; i < sizeof(opt_bits) / sizeof(opt_bits[0]); i++)
+        if ((cl->given & opt_bits[i].bit) && !(cmd->opts & opt_bits[i].bit))
+            return cli_usage_error(c, "option %s does not apply to this command", opt_bits[i].name);
+    return 0;
+}
+
+/* The pool of the daemon to talk to: --pool, $VVFS_POOL, the default.  0 or CLI_USAGE. */
+static int resolve_pool(struct cli *c)
+{
+    struct stat st;
+    if (c->pool && c->pool[0])
+        return 0;
+    c->pool = getenv("VVFS_POOL");
+    if (c->pool && c->pool[0])
+        return 0;
+    c->pool = DEFAULT_POOL;
+    if (stat(DEFAULT_POOL, &st) == 0)
+        return 0;
+    return cli_usage_error(
+        c, "which pool? Give --pool DIR or set VVFS_POOL (there is no " DEFAULT_POOL ")");
+}
+
+static int run(int argc, char **argv, struct cmdline *cl)
+{
+    struct cli c = {0};
+    const struct cli_cmd *cmd = NULL;
+    int used = 0;
+
+    parse_args(argc, argv, &c, cl);
+    if (cl->npos > 0)
+        cmd = find_cmd(cl, &used);
+    if (cl->help) {
+        if (cmd)
+            print_cmd_help(cmd);
+        else
+            print_usage(stdout);
+        return CLI_OK;
+    }
+    if (cl->version) {
+        printf("vvfs %s\n", VVFS_VERSION);
+        return CLI_OK;
+    }
+    c.cmd = cmd;
+    if (cl->error[0])
+        return cli_usage_error(&c, "%s", cl->error);
+    if (!cmd) {
+        print_usage(stderr);
+        return CLI_USAGE;
+    }
+    c.args = cl->pos + used;
+    c.nargs = cl->npos - used;
+    int rc = check_args(&c, cl);
+    if (rc)
+        return rc;
+    if (cmd->needs_pool && (rc = resolve_pool(&c)) != 0)
+        return rc;
+    return cmd->run(&c);
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("vvfs %s\n", VVFS_VERSION);
-        return 0;
+    vv_log_init();
+    /* the CLI speaks in its own sentences; meta's info lines belong to the daemon's log */
+    vv_log_set_level(VV_LOG_WARN);
+    struct cmdline cl = {.pos = calloc((size_t)argc + 1, sizeof(char *))};
+    if (!cl.pos) {
+        fputs("vvfs: out of memory\n", stderr);
+        return CLI_FAIL;
     }
-    fprintf(stderr, "usage: vvfs COMMAND ...\n");
-    return 2;
+    int rc = run(argc, argv, &cl);
+    free(cl.pos);
+    if (fflush(stdout) != 0 && rc == CLI_OK) {
+        perror("vvfs: stdout");
+        rc = CLI_FAIL;
+    }
+    return rc;
 }

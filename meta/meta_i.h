@@ -193,6 +193,9 @@ struct vv_pool {
 
     _Atomic uint64_t checksum_errors;
 
+    vv_volume_observer observer; /* set once before concurrent use */
+    void *observer_ctx;
+
     /* reset read txns kept for reuse (mdb_txn_renew is cheaper than begin) */
     pthread_mutex_t rtxn_mu;
     MDB_txn *rtxn_free[64];  /* rtxn_mu */

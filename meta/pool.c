@@ -568,6 +568,19 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
 
 /* ---- volumes ----------------------------------------------------------------------------- */
 
+void vv_pool_set_observer(struct vv_pool *p, vv_volume_observer fn, void *ctx)
+{
+    p->observer = fn;
+    p->observer_ctx = ctx;
+}
+
+static void notify(struct vv_pool *p, enum vv_volume_event ev, uint64_t id, const char *name,
+                   const char *oldname)
+{
+    if (p->observer)
+        p->observer(p->observer_ctx, ev, id, name, oldname);
+}
+
 struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id)
 {
     for (size_t i = 0; i < p->nvols; i++)
@@ -679,9 +692,11 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         vv_err(VV_SS_META, "out of memory adding volume '%s' after it was committed", name);
         abort();
     }
+    uint64_t id = v->id;
     pthread_mutex_unlock(&p->commit_mu);
     vv_info(VV_SS_META, "created volume '%s' (id %llu, %llu bytes)", name,
-            (unsigned long long)v->id, (unsigned long long)size);
+            (unsigned long long)id, (unsigned long long)size);
+    notify(p, VV_VOL_CREATED, id, name, NULL);
     return 0;
 lmdb_fail:
     vv_err(VV_SS_META, "create volume '%s': metadata update failed: %s", name, strerror(err));
@@ -831,6 +846,7 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     alloc_release(p, &freed);
     vv_info(VV_SS_META, "deleted volume '%s' (id %llu), %zu extents freed", name,
             (unsigned long long)v->id, freed.n);
+    notify(p, VV_VOL_DELETED, v->id, name, NULL);
     slot_list_free(&freed);
     free(v);
     return 0;
@@ -903,6 +919,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     slot_list_free(&freed);
     vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
             (unsigned long long)old, (unsigned long long)size);
+    notify(p, VV_VOL_RESIZED, v->id, name, NULL);
     return 0;
 }
 
@@ -954,8 +971,10 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
     pthread_rwlock_wrlock(&p->vol_mu);
     snprintf(v->name, sizeof(v->name), "%s", newname);
     pthread_rwlock_unlock(&p->vol_mu);
+    pthread_mutex_unlock(&p->commit_mu);
     vv_info(VV_SS_META, "renamed volume '%s' to '%s'", name, newname);
-    goto out;
+    notify(p, VV_VOL_RENAMED, v->id, newname, name);
+    return 0;
 fail:
     vv_err(VV_SS_META, "rename volume '%s' failed: %s", name, strerror(err));
     vv_err_set(e, err, "cannot rename volume '%s': %s", name, strerror(err));

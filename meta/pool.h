@@ -124,6 +124,17 @@ int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *ou
 int vv_volume_get_by_id(struct vv_pool *p, uint64_t id, struct vv_volume_info *out);
 
 /*
+ * Observer of volume changes (the FUSE layer uses it to drop what the kernel cached).
+ * Called after the change is committed, in the thread that made it, with no meta lock held;
+ * NAME is the volume's (new) name, OLDNAME is set for renames only.  Set it once, before
+ * the pool is used concurrently; FN may be NULL.
+ */
+enum vv_volume_event { VV_VOL_CREATED, VV_VOL_DELETED, VV_VOL_RENAMED, VV_VOL_RESIZED };
+typedef void (*vv_volume_observer)(void *ctx, enum vv_volume_event ev, uint64_t id,
+                                   const char *name, const char *oldname);
+void vv_pool_set_observer(struct vv_pool *p, vv_volume_observer fn, void *ctx);
+
+/*
  * List volumes, sorted by name.  *OUT is malloc'd (caller frees); *N its length.
  */
 int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n);

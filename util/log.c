@@ -17,6 +17,12 @@ static const char *const lvl_names[] = {"error", "warning", "info", "debug"};
 
 static int log_fd = STDERR_FILENO;
 static unsigned debug_mask;
+static enum vv_log_level min_level = VV_LOG_INFO;
+
+void vv_log_set_level(enum vv_log_level lvl)
+{
+    min_level = lvl;
+}
 
 void vv_log_init(void)
 {
@@ -56,6 +62,8 @@ bool vv_log_debug_on(enum vv_subsys ss)
 
 void vv_log(enum vv_log_level lvl, enum vv_subsys ss, const char *fmt, ...)
 {
+    if (lvl > min_level && lvl != VV_LOG_DEBUG)
+        return;
     int saved = errno; /* so callers may use %m after us, and we may use it inside */
     char line[1024];
     struct timespec ts;

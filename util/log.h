@@ -19,6 +19,8 @@ enum vv_subsys { VV_SS_MAIN, VV_SS_META, VV_SS_TXG, VV_SS_FS, VV_SS_API, VV_SS_C
 
 /* Read VVFS_DEBUG from the environment.  Call once at start; safe to call again. */
 void vv_log_init(void);
+/* Drop messages less severe than LVL (default VV_LOG_INFO; debug is chosen by VVFS_DEBUG). */
+void vv_log_set_level(enum vv_log_level lvl);
 /* Send log lines to PATH (appending) instead of stderr.  Returns 0 or an errno. */
 int vv_log_open(const char *path);
 bool vv_log_debug_on(enum vv_subsys ss);

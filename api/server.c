@@ -1,0 +1,827 @@
+/*
+ * api/server.c — the control plane: HTTP/1.1 + JSON on a Unix socket (see api.h).
+ *
+ * Design notes
+ *
+ *   Threads.  libmicrohttpd runs one listener thread plus one thread per connection (at most
+ *   API_MAX_CONNECTIONS; an idle connection is closed after API_IDLE_TIMEOUT seconds), so a
+ *   slow request (a sync waiting for its commit, the delete of a big volume) never stalls the
+ *   others.  Handlers share nothing but the pool, which is thread-safe, so there is no lock
+ *   in this file.  vv_api_stop() -> MHD_stop_daemon() closes every connection and joins its
+ *   thread, so no handler runs once it returns and the caller may close the pool.
+ *
+ *   Life of a request.  MHD calls on_request() several times per request:
+ *     1. after the headers (*req_cls == NULL): we allocate a struct request; a Content-Length
+ *        over API_BODY_MAX is answered 413 at once (MHD then drops the body and the connection);
+ *     2. once per piece of body: appended to req->body; past API_BODY_MAX the rest is discarded
+ *        and req->too_large set (this covers chunked bodies, which carry no Content-Length);
+ *     3. at the end (upload_data_size == 0): route, run the handler, queue the reply.
+ *   on_completed() frees the struct request however the request ended.
+ *
+ *   Routing.  A table of (path, method, handler).  MHD is told not to %-decode the path
+ *   (unescape_nothing), so a raw '/' always separates segments: "/v1/volumes/a/b" is no route
+ *   (404), while "/v1/volumes/a%2Fb" is the volume name "a/b", which we decode and reject with
+ *   vv_name_check() (400) — as we reject '%' and everything else outside [A-Za-z0-9._-].
+ *
+ *   Errors.  Handlers fill a struct reply.  An errno from meta becomes a status and a slug via
+ *   errno_map[]; the message is meta's vv_err sentence (meta has logged the failure).  We log
+ *   5xx answers as errors, successful changes at info level and client mistakes at debug level
+ *   (VVFS_DEBUG=api).  Text taken from the request is sanitised before it is echoed, so every
+ *   answer is valid UTF-8 JSON.
+ *
+ *   PATCH with both "name" and "size" renames first, then resizes; if the resize fails the
+ *   rename is undone, so the request has no effect (unless the undo fails: logged, and the
+ *   answer's message says so).
+ */
+#include "api/api.h"
+
+#include "util/log.h"
+#include "util/name.h"
+#include "util/size.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define API_BODY_MAX (64u << 10) /* bytes of request body we accept */
+#define API_MAX_CONNECTIONS 64u  /* concurrent connections (one thread each) */
+#define API_IDLE_TIMEOUT 60u     /* seconds before an idle connection is closed */
+#define API_LISTEN_BACKLOG 64
+
+struct vv_api {
+    struct vv_pool *pool; /* not owned */
+    struct MHD_Daemon *mhd;
+    char *sock_path;
+};
+
+/* Per-request state, in MHD's *req_cls; owned by the connection's thread. */
+struct request {
+    char *body; /* not NUL-terminated */
+    size_t len, cap;
+    bool too_large; /* body passed API_BODY_MAX; the excess was discarded */
+};
+
+/* What a handler answers. */
+struct reply {
+    unsigned status;
+    json_t *json;      /* body (owned), or NULL for none */
+    char location[96]; /* Location header, or "" */
+};
+
+/* What a handler gets. */
+struct call {
+    struct vv_api *api;
+    const char *name; /* decoded, checked volume name from the path; NULL if the route has none */
+    json_t *body;     /* parsed JSON object for routes that take a body, else NULL */
+};
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+/* Copy S into OUT with every byte outside printable ASCII replaced by '?'. */
+static const char *sanitize(const char *s, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++)
+        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    out[i] = '\0';
+    return out;
+}
+
+static void reply_json(struct reply *r, unsigned status, json_t *json)
+{
+    json_decref(r->json);
+    r->status = status;
+    r->json = json;
+}
+
+/* Answer {"error":{"code":SLUG,"message":...}}.  The message must be valid UTF-8. */
+static void reply_error(struct reply *r, unsigned status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reply_error(struct reply *r, unsigned status, const char *slug, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", slug, "message", msg));
+}
+
+static const struct {
+    int err;
+    unsigned status;
+    const char *slug;
+} errno_map[] = {
+    {EINVAL, MHD_HTTP_BAD_REQUEST, "invalid"},
+    {ENOENT, MHD_HTTP_NOT_FOUND, "not_found"},
+    {EEXIST, MHD_HTTP_CONFLICT, "exists"},
+    {EBUSY, MHD_HTTP_CONFLICT, "busy"},
+    {ENOSPC, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space"},
+    {EFBIG, MHD_HTTP_BAD_REQUEST, "too_large"},
+};
+
+/* The status and slug that answer errno CODE from meta. */
+static void errno_to_http(int code, unsigned *status, const char **slug)
+{
+    *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    *slug = "internal";
+    for (size_t i = 0; i < sizeof(errno_map) / sizeof(errno_map[0]); i++) {
+        if (errno_map[i].err == code) {
+            *status = errno_map[i].status;
+            *slug = errno_map[i].slug;
+            return;
+        }
+    }
+}
+
+/* Answer the failure CODE of a meta call; E (may be NULL) holds meta's sentence. */
+static void reply_errno(struct reply *r, int code, const struct vv_err *e)
+{
+    unsigned status;
+    const char *slug;
+    errno_to_http(code, &status, &slug);
+    char buf[128];
+    const char *msg = (e && e->code && e->msg[0]) ? e->msg : strerror_r(code, buf, sizeof(buf));
+    reply_error(r, status, slug, "%s", msg);
+}
+
+/* ---- JSON in and out ----------------------------------------------------------------------- */
+
+/* One key and its value per line: */
+/* clang-format off */
+static json_t *volume_json(const struct vv_volume_info *v)
+{
+    return json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I}",
+                     "id", (json_int_t)v->id,
+                     "name", v->name,
+                     "size", (json_int_t)v->size,
+                     "used", (json_int_t)v->used,
+                     "created", (json_int_t)v->created,
+                     "create_gen", (json_int_t)v->create_gen,
+                     "open_count", (json_int_t)v->open_count);
+}
+
+static json_t *status_json(struct vv_pool *pool)
+{
+    struct vv_pool_status st;
+    memset(&st, 0, sizeof(st));
+    vv_pool_get_status(pool, &st);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                     "pool_dir", vv_pool_dir(pool),
+                     "format_version", (json_int_t)st.format_version,
+                     "extent_size", (json_int_t)st.extent_size,
+                     "capacity", (json_int_t)st.capacity,
+                     "used", (json_int_t)st.used,
+                     "free", (json_int_t)st.free,
+                     "volumes", (json_int_t)st.volumes,
+                     "provisioned", (json_int_t)st.provisioned,
+                     "committed_gen", (json_int_t)st.committed_gen,
+                     "dirty_bytes", (json_int_t)st.dirty_bytes,
+                     "commits", (json_int_t)st.commits,
+                     "checksum_errors", (json_int_t)st.checksum_errors);
+}
+/* clang-format on */
+
+/* Every key of BODY must be in ALLOWED (NULL-terminated).  Returns 0 or EINVAL (answered). */
+static int check_fields(const json_t *body, const char *const *allowed, struct reply *r)
+{
+    json_t *obj = (json_t *)body; /* jansson's iterators take no const */
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0)
+            i++;
+        if (!allowed[i]) {
+            char clean[72];
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "unknown field \"%s\" in request body",
+                        sanitize(key, clean, sizeof(clean)));
+            return EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* VAL (a body's "name") must be a string that is a valid name.  Returns 0 or EINVAL. */
+static int get_name(const json_t *val, const char **out, struct reply *r)
+{
+    if (!json_is_string(val)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"name\" must be a string");
+        return EINVAL;
+    }
+    const char *why = vv_name_check(json_string_value(val));
+    if (why || strlen(json_string_value(val)) != json_string_length(val)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid volume name: %s",
+                    why ? why : "name contains a NUL byte");
+        return EINVAL;
+    }
+    *out = json_string_value(val);
+    return 0;
+}
+
+/* VAL (a body's "size") is bytes as a JSON integer, or a string such as "20G".  0 or EINVAL. */
+static int get_size(const json_t *val, uint64_t *out, struct reply *r)
+{
+    if (json_is_integer(val)) {
+        if (json_integer_value(val) < 0) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "size must not be negative");
+            return EINVAL;
+        }
+        *out = (uint64_t)json_integer_value(val);
+        return 0;
+    }
+    if (!json_is_string(val)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "\"size\" must be a number of bytes or a string such as \"20G\"");
+        return EINVAL;
+    }
+    char clean[72];
+    sanitize(json_string_value(val), clean, sizeof(clean));
+    int rc = vv_parse_size(json_string_value(val), out);
+    if (rc == ERANGE) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "too_large", "size \"%s\" is too large", clean);
+        return EINVAL;
+    }
+    if (rc) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                    "size \"%s\" is not a size (write bytes, or a number with K, M, G, T or P)",
+                    clean);
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* ---- handlers ------------------------------------------------------------------------------ */
+
+static void h_pool_get(struct call *c, struct reply *r)
+{
+    reply_json(r, MHD_HTTP_OK, status_json(c->api->pool));
+}
+
+static void h_pool_sync(struct call *c, struct reply *r)
+{
+    int rc = vv_pool_sync(c->api->pool);
+    if (rc) {
+        char buf[128];
+        reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "commit failed: %s",
+                    strerror_r(rc, buf, sizeof(buf)));
+        return;
+    }
+    reply_json(r, MHD_HTTP_OK, status_json(c->api->pool));
+}
+
+static void h_vol_list(struct call *c, struct reply *r)
+{
+    struct vv_volume_info *vols = NULL;
+    size_t n = 0;
+    int rc = vv_volume_list(c->api->pool, &vols, &n);
+    if (rc) {
+        reply_errno(r, rc, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, volume_json(&vols[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(vols);
+    reply_json(r, MHD_HTTP_OK, arr ? json_pack("{s:o}", "volumes", arr) : NULL);
+}
+
+static void h_vol_create(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", "size", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const json_t *jsize = json_object_get(c->body, "size");
+    const char *name;
+    uint64_t size;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname || !jsize) {
+        reply_error(
+            r, MHD_HTTP_BAD_REQUEST, "bad_request",
+            "request body needs \"name\" and \"size\", e.g. {\"name\":\"db\",\"size\":\"20G\"}");
+        return;
+    }
+    if (get_name(jname, &name, r) || get_size(jsize, &size, r))
+        return;
+
+    struct vv_volume_info info;
+    struct vv_err e = {0};
+    int rc = vv_volume_create(c->api->pool, name, size, &info, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_CREATED, volume_json(&info));
+    snprintf(r->location, sizeof(r->location), "/v1/volumes/%s", info.name);
+}
+
+static void h_vol_get(struct call *c, struct reply *r)
+{
+    struct vv_volume_info info;
+    struct vv_err e = {0};
+    int rc = vv_volume_get(c->api->pool, c->name, &info, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_OK, volume_json(&info));
+}
+
+static void h_vol_patch(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", "size", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const json_t *jsize = json_object_get(c->body, "size");
+    const char *newname = NULL;
+    uint64_t size = 0;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname && !jsize) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"size\" (resize) and/or \"name\" (rename)");
+        return;
+    }
+    if ((jname && get_name(jname, &newname, r)) || (jsize && get_size(jsize, &size, r)))
+        return;
+
+    struct vv_api *api = c->api;
+    const char *cur = c->name;
+    struct vv_err e = {0};
+    int rc;
+    bool renamed = false;
+    if (newname && strcmp(newname, c->name) != 0) {
+        rc = vv_volume_rename(api->pool, c->name, newname, &e);
+        if (rc) {
+            reply_errno(r, rc, &e);
+            return;
+        }
+        renamed = true;
+        cur = newname;
+    }
+    if (jsize) {
+        rc = vv_volume_resize(api->pool, cur, size, &e);
+        if (rc) {
+            reply_errno(r, rc, &e);
+            struct vv_err undo = {0};
+            if (renamed && vv_volume_rename(api->pool, newname, c->name, &undo) != 0) {
+                vv_err(VV_SS_API,
+                       "cannot undo the rename of volume '%s' to '%s' after a failed "
+                       "resize: %s",
+                       c->name, newname, undo.msg);
+                unsigned status;
+                const char *slug;
+                errno_to_http(rc, &status, &slug);
+                reply_error(r, status, slug, "%s (the volume keeps its new name '%s')",
+                            e.code && e.msg[0] ? e.msg : "resize failed", newname);
+            }
+            return;
+        }
+    }
+    struct vv_volume_info info;
+    rc = vv_volume_get(api->pool, cur, &info, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_OK, volume_json(&info));
+}
+
+static void h_vol_delete(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_volume_delete(c->api->pool, c->name, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+struct route {
+    const char *path; /* exact path; or, if NAMED, a prefix followed by one name segment */
+    bool named;
+    const char *method;
+    bool takes_body; /* the body must be a JSON object */
+    bool changes;    /* logged at info level when it succeeds */
+    void (*fn)(struct call *c, struct reply *r);
+};
+
+static const struct route routes[] = {
+    {"/v1/pool", false, MHD_HTTP_METHOD_GET, false, false, h_pool_get},
+    {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, false, true, h_pool_sync},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_GET, false, false, h_vol_list},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_POST, true, true, h_vol_create},
+    {"/v1/volumes/", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get},
+    {"/v1/volumes/", true, "PATCH", true, true, h_vol_patch},
+    {"/v1/volumes/", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete},
+};
+
+/* Does URL match RT's path?  For a named route *SEG gets the (raw) name segment. */
+static bool route_matches(const struct route *rt, const char *url, const char **seg)
+{
+    if (!rt->named)
+        return strcmp(url, rt->path) == 0;
+    size_t n = strlen(rt->path);
+    if (strncmp(url, rt->path, n) != 0 || url[n] == '\0' || strchr(url + n, '/'))
+        return false;
+    *seg = url + n;
+    return true;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* %-decode IN into OUT (LEN bytes).  Returns 0, or EINVAL (bad escape, NUL) / ENAMETOOLONG. */
+static int pct_decode(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    for (const char *p = in; *p; p++) {
+        char ch = *p;
+        if (ch == '%') {
+            int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return EINVAL;
+            ch = (char)(hi * 16 + lo);
+            p += 2;
+        }
+        if (o + 1 >= len)
+            return ENAMETOOLONG;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Route METHOD URL with body REQ; fill R (and *ALLOW for a 405). */
+static void dispatch(struct vv_api *api, const char *method, const char *url,
+                     const struct request *req, struct reply *r, char *allow, size_t allow_len,
+                     const struct route **matched)
+{
+    const char *want = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method;
+    const struct route *rt = NULL;
+    const char *seg = NULL;
+    bool path_known = false;
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!route_matches(&routes[i], url, &seg))
+            continue;
+        path_known = true;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (strcmp(routes[i].method, MHD_HTTP_METHOD_GET) == 0) {
+            used = strlen(allow);
+            snprintf(allow + used, allow_len - used, ", %s", MHD_HTTP_METHOD_HEAD);
+        }
+        if (!rt && strcmp(routes[i].method, want) == 0)
+            rt = &routes[i];
+    }
+    char clean[160];
+    if (!path_known) {
+        reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such resource: %s",
+                    sanitize(url, clean, sizeof(clean)));
+        return;
+    }
+    if (!rt) {
+        char cmethod[32];
+        reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                    "method %s is not allowed on %s (allowed: %s)",
+                    sanitize(method, cmethod, sizeof(cmethod)), sanitize(url, clean, sizeof(clean)),
+                    allow);
+        return;
+    }
+    *matched = rt;
+
+    struct call c = {.api = api};
+    char name[VV_NAME_MAX + 2];
+    if (rt->named) {
+        route_matches(rt, url, &seg);
+        const char *why = NULL;
+        if (pct_decode(seg, name, sizeof(name)) != 0)
+            why = "it is not a valid %-encoded name of at most 64 characters";
+        else
+            why = vv_name_check(name);
+        if (why) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid volume name \"%s\" in URL: %s",
+                        sanitize(seg, clean, sizeof(clean)), why);
+            return;
+        }
+        c.name = name;
+    }
+    if (rt->takes_body) {
+        json_error_t jerr;
+        c.body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!c.body) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "request body is not valid JSON: %s (line %d, column %d)",
+                        sanitize(jerr.text, clean, sizeof(clean)), jerr.line, jerr.column);
+            return;
+        }
+        if (!json_is_object(c.body)) {
+            json_decref(c.body);
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "request body must be a JSON object");
+            return;
+        }
+    }
+    rt->fn(&c, r);
+    json_decref(c.body);
+}
+
+/* ---- MHD glue ------------------------------------------------------------------------------ */
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r, const char *allow)
+{
+    static const char oom[] =
+        "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory building the answer\"}}\n";
+    char *text = NULL;
+    if (r->status != MHD_HTTP_NO_CONTENT) {
+        if (r->json)
+            text = json_dumps(r->json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text)
+            r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    struct MHD_Response *resp;
+    if (r->status == MHD_HTTP_NO_CONTENT) {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    } else if (text) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* the NUL's byte; curl and shell users like a final newline */
+        resp = MHD_create_response_from_buffer(n + 1, text, MHD_RESPMEM_MUST_COPY);
+    } else {
+        resp =
+            MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+    }
+    free(text);
+    if (!resp)
+        return MHD_NO;
+    if (r->status != MHD_HTTP_NO_CONTENT)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED && allow && allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (r->location[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* A body of more than API_BODY_MAX bytes: 413. */
+static enum MHD_Result send_too_large(struct MHD_Connection *conn)
+{
+    struct reply r = {0};
+    reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "request body is larger than %u bytes",
+                API_BODY_MAX);
+    enum MHD_Result ret = send_reply(conn, &r, NULL);
+    json_decref(r.json);
+    return ret;
+}
+
+/* Append a piece of body; past API_BODY_MAX, discard and remember. */
+static void body_append(struct request *req, const char *data, size_t n)
+{
+    if (req->too_large)
+        return;
+    if (n > API_BODY_MAX - req->len) {
+        req->too_large = true;
+        return;
+    }
+    if (req->len + n > req->cap) {
+        size_t cap = req->cap ? req->cap : 1024;
+        while (cap < req->len + n)
+            cap *= 2;
+        char *p = realloc(req->body, cap);
+        if (!p) {
+            req->too_large = true; /* answered 413: the best we can say without memory */
+            return;
+        }
+        req->body = p;
+        req->cap = cap;
+    }
+    memcpy(req->body + req->len, data, n);
+    req->len += n;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct vv_api *api = cls;
+    struct request *req = *req_cls;
+
+    if (!req) { /* headers are in */
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        *req_cls = req;
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+            return send_too_large(conn);
+        return MHD_YES;
+    }
+    if (*upload_data_size) { /* a piece of body */
+        body_append(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->too_large)
+        return send_too_large(conn);
+
+    struct reply r = {0};
+    char allow[64];
+    const struct route *rt = NULL;
+    dispatch(api, method, url, req, &r, allow, sizeof(allow), &rt);
+    if (!r.json && r.status != MHD_HTTP_NO_CONTENT)
+        reply_error(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+
+    const json_t *msg = json_object_get(json_object_get(r.json, "error"), "message");
+    if (r.status >= 500)
+        vv_err(VV_SS_API, "%s %s: %u %s", method, url, r.status, json_string_value(msg));
+    else if (r.status < 300 && rt && rt->changes)
+        vv_info(VV_SS_API, "%s %s: %u", method, url, r.status);
+    else
+        vv_debug(VV_SS_API, "%s %s: %u%s%s", method, url, r.status, msg ? " " : "",
+                 msg ? json_string_value(msg) : "");
+
+    enum MHD_Result ret = send_reply(conn, &r, allow);
+    json_decref(r.json);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request *req = *req_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *req_cls = NULL;
+    }
+}
+
+/* Leave the URL as sent; dispatch() splits it on raw '/' and decodes the name segment. */
+static size_t unescape_nothing(void *cls, struct MHD_Connection *conn, char *s)
+{
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    vv_warn(VV_SS_API, "libmicrohttpd: %s", msg);
+}
+
+/* ---- start and stop ------------------------------------------------------------------------ */
+
+/* Bind a listening Unix socket at PATH, mode 0600.  Returns 0 and *FD, or an errno with E. */
+static int listen_unix(const char *path, int *fd_out, struct vv_err *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return vv_err_set(e, ENAMETOOLONG, "control socket path %s is longer than %zu bytes", path,
+                          sizeof(sa.sun_path) - 1);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return vv_err_set(e, EEXIST, "%s exists and is not a socket; not replacing it", path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            int rc = errno;
+            vv_err(VV_SS_API, "unlink %s: %s", path, strerror(rc));
+            return vv_err_set(e, rc, "cannot remove the old control socket %s: %s", path,
+                              strerror(rc));
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        int rc = errno;
+        vv_err(VV_SS_API, "socket(AF_UNIX): %s", strerror(rc));
+        return vv_err_set(e, rc, "cannot create the control socket: %s", strerror(rc));
+    }
+    /* Nobody can connect before listen(), so chmod after bind leaves no window. */
+    const char *what = "bind";
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto fail_1;
+    what = "chmod";
+    if (chmod(path, 0600) != 0)
+        goto fail_2;
+    what = "listen";
+    if (listen(fd, API_LISTEN_BACKLOG) != 0)
+        goto fail_2;
+    *fd_out = fd;
+    return 0;
+
+fail_2:;
+    int rc = errno;
+    unlink(path);
+    errno = rc;
+fail_1:
+    rc = errno;
+    vv_err(VV_SS_API, "%s %s: %s", what, path, strerror(rc));
+    close(fd);
+    return vv_err_set(e, rc, "cannot set up the control socket %s (%s): %s", path, what,
+                      strerror(rc));
+}
+
+int vv_api_start(struct vv_pool *pool, const char *sock_path, struct vv_api **out, struct vv_err *e)
+{
+    int rc, fd, mhd_fd;
+    struct vv_api *api = calloc(1, sizeof(*api));
+    if (!api)
+        return vv_err_set(e, ENOMEM, "out of memory");
+    api->pool = pool;
+    api->sock_path = strdup(sock_path);
+    if (!api->sock_path) {
+        rc = vv_err_set(e, ENOMEM, "out of memory");
+        goto fail_1;
+    }
+    rc = listen_unix(sock_path, &fd, e);
+    if (rc)
+        goto fail_2;
+    /*
+     * MHD closes its listen socket in MHD_stop_daemon(); whether it does when start-up fails
+     * varies between versions.  Hand it a duplicate so a failure can at worst leak that one
+     * descriptor, never close a number that another thread may have reused meanwhile.
+     */
+    mhd_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (mhd_fd < 0) {
+        rc = errno;
+        vv_err(VV_SS_API, "dup: %s", strerror(rc));
+        vv_err_set(e, rc, "cannot set up the control socket: %s", strerror(rc));
+        goto fail_3;
+    }
+    /* One option and its arguments per line: */
+    /* clang-format off */
+    api->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, api,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)mhd_fd,
+        MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_nothing, NULL,
+        MHD_OPTION_END);
+    /* clang-format on */
+    if (!api->mhd) {
+        rc = EIO;
+        vv_err(VV_SS_API, "cannot start the HTTP server on %s", sock_path);
+        vv_err_set(e, rc, "cannot start the HTTP server on %s", sock_path);
+        goto fail_3;
+    }
+    close(fd);
+    vv_info(VV_SS_API, "serving the control API on %s", sock_path);
+    *out = api;
+    return 0;
+
+fail_3:
+    close(fd);
+    unlink(sock_path);
+fail_2:
+    free(api->sock_path);
+fail_1:
+    free(api);
+    return rc;
+}
+
+void vv_api_stop(struct vv_api *api)
+{
+    if (!api)
+        return;
+    MHD_stop_daemon(api->mhd);
+    if (unlink(api->sock_path) != 0 && errno != ENOENT)
+        vv_warn(VV_SS_API, "unlink %s: %s", api->sock_path, strerror(errno));
+    free(api->sock_path);
+    free(api);
+}

@@ -1,0 +1,86 @@
+/*
+ * cli/cli_i.h — private to cli/: what the command modules share.
+ *
+ * Conventions inside cli/
+ *   - Command handlers (cmd_*) return an exit status: CLI_OK, CLI_FAIL (the operation failed)
+ *     or CLI_USAGE (bad command line).  They print their own result and errors.
+ *   - Helpers return 0 or a positive errno, like the rest of vvfs, having printed the reason
+ *     of a failure once ("vvfs: ..." on stderr) unless their comment says otherwise.
+ *   - Human output goes to stdout, errors to stderr; --json makes the commands that talk to the
+ *     daemon print the API's JSON on stdout instead of text.
+ */
+#ifndef VV_CLI_CLI_I_H
+#define VV_CLI_CLI_I_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+struct cli_cmd;
+
+/* The parsed command line.  Strings point into argv. */
+struct cli {
+    const struct cli_cmd *cmd;
+    char **args; /* positional arguments after the command words */
+    int nargs;
+    const char *pool;        /* --pool, $VVFS_POOL or the default; set for commands that need it */
+    bool json;               /* --json */
+    const char *extent_size; /* init --extent-size, raw */
+    const char *capacity;    /* init --capacity, raw */
+    const char *threads;     /* mount --threads, raw */
+    bool foreground, debug;  /* mount --foreground, --debug */
+    bool no_data;            /* fsck --no-data */
+};
+
+/* Print "vvfs: <message>" and the usage of C's command on stderr; returns CLI_USAGE. */
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print "vvfs: <message>" on stderr; returns CLI_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a SIZE argument named WHAT ("size", "--capacity") into *OUT; on failure report a
+ * usage error.  Returns 0 or CLI_USAGE. */
+int cli_parse_size(const struct cli *c, const char *what, const char *s, uint64_t *out);
+
+/* Check a volume name argument; on failure report a usage error.  Returns 0 or CLI_USAGE. */
+int cli_check_name(const struct cli *c, const char *name);
+
+/* Print J on stdout, indented, with a final newline. */
+void cli_print_json(const json_t *j);
+
+/*
+ * client.c — one HTTP request to the daemon of C->pool, over C->pool/vvfs.sock.
+ * METHOD is GET, POST, PATCH or DELETE; PATH starts with "/v1/"; BODY (may be NULL) is sent
+ * as JSON.  On a 2xx answer returns 0 and *OUT gets the answer's JSON (NULL if it had no
+ * body; caller decrefs).  Otherwise prints the reason (the API's error message, or "pool ...
+ * is not mounted ...") and returns an errno: EINVAL, ENOENT, EEXIST, ENOSPC for the matching
+ * HTTP errors, ECONNREFUSED when no daemon listens, EIO or EPROTO for anything else.
+ */
+int cli_request(const struct cli *c, const char *method, const char *path, json_t *body,
+                json_t **out);
+
+/*
+ * mountinfo (cmd_mount.c).  Find the vvfs mount whose source is the pool directory POOL_DIR
+ * (absolute) and copy its mount point into MNT (LEN bytes).  Returns 0, or ENOENT when there
+ * is none.  Prints nothing.
+ */
+int cli_find_mountpoint(const char *pool_dir, char *mnt, size_t len);
+
+/* The command handlers. */
+int cmd_init(struct cli *c);
+int cmd_fsck(struct cli *c);
+int cmd_mount(struct cli *c);
+int cmd_umount(struct cli *c);
+int cmd_status(struct cli *c);
+int cmd_sync(struct cli *c);
+int cmd_volume_create(struct cli *c);
+int cmd_volume_list(struct cli *c);
+int cmd_volume_show(struct cli *c);
+int cmd_volume_resize(struct cli *c);
+int cmd_volume_rename(struct cli *c);
+int cmd_volume_delete(struct cli *c);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * cli/cmd_volume.c — the commands that talk to a running daemon: volume *, status, sync.
+ *
+ * Design notes
+ *   Each command checks its arguments here (names with vv_name_check, sizes with
+ *   vv_parse_size: a bad one is a usage error, exit 2, before any request), makes one request
+ *   (status: plus a look at /proc/self/mountinfo), and prints either the API's JSON (--json)
+ *   or text.  The daemon does the real validation; its error message is printed as is.
+ *   Sizes in requests are sent as integers of bytes.
+ */
+#include "cli/cli_i.h"
+
+#include "util/size.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- reading the API's JSON ---------------------------------------------------------------- */
+
+static uint64_t jnum(const json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
+/* "20G" */
+static const char *fmt_size(uint64_t bytes, char *buf, size_t len)
+{
+    return vv_format_size(bytes, buf, len);
+}
+
+/* "20G (21474836480 bytes)" */
+static const char *fmt_size_exact(uint64_t bytes, char *buf, size_t len)
+{
+    char h[32];
+    snprintf(buf, len, "%s (%llu bytes)", vv_format_size(bytes, h, sizeof(h)),
+             (unsigned long long)bytes);
+    return buf;
+}
+
+/* "2026-01-31 12:00", or with LONG_FORM "2026-01-31 12:00:00 +0100" (local time) */
+static const char *fmt_time(uint64_t t, bool long_form, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t n = 0;
+    if (localtime_r(&tt, &tm))
+        n = long_form ? strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm)
+                      : strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+    if (n == 0)
+        snprintf(buf, len, "%llu", (unsigned long long)t);
+    return buf;
+}
+
+static json_t *new_object(void)
+{
+    json_t *o = json_object();
+    if (!o)
+        cli_fail("out of memory");
+    return o;
+}
+
+/* ---- volume -------------------------------------------------------------------------------- */
+
+int cmd_volume_create(struct cli *c)
+{
+    const char *name = c->args[0];
+    uint64_t size;
+    int rc = cli_check_name(c, name);
+    if (rc || (rc = cli_parse_size(c, "size", c->args[1], &size)) != 0)
+        return rc;
+
+    json_t *req = json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)size);
+    json_t *vol = NULL;
+    if (!req)
+        return cli_fail("out of memory");
+    rc = cli_request(c, "POST", "/v1/volumes", req, &vol);
+    json_decref(req);
+    if (rc)
+        return CLI_FAIL;
+    char b[32];
+    if (c->json)
+        cli_print_json(vol);
+    else
+        printf("created volume %s (%s)\n", jstr(vol, "name"),
+               fmt_size(jnum(vol, "size"), b, sizeof(b)));
+    json_decref(vol);
+    return CLI_OK;
+}
+
+int cmd_volume_list(struct cli *c)
+{
+    json_t *ans = NULL;
+    if (cli_request(c, "GET", "/v1/volumes", NULL, &ans))
+        return CLI_FAIL;
+    if (c->json) {
+        cli_print_json(ans);
+        json_decref(ans);
+        return CLI_OK;
+    }
+    const json_t *vols = json_object_get(ans, "volumes");
+    size_t n = json_array_size(vols);
+    int width = 4; /* "NAME" */
+    for (size_t i = 0; i < n; i++) {
+        int len = (int)strlen(jstr(json_array_get(vols, i), "name"));
+        if (len > width)
+            width = len;
+    }
+    printf("%-*s  %8s  %8s  %s\n", width, "NAME", "SIZE", "USED", "CREATED");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(vols, i);
+        char sz[32], used[32], created[32];
+        printf("%-*s  %8s  %8s  %s\n", width, jstr(v, "name"),
+               fmt_size(jnum(v, "size"), sz, sizeof(sz)),
+               fmt_size(jnum(v, "used"), used, sizeof(used)),
+               fmt_time(jnum(v, "created"), false, created, sizeof(created)));
+    }
+    json_decref(ans);
+    return CLI_OK;
+}
+
+int cmd_volume_show(struct cli *c)
+{
+    char path[128];
+    json_t *v = NULL;
+    int rc = cli_check_name(c, c->args[0]);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "/v1/volumes/%s", c->args[0]);
+    if (cli_request(c, "GET", path, NULL, &v))
+        return CLI_FAIL;
+    if (c->json) {
+        cli_print_json(v);
+        json_decref(v);
+        return CLI_OK;
+    }
+    char b[64];
+    printf("name:        %s\n", jstr(v, "name"));
+    printf("id:          %llu\n", (unsigned long long)jnum(v, "id"));
+    printf("size:        %s\n", fmt_size_exact(jnum(v, "size"), b, sizeof(b)));
+    printf("used:        %s\n", fmt_size_exact(jnum(v, "used"), b, sizeof(b)));
+    printf("created:     %s\n", fmt_time(jnum(v, "created"), true, b, sizeof(b)));
+    printf("create_gen:  %llu\n", (unsigned long long)jnum(v, "create_gen"));
+    printf("open_count:  %llu\n", (unsigned long long)jnum(v, "open_count"));
+    json_decref(v);
+    return CLI_OK;
+}
+
+/* PATCH /v1/volumes/NAME with BODY (consumed); print the result with VERB. */
+static int patch_volume(struct cli *c, const char *name, json_t *body, const char *verb)
+{
+    char path[128];
+    json_t *v = NULL;
+    if (!body)
+        return CLI_FAIL;
+    snprintf(path, sizeof(path), "/v1/volumes/%s", name);
+    int rc = cli_request(c, "PATCH", path, body, &v);
+    json_decref(body);
+    if (rc)
+        return CLI_FAIL;
+    char b[32];
+    if (c->json)
+        cli_print_json(v);
+    else if (strcmp(verb, "resized") == 0)
+        printf("resized volume %s to %s\n", jstr(v, "name"),
+               fmt_size(jnum(v, "size"), b, sizeof(b)));
+    else
+        printf("renamed volume %s to %s\n", name, jstr(v, "name"));
+    json_decref(v);
+    return CLI_OK;
+}
+
+int cmd_volume_resize(struct cli *c)
+{
+    uint64_t size;
+    int rc = cli_check_name(c, c->args[0]);
+    if (rc || (rc = cli_parse_size(c, "size", c->args[1], &size)) != 0)
+        return rc;
+    json_t *body = new_object();
+    if (body && json_object_set_new(body, "size", json_integer((json_int_t)size)) != 0) {
+        json_decref(body);
+        body = NULL;
+        cli_fail("out of memory");
+    }
+    return patch_volume(c, c->args[0], body, "resized");
+}
+
+int cmd_volume_rename(struct cli *c)
+{
+    int rc = cli_check_name(c, c->args[0]);
+    if (rc || (rc = cli_check_name(c, c->args[1])) != 0)
+        return rc;
+    json_t *body = new_object();
+    if (body && json_object_set_new(body, "name", json_string(c->args[1])) != 0) {
+        json_decref(body);
+        body = NULL;
+        cli_fail("out of memory");
+    }
+    return patch_volume(c, c->args[0], body, "renamed");
+}
+
+int cmd_volume_delete(struct cli *c)
+{
+    char path[128];
+    json_t *ans = NULL;
+    int rc = cli_check_name(c, c->args[0]);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "/v1/volumes/%s", c->args[0]);
+    if (cli_request(c, "DELETE", path, NULL, &ans))
+        return CLI_FAIL;
+    json_decref(ans);
+    if (c->json)
+        printf("{}\n");
+    else
+        printf("deleted volume %s\n", c->args[0]);
+    return CLI_OK;
+}
+
+/* ---- pool ---------------------------------------------------------------------------------- */
+
+static void print_status(const json_t *st)
+{
+    char mnt[4096], b[64], b2[32];
+    const char *dir = jstr(st, "pool_dir");
+    uint64_t cap = jnum(st, "capacity"), used = jnum(st, "used"), prov = jnum(st, "provisioned");
+    printf("pool:             %s\n", dir);
+    printf("mountpoint:       %s\n",
+           cli_find_mountpoint(dir, mnt, sizeof(mnt)) == 0 ? mnt : "(unknown)");
+    printf("capacity:         %s\n", fmt_size_exact(cap, b, sizeof(b)));
+    printf("used:             %s (%.1f%%)\n", fmt_size(used, b2, sizeof(b2)),
+           cap ? 100.0 * (double)used / (double)cap : 0.0);
+    printf("free:             %s\n", fmt_size(jnum(st, "free"), b, sizeof(b)));
+    printf("volumes:          %llu\n", (unsigned long long)jnum(st, "volumes"));
+    printf("provisioned:      %s (%.0f%% of capacity)\n", fmt_size(prov, b2, sizeof(b2)),
+           cap ? 100.0 * (double)prov / (double)cap : 0.0);
+    printf("extent size:      %s\n", fmt_size(jnum(st, "extent_size"), b, sizeof(b)));
+    printf("generation:       %llu\n", (unsigned long long)jnum(st, "committed_gen"));
+    printf("dirty:            %s\n", fmt_size(jnum(st, "dirty_bytes"), b, sizeof(b)));
+    printf("commits:          %llu\n", (unsigned long long)jnum(st, "commits"));
+    printf("checksum errors:  %llu\n", (unsigned long long)jnum(st, "checksum_errors"));
+    printf("format version:   %llu\n", (unsigned long long)jnum(st, "format_version"));
+}
+
+int cmd_status(struct cli *c)
+{
+    json_t *st = NULL;
+    if (cli_request(c, "GET", "/v1/pool", NULL, &st))
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(st);
+    else
+        print_status(st);
+    json_decref(st);
+    return CLI_OK;
+}
+
+int cmd_sync(struct cli *c)
+{
+    json_t *st = NULL;
+    if (cli_request(c, "POST", "/v1/pool/sync", NULL, &st))
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(st);
+    else
+        printf("committed pool %s (generation %llu)\n", jstr(st, "pool_dir"),
+               (unsigned long long)jnum(st, "committed_gen"));
+    json_decref(st);
+    return CLI_OK;
+}

@@ -1,0 +1,543 @@
+/*
+ * fs/ops.c — the FUSE low-level operations: volumes as files.
+ *
+ * Design notes
+ *   Inodes are fixed, not reference-counted: 1 = root, 2 = volumes/, 3 = snapshots/, and
+ *   VOL_INO_BASE + volume id for a volume (ids are never reused, and survive a rename, so an
+ *   inode number always names the same volume).  forget() therefore has nothing to do.
+ *
+ *   Each open() takes a meta handle (vv_vol_open), which is what keeps a volume from being
+ *   deleted or shrunk while a loop device or a VM has it open.  The handles are also kept on
+ *   a list so that the daemon can close any the kernel did not release before shutdown.
+ *
+ *   Data requests are served synchronously by the worker thread that received them; the
+ *   multithreaded session loop gives the concurrency (see docs/ARCHITECTURE.md for the
+ *   thread count).  Errors from meta/ are positive errnos; they are passed to the kernel
+ *   here and only here.
+ */
+#include "fs/fs_i.h"
+#include "util/log.h"
+#include "util/name.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define INO_ROOT 1
+#define INO_VOLUMES 2
+#define INO_SNAPSHOTS 3
+#define VOL_INO_BASE 16
+
+static struct vv_fs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static bool is_vol_ino(fuse_ino_t ino)
+{
+    return ino >= VOL_INO_BASE;
+}
+
+static void dir_attr(fuse_ino_t ino, struct stat *st, const struct vv_fs *fs)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_atime = st->st_mtime = st->st_ctime = fs->start_time;
+}
+
+static int vol_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
+{
+    struct vv_volume_info vi;
+    if (vv_volume_get_by_id(fs->pool, ino - VOL_INO_BASE, &vi))
+        return ENOENT;
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_size = (off_t)vi.size;
+    st->st_blksize = 4096;
+    st->st_blocks = (blkcnt_t)(vi.used / 512);
+    st->st_atime = st->st_mtime = st->st_ctime = (time_t)vi.created;
+    return 0;
+}
+
+static int get_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
+{
+    switch (ino) {
+    case INO_ROOT:
+    case INO_VOLUMES:
+    case INO_SNAPSHOTS:
+        dir_attr(ino, st, fs);
+        return 0;
+    default:
+        return is_vol_ino(ino) ? vol_attr(fs, ino, st) : ENOENT;
+    }
+}
+
+static void reply_entry(fuse_req_t req, fuse_ino_t ino)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    int err = get_attr(fs_of(req), ino, &e.attr);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    e.ino = ino;
+    /* sizes change only through the API, which can happen at any time: cache briefly */
+    e.attr_timeout = 1.0;
+    e.entry_timeout = 1.0;
+    fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct vv_fs *fs = fs_of(req);
+    if (parent == INO_ROOT) {
+        if (strcmp(name, "volumes") == 0)
+            return reply_entry(req, INO_VOLUMES);
+        if (strcmp(name, "snapshots") == 0)
+            return reply_entry(req, INO_SNAPSHOTS);
+    } else if (parent == INO_VOLUMES) {
+        struct vv_volume_info vi;
+        if (vv_volume_get(fs->pool, name, &vi, NULL) == 0)
+            return reply_entry(req, VOL_INO_BASE + vi.id);
+    } else if (parent != INO_SNAPSHOTS) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    fuse_reply_err(req, ENOENT);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+    int err = get_attr(fs_of(req), ino, &st);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_attr(req, &st, 1.0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    struct vv_fs *fs = fs_of(req);
+    struct stat st;
+    int err = get_attr(fs, ino, &st);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    /* Only no-op changes are accepted: a volume's size changes through `vvfs volume resize`
+     * (truncate would silently destroy or expose data), and ownership/mode are fixed. */
+    if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
+        err = EPERM;
+    if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777))
+        err = EPERM;
+    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid)
+        err = EPERM;
+    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid)
+        err = EPERM;
+    /* times: accepted and ignored (volume times are their creation time) */
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_attr(req, &st, 1.0);
+}
+
+/* ---- directories -------------------------------------------------------------------------- */
+
+struct dir_listing {
+    char *buf;     /* packed fuse dirents */
+    size_t len;
+    size_t *ends;  /* ends[i]: offset just past entry i (that is its d_off) */
+    size_t n;
+};
+
+static void dir_listing_free(struct dir_listing *l)
+{
+    if (!l)
+        return;
+    free(l->buf);
+    free(l->ends);
+    free(l);
+}
+
+static int add_dirent(fuse_req_t req, struct dir_listing *l, const char *name, fuse_ino_t ino,
+                      mode_t mode)
+{
+    struct stat st = {.st_ino = ino, .st_mode = mode};
+    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    char *nb = realloc(l->buf, l->len + need);
+    if (!nb)
+        return ENOMEM;
+    l->buf = nb;
+    size_t *ne = realloc(l->ends, (l->n + 1) * sizeof(*ne));
+    if (!ne)
+        return ENOMEM;
+    l->ends = ne;
+    l->ends[l->n++] = l->len + need;
+    fuse_add_direntry(req, l->buf + l->len, need, name, &st, (off_t)(l->len + need));
+    l->len += need;
+    return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct vv_fs *fs = fs_of(req);
+    if (ino != INO_ROOT && ino != INO_VOLUMES && ino != INO_SNAPSHOTS) {
+        fuse_reply_err(req, is_vol_ino(ino) ? ENOTDIR : ENOENT);
+        return;
+    }
+    /* the listing is taken once per opendir, so offsets stay valid across readdir calls */
+    struct dir_listing *l = calloc(1, sizeof(*l));
+    int err = l ? 0 : ENOMEM;
+    if (!err)
+        err = add_dirent(req, l, ".", ino, S_IFDIR);
+    if (!err)
+        err = add_dirent(req, l, "..", INO_ROOT, S_IFDIR);
+    if (!err && ino == INO_ROOT) {
+        err = add_dirent(req, l, "volumes", INO_VOLUMES, S_IFDIR);
+        if (!err)
+            err = add_dirent(req, l, "snapshots", INO_SNAPSHOTS, S_IFDIR);
+    } else if (!err && ino == INO_VOLUMES) {
+        struct vv_volume_info *vols = NULL;
+        size_t n = 0;
+        err = vv_volume_list(fs->pool, &vols, &n);
+        for (size_t i = 0; !err && i < n; i++)
+            err = add_dirent(req, l, vols[i].name, VOL_INO_BASE + vols[i].id, S_IFREG);
+        free(vols);
+    }
+    if (err) {
+        dir_listing_free(l);
+        fuse_reply_err(req, err);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)l;
+    fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    struct dir_listing *l = (struct dir_listing *)(uintptr_t)fi->fh;
+    if (off < 0 || (size_t)off >= l->len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    /* whole entries only: send those that fit */
+    size_t end = (size_t)off;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->ends[i] <= (size_t)off)
+            continue;
+        if (l->ends[i] - (size_t)off > size)
+            break;
+        end = l->ends[i];
+    }
+    fuse_reply_buf(req, l->buf + off, end - (size_t)off);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    dir_listing_free((struct dir_listing *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct vv_fs *fs = fs_of(req);
+    if (!is_vol_ino(ino)) {
+        fuse_reply_err(req, ino <= INO_SNAPSHOTS ? EISDIR : ENOENT);
+        return;
+    }
+    if (fi->flags & O_TRUNC) {
+        fuse_reply_err(req, EPERM); /* truncating a volume to 0 would destroy it */
+        return;
+    }
+    struct fs_handle *h = calloc(1, sizeof(*h));
+    if (!h) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int err = vv_vol_open(fs->pool, ino - VOL_INO_BASE, &h->vol);
+    if (err) {
+        free(h);
+        fuse_reply_err(req, err);
+        return;
+    }
+    fs_handles_add(fs, h);
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->keep_cache = 1; /* all writes come through us: the page cache never goes stale */
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        /* the open was interrupted: the kernel will not send release */
+        fs_handles_remove(fs, h);
+        vv_vol_close(h->vol);
+        free(h);
+    }
+}
+
+static struct fs_handle *handle_of(struct fuse_file_info *fi)
+{
+    return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct vv_fs *fs = fs_of(req);
+    struct fs_handle *h = handle_of(fi);
+    fs_handles_remove(fs, h);
+    vv_vol_close(h->vol);
+    free(h);
+    fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct fs_handle *h = handle_of(fi);
+    uint64_t vsize = vv_vol_size(h->vol);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if ((uint64_t)off >= vsize || size == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    if (size > vsize - (uint64_t)off)
+        size = (size_t)(vsize - (uint64_t)off);
+    void *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int err = vv_vol_read(h->vol, buf, size, (uint64_t)off);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf, size);
+    free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct fs_handle *h = handle_of(fi);
+    uint64_t vsize = vv_vol_size(h->vol);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    /* like a block device: nothing past the end; a write across it is cut short */
+    if ((uint64_t)off >= vsize) {
+        fuse_reply_err(req, size ? ENOSPC : 0);
+        return;
+    }
+    if (size > vsize - (uint64_t)off)
+        size = (size_t)(vsize - (uint64_t)off);
+    int err = vv_vol_write(h->vol, buf, size, (uint64_t)off);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    atomic_store(&h->wrote, true);
+    fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    /* close() of a descriptor that wrote: commit, so that the data is durable when the last
+     * user of a volume goes away (e.g. losetup -d, a VM shutting down) */
+    struct fs_handle *h = handle_of(fi);
+    int err = 0;
+    if (atomic_exchange(&h->wrote, false))
+        err = vv_vol_flush(h->vol);
+    fuse_reply_err(req, err);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    struct fs_handle *h = handle_of(fi);
+    atomic_store(&h->wrote, false);
+    fuse_reply_err(req, vv_vol_flush(h->vol));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+    struct fs_handle *h = handle_of(fi);
+    uint64_t vsize = vv_vol_size(h->vol);
+    if (off < 0 || len <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    uint64_t end = (uint64_t)off + (uint64_t)len;
+    int err = 0;
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+        /* PUNCH_HOLE must come with KEEP_SIZE (the kernel checks that too) */
+        if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+            err = EOPNOTSUPP;
+    } else if (mode & FALLOC_FL_ZERO_RANGE) {
+        if (mode & ~(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE))
+            err = EOPNOTSUPP;
+        else if (end > vsize && !(mode & FALLOC_FL_KEEP_SIZE))
+            err = EPERM; /* would grow the volume */
+    } else if (mode & ~FALLOC_FL_KEEP_SIZE) {
+        err = EOPNOTSUPP; /* collapse/insert range and the like */
+    } else {
+        /* plain allocation: thin volumes reserve nothing; inside the volume it is a no-op */
+        err = end > vsize && !(mode & FALLOC_FL_KEEP_SIZE) ? EPERM : 0;
+        fuse_reply_err(req, err);
+        return;
+    }
+    if (!err && (uint64_t)off < vsize) {
+        if (end > vsize)
+            end = vsize;
+        err = vv_vol_discard(h->vol, (uint64_t)off, end - (uint64_t)off);
+        if (!err)
+            atomic_store(&h->wrote, true);
+    }
+    fuse_reply_err(req, err);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    struct fs_handle *h = handle_of(fi);
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL); /* the kernel handles the others itself */
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, ENXIO);
+        return;
+    }
+    uint64_t out;
+    int err = vv_vol_seek(h->vol, (uint64_t)off, whence, &out);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_lseek(req, (off_t)out);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct vv_fs *fs = fs_of(req);
+    struct vv_pool_status ps;
+    vv_pool_get_status(fs->pool, &ps);
+    struct statvfs sv;
+    memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = 4096;
+    sv.f_frsize = 4096;
+    sv.f_blocks = ps.capacity / 4096;
+    sv.f_bfree = ps.free / 4096;
+    sv.f_bavail = ps.free / 4096;
+    sv.f_files = ps.volumes + 3;
+    sv.f_ffree = 0;
+    sv.f_favail = 0;
+    sv.f_namemax = VV_NAME_MAX;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* Namespace changes go through the control plane: refuse them here with EPERM. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct vv_fs *fs = userdata;
+    /* large requests: 1 MiB (256 pages) is the most a 3.14 daemon can negotiate */
+    conn->max_write = 1u << 20;
+    conn->max_readahead = 1u << 20;
+    if (conn->capable & FUSE_CAP_ASYNC_DIO)
+        conn->want |= FUSE_CAP_ASYNC_DIO;
+    if (conn->capable & FUSE_CAP_ASYNC_READ)
+        conn->want |= FUSE_CAP_ASYNC_READ;
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    vv_info(VV_SS_FS, "FUSE protocol %u.%u, max_write %u, %u worker threads", conn->proto_major,
+            conn->proto_minor, conn->max_write, fs->threads);
+}
+
+void fs_volume_changed(void *ctx, enum vv_volume_event ev, uint64_t id, const char *name,
+                       const char *oldname)
+{
+    struct vv_fs *fs = ctx;
+    if (!fs->se)
+        return;
+    /* Called from a control-plane thread, never from a FUSE worker, so the kernel can still
+     * have its requests answered while it processes these.  ENOENT: nothing was cached. */
+    int rc = 0;
+    switch (ev) {
+    case VV_VOL_CREATED:
+        break; /* lookups that failed are not cached (we reply ENOENT, not a negative entry) */
+    case VV_VOL_DELETED:
+        rc = fuse_lowlevel_notify_inval_entry(fs->se, INO_VOLUMES, name, strlen(name));
+        break;
+    case VV_VOL_RENAMED:
+        rc = fuse_lowlevel_notify_inval_entry(fs->se, INO_VOLUMES, oldname, strlen(oldname));
+        break;
+    case VV_VOL_RESIZED:
+        rc = fuse_lowlevel_notify_inval_inode(fs->se, VOL_INO_BASE + id, 0, 0);
+        break;
+    }
+    if (rc && rc != -ENOENT)
+        vv_warn(VV_SS_FS, "cannot invalidate the kernel's cache for volume '%s': %s", name,
+                strerror(-rc));
+}
+
+const struct fuse_lowlevel_ops vv_fs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .release = op_release,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
+    .statfs = op_statfs,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .rename = op_rename,
+    .create = op_create,
+};

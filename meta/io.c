@@ -154,6 +154,7 @@ static struct dirty *dirty_current(struct stripe *s, uint64_t vol, uint64_t idx)
 static int lookup(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
                   struct mapping *m)
 {
+    *m = (struct mapping){.slot = SLOT_NONE};
     struct stripe *s = stripe_of(p, vol, idx);
     pthread_mutex_lock(&s->mu);
     struct dirty *d = dirty_current(s, vol, idx);
@@ -580,7 +581,7 @@ static int candidates(struct vv_pool *p, uint64_t vol, uint64_t i0, uint64_t i1,
         }
         pthread_mutex_unlock(&s->mu);
     }
-    if (err)
+    if (err || out->n == 0)
         return err;
     qsort(out->v, out->n, sizeof(uint64_t), u64_cmp);
     size_t w = 0;

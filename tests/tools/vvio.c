@@ -231,6 +231,7 @@ static int do_verify(const char *path, uint64_t off, uint64_t len, unsigned seed
     int fd = open_file(path, O_RDONLY, direct);
     uint8_t *buf = alloc_buf(CHUNK), *want = alloc_buf(CHUNK);
     uint64_t done = 0;
+    int rc = 1;
     if (zeros)
         memset(want, 0, CHUNK);
     while (done < len) {
@@ -239,12 +240,12 @@ static int do_verify(const char *path, uint64_t off, uint64_t len, unsigned seed
         if (r < 0) {
             fprintf(stderr, "%s: pread %s at offset %" PRIu64 " length %zu: %s\n", prog, path,
                     off + done, n, strerror(errno));
-            return 1;
+            goto out;
         }
         if (r == 0) {
             fprintf(stderr, "%s: %s: end of file at offset %" PRIu64 ", before %" PRIu64 "\n", prog,
                     path, off + done, off + len);
-            return 1;
+            goto out;
         }
         n = (size_t)r;
         if (!zeros)
@@ -268,14 +269,16 @@ static int do_verify(const char *path, uint64_t off, uint64_t len, unsigned seed
                         "%s: %s: expected pattern seed %u at offset %" PRIu64 " (0x%" PRIx64
                         "), found byte 0x%02x (want 0x%02x): %s\n",
                         prog, path, seed, bad, bad, buf[i], want[i], what);
-            return 1;
+            goto out;
         }
         done += n;
     }
+    rc = 0;
+out:
     close(fd);
     free(buf);
     free(want);
-    return 0;
+    return rc;
 }
 
 static int do_fallocate(const char *path, int mode, uint64_t off, uint64_t len)

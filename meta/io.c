@@ -8,9 +8,10 @@
  *
  *   Write of [eoff, eoff+n) of extent idx in open txg t:
  *     - an entry of t exists: write into its slot in place (wait while it is FILLING);
- *     - otherwise: allocate a fresh slot (it reads as zeros, see alloc.c), insert a FILLING
- *       entry, copy the parts of the old content the write does not cover from the current
- *       mapping's slot, write the new data, mark it READY.  The old content of an entry of
+ *     - otherwise: allocate a slot, insert a FILLING entry, copy the parts of the old
+ *       content the write does not cover from the current mapping's slot (or, if there is
+ *       none and the slot is a reused one not known to be zeros, write zeros there), write
+ *       the new data, mark it READY.  The old content of an entry of
  *       the committing txg t-1 is only stable once t-1 is quiesced, so we wait for that.
  *   The slot being copied from cannot be freed meanwhile: only the commit of t supersedes
  *   it, and that waits for our hold on t.
@@ -313,6 +314,16 @@ static int copy_range(struct vv_pool *p, uint64_t src, uint64_t dst, uint64_t of
     return err;
 }
 
+/* Write zeros over the parts of SLOT outside [eoff, eoff+n). */
+static int zero_around(struct vv_pool *p, uint64_t slot, uint64_t eoff, size_t n)
+{
+    int fd = slot_fd(p, slot);
+    int err = pwrite_full(fd, zero_extent, eoff, slot_off(p, slot, 0));
+    if (!err)
+        err = pwrite_full(fd, zero_extent, p->extent_size - eoff - n, slot_off(p, slot, eoff + n));
+    return err;
+}
+
 /* The current slot of (vol, idx) as of the committing txg t-1 or LMDB (for merging into t). */
 static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t t,
                         uint64_t *slot)
@@ -374,23 +385,34 @@ again:;
         pthread_cond_wait(&s->filled, &s->mu);
         d = dirty_find(&s->tab[t & 1], vol, idx);
     }
-    if (d) {
-        bool fresh = false;
-        if (d->slot == SLOT_NONE) {
-            /* discarded earlier in this txg: it reads as zeros, and a fresh slot does too */
-            err = alloc_slot(p, &d->slot);
-            if (err) {
-                d->slot = SLOT_NONE;
-                goto nospace;
-            }
-            fresh = true;
-        }
+    bool zero;
+    if (d && d->slot != SLOT_NONE) {
         d->csum_valid = false;
         uint64_t slot = d->slot;
         pthread_mutex_unlock(&s->mu);
-        if (fresh)
-            txg_note_dirty(p, t, es);
         err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
+        goto done;
+    }
+    if (d) {
+        /* discarded earlier in this txg: what this write does not cover reads as zeros */
+        err = alloc_slot(p, &d->slot, &zero);
+        if (err) {
+            d->slot = SLOT_NONE;
+            goto nospace;
+        }
+        d->csum_valid = false;
+        d->state = DIRTY_FILLING;
+        uint64_t slot = d->slot;
+        pthread_mutex_unlock(&s->mu);
+        txg_note_dirty(p, t, es);
+        if (!full && !zero)
+            err = zero_around(p, slot, eoff, n);
+        if (!err)
+            err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
+        pthread_mutex_lock(&s->mu);
+        d->state = DIRTY_READY;
+        pthread_cond_broadcast(&s->filled);
+        pthread_mutex_unlock(&s->mu);
         goto done;
     }
 
@@ -405,7 +427,7 @@ again:;
     d->txg = t;
     d->state = DIRTY_FILLING;
     d->slot = SLOT_NONE;
-    err = alloc_slot(p, &d->slot);
+    err = alloc_slot(p, &d->slot, &zero);
     if (!err)
         err = dirty_insert(&s->tab[t & 1], d);
     if (err) {
@@ -431,6 +453,8 @@ again:;
             err = copy_range(p, src, slot, 0, eoff);
             if (!err)
                 err = copy_range(p, src, slot, eoff + n, es - eoff - n);
+        } else if (!err && !zero) {
+            err = zero_around(p, slot, eoff, n); /* a reused slot: clear its old data */
         }
     }
     if (!err)

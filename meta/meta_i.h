@@ -162,6 +162,13 @@ struct vv_pool {
     uint64_t nused;           /* alloc_mu: bits set in inuse */
     uint64_t rotor;           /* alloc_mu: next word to search */
     struct slot_list dropped[2]; /* alloc_mu: slots released by discards in txg t (t & 1) */
+    uint64_t *zeroed;         /* alloc_mu: free slots known to be holes */
+    struct slot_list reclaim_q[2]; /* alloc_mu: freed, not yet punched; [round & 1] newest */
+    unsigned reclaim_round;   /* alloc_mu */
+    bool reclaim_stop;        /* alloc_mu */
+    pthread_cond_t reclaim_wanted;
+    pthread_t reclaimer;
+    bool reclaimer_running;
 
     /* transaction groups */
     pthread_mutex_t txg_mu;
@@ -233,8 +240,11 @@ int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v, uint
 /* alloc.c */
 int alloc_init(struct vv_pool *p, MDB_txn *txn);
 void alloc_fini(struct vv_pool *p);
-int alloc_slot(struct vv_pool *p, uint64_t *slot);    /* ENOSPC */
-void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* punch, then free */
+/* a free slot, or ENOSPC; *zero: the slot is known to read as zeros (else: stale data) */
+int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero);
+void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* free (punched later) */
+int alloc_reclaimer_start(struct vv_pool *p);
+void alloc_reclaimer_stop(struct vv_pool *p);  /* punches what is still queued */
 void alloc_punch_free(struct vv_pool *p);
 int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
                   const struct slot_list *clear);

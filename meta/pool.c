@@ -176,6 +176,7 @@ static struct vv_pool *pool_alloc(const char *dir)
     pthread_cond_init(&p->txg_quiesced, &ca);
     pthread_cond_init(&p->txg_committed, &ca);
     pthread_cond_init(&p->commit_wanted, &ca);
+    pthread_cond_init(&p->reclaim_wanted, &ca);
     pthread_condattr_destroy(&ca);
     for (int i = 0; i < NSTRIPES; i++) {
         pthread_mutex_init(&p->stripes[i].mu, NULL);
@@ -188,6 +189,7 @@ static void pool_free(struct vv_pool *p)
 {
     if (!p)
         return;
+    alloc_reclaimer_stop(p); /* (a failed open may have started it) */
     rtxn_drain(p);
     if (p->env)
         mdb_env_close(p->env);
@@ -223,6 +225,7 @@ static void pool_free(struct vv_pool *p)
     pthread_cond_destroy(&p->txg_quiesced);
     pthread_cond_destroy(&p->txg_committed);
     pthread_cond_destroy(&p->commit_wanted);
+    pthread_cond_destroy(&p->reclaim_wanted);
     free(p);
 }
 
@@ -500,10 +503,13 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     if (s && atoi(s) > 0)
         p->dirty_bound = (uint64_t)atoi(s) << 20;
     if (!rdonly) {
-        /* Invariant: every free slot is a hole.  A crash may have left data in slots that an
-         * uncommitted txg had taken; punch them all now (cheap on holes). */
+        /* A crash may have left data in slots that an uncommitted txg had taken, and the last
+         * run's reclaim queue is gone: punch every free run now (cheap on holes), so that
+         * free space is returned and known to be zeros. */
         alloc_punch_free(p);
-        err = txg_start(p);
+        err = alloc_reclaimer_start(p);
+        if (!err)
+            err = txg_start(p);
         if (err) {
             vv_err_set(e, err, "cannot start the committer: %s", strerror(err));
             goto fail;
@@ -526,6 +532,7 @@ int vv_pool_close(struct vv_pool *p)
     int err = 0;
     if (p->committer_running)
         err = txg_stop(p);
+    alloc_reclaimer_stop(p); /* after the final commit: it punches what that freed */
     rtxn_drain(p);
     vv_info(VV_SS_META, "closed pool %s at gen %llu%s", p->dir,
             (unsigned long long)p->committed_txg, err ? " (final commit failed)" : "");

@@ -219,6 +219,13 @@ cg_peak()
 
 drop_caches()
 {
+    # Let the previous job's tail settle first: vvfs commits its open txg (vvfs sync) and
+    # returns freed space to the host in the background within ~2 s; writeback of the data
+    # files' dirty pages is flushed by sync.  Without this a job pays for the one before it.
+    if [ -n "${pool:-}" ] && [ -S "$pool/vvfs.sock" ]; then
+        "$vvfs" --pool "$pool" sync >/dev/null 2>&1 || true
+        sleep 3
+    fi
     sync
     echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || {
         [ -n "${warned_drop:-}" ] || log "WARNING: cannot drop caches (/proc/sys/vm/drop_caches)"

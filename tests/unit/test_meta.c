@@ -435,3 +435,45 @@ Test(model, threads_against_in_memory_model, .timeout = 120)
     unsetenv("VVFS_TXG_INTERVAL_MS");
     rmpool();
 }
+
+/* Freed slots are reused before they are punched: a reused slot's old data must never show. */
+Test(io, reused_slots_never_show_old_data)
+{
+    mkpool(16 << 20, 65536);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 8 << 20);
+    uint8_t *buf = malloc(65536), *chk = malloc(65536);
+    memset(buf, 0xab, 65536);
+    cr_assert_eq(vv_vol_write(v, buf, 65536, 0), 0);
+    cr_assert_eq(vv_vol_write(v, buf, 65536, 65536), 0);
+    cr_assert_eq(vv_vol_write(v, buf, 65536, 2 * 65536), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    /* free extent 0's slot, then write 100 bytes into never-written extent 5 */
+    cr_assert_eq(vv_vol_discard(v, 0, 65536), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    memset(buf, 0x11, 100);
+    cr_assert_eq(vv_vol_write(v, buf, 100, 5 * 65536 + 1000), 0);
+    /* free extent 2's slot; discard extent 1 and rewrite 10 bytes of it in the same txg */
+    cr_assert_eq(vv_vol_discard(v, 2 * 65536, 65536), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_discard(v, 65536, 65536), 0);
+    memset(buf, 0x22, 10);
+    cr_assert_eq(vv_vol_write(v, buf, 10, 65536 + 30000), 0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(vv_vol_read(v, chk, 65536, 5 * 65536), 0);
+        for (int i = 0; i < 65536; i++)
+            cr_assert_eq(chk[i], i >= 1000 && i < 1100 ? 0x11 : 0, "round %d ext 5 byte %d",
+                         round, i);
+        cr_assert_eq(vv_vol_read(v, chk, 65536, 65536), 0);
+        for (int i = 0; i < 65536; i++)
+            cr_assert_eq(chk[i], i >= 30000 && i < 30010 ? 0x22 : 0, "round %d ext 1 byte %d",
+                         round, i);
+        cr_assert_eq(vv_vol_flush(v), 0); /* second round: from committed state */
+    }
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(chk);
+    rmpool();
+}

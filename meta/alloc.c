@@ -153,11 +153,16 @@ int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero)
         pthread_mutex_unlock(&p->alloc_mu);
         return ENOSPC;
     }
-    /* recently freed slots first: reusing one spares the reclaimer a punch */
-    for (int q = 1; q >= 0; q--) {
-        struct slot_list *l = &p->reclaim_q[(p->reclaim_round + (unsigned)q) & 1];
-        while (l->n > 0) {
-            uint64_t s = l->v[--l->n];
+    /* Recently freed slots first: reusing one spares the reclaimer a punch.  Oldest first, in
+     * the order they were freed: a commit frees in (volume, extent) order, so a sequential
+     * overwrite gets its new slots in the order of the old ones and stays sequential on disk
+     * (popping newest-first reversed it: sequential reads after overwrites fell to 0.49 of a
+     * plain file). */
+    for (unsigned q = 1; q <= 2; q++) {
+        unsigned qi = (p->reclaim_round + q) & 1; /* the older queue, then the newer */
+        struct slot_list *l = &p->reclaim_q[qi];
+        while (p->reclaim_head[qi] < l->n) {
+            uint64_t s = l->v[p->reclaim_head[qi]++];
             if (!bit_get(p->inuse, s)) {
                 take(p, s, slot, zero);
                 pthread_mutex_unlock(&p->alloc_mu);
@@ -281,11 +286,14 @@ static void reclaim_round(struct vv_pool *p)
 {
     pthread_mutex_lock(&p->alloc_mu);
     p->reclaim_round++;
-    struct slot_list *old = &p->reclaim_q[p->reclaim_round & 1]; /* the older queue */
+    unsigned oi = p->reclaim_round & 1;
+    struct slot_list *old = &p->reclaim_q[oi]; /* the older queue */
     struct slot_list batch = *old;
-    memset(old, 0, sizeof(*old)); /* new frees go to the other queue; this one is ours now */
+    size_t head = p->reclaim_head[oi]; /* those before it were reused */
+    memset(old, 0, sizeof(*old)); /* new frees go here now; the old content is ours */
+    p->reclaim_head[oi] = 0;
     size_t n = 0;
-    for (size_t i = 0; i < batch.n; i++) {
+    for (size_t i = head; i < batch.n; i++) {
         uint64_t s = batch.v[i];
         if (bit_get(p->inuse, s) || bit_get(p->zeroed, s))
             continue; /* reused meanwhile, or queued twice */

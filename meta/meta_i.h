@@ -164,6 +164,7 @@ struct vv_pool {
     struct slot_list dropped[2]; /* alloc_mu: slots released by discards in txg t (t & 1) */
     uint64_t *zeroed;         /* alloc_mu: free slots known to be holes */
     struct slot_list reclaim_q[2]; /* alloc_mu: freed, not yet punched; [round & 1] newest */
+    size_t reclaim_head[2];   /* alloc_mu: reuse pops from here (FIFO: see alloc_slot) */
     unsigned reclaim_round;   /* alloc_mu */
     bool reclaim_stop;        /* alloc_mu */
     pthread_cond_t reclaim_wanted;

@@ -103,6 +103,17 @@ int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
     return 0;
 }
 
+/*
+ * The LMDB map is address space, not disk: the file grows as metadata does.  Size it for a
+ * full pool: an extent costs about 100 bytes (extent entry, births row, B-tree overhead);
+ * allow 256.  At least 64 GiB.
+ */
+static uint64_t pool_map_size(uint64_t nslots)
+{
+    uint64_t want = nslots * 256;
+    return want > DEFAULT_MAP_SIZE ? want : DEFAULT_MAP_SIZE;
+}
+
 static int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly)
 {
     char path[PATH_MAX + 16];
@@ -275,7 +286,8 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
     err = data_files_open(p, O_RDWR | O_CREAT | O_EXCL, per_file, e);
     if (err)
         goto fail_data;
-    err = env_open(p, params->map_size, false);
+    err = env_open(p, params->map_size ? params->map_size
+                                       : pool_map_size(params->capacity / es), false);
     if (err) {
         vv_err_set(e, err, "cannot create metadata in %s: %s", p->dir, strerror(err));
         goto fail_data;

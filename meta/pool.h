@@ -25,7 +25,7 @@
 #define VV_POOL_FORMAT_VERSION 1
 #define VV_EXTENT_MIN 4096u
 #define VV_EXTENT_MAX (1u << 20)
-#define VV_EXTENT_DEFAULT (64u << 10)
+#define VV_EXTENT_DEFAULT (4u << 10) /* see docs/ARCHITECTURE.md, "Extent size" */
 
 struct vv_pool;
 struct vv_vol;
@@ -44,7 +44,7 @@ int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
 struct vv_pool_params {
     uint32_t extent_size; /* power of two, VV_EXTENT_MIN..VV_EXTENT_MAX; 0 = default */
     uint64_t capacity;    /* bytes of volume data the pool may hold; multiple of extent_size */
-    uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB, sparse) */
+    uint64_t map_size;    /* LMDB map size in bytes; 0 = default (see pool_map_size) */
 };
 
 /*

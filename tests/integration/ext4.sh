@@ -21,7 +21,7 @@ src_kib=$(du -sk "$src" | cut -f1)
 info "source tree $src: $((src_kib / 1024)) MiB, $(find "$src" | wc -l) entries"
 [ "$src_kib" -ge $((20 * 1024)) ] || info "warning: $src is small; the fstrim check is weak"
 
-new_pool --capacity 4G --extent-size 64K
+new_pool --capacity 4G   # the default extent size: what users get
 expect_exit 0 vvfs volume create fs 2G
 vol=$MNT/volumes/fs
 

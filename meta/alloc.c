@@ -219,7 +219,7 @@ static void punch_slots(struct vv_pool *p, uint64_t *v, size_t n)
 {
     /* sort by (file, position in file) */
     for (size_t i = 0; i < n; i++)
-        v[i] = (v[i] % p->ndata) << 48 | (v[i] / p->ndata);
+        v[i] = (uint64_t)slot_file(p, v[i]) << 48 | slot_pos(p, v[i]);
     qsort(v, n, sizeof(*v), slot_cmp);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
@@ -234,16 +234,16 @@ static void punch_slots(struct vv_pool *p, uint64_t *v, size_t n)
 void alloc_punch_free(struct vv_pool *p)
 {
     /* file by file, runs of free file positions */
-    uint64_t per_file = (p->nslots + p->ndata - 1) / p->ndata;
+    uint64_t per_file = slots_per_file(p, p->nslots);
     for (unsigned f = 0; f < p->ndata; f++) {
         uint64_t i = 0;
         while (i < per_file) {
-            while (i < per_file && (i * p->ndata + f >= p->nslots ||
-                                    bit_get(p->inuse, i * p->ndata + f)))
+            while (i < per_file && (slot_at(p, f, i) >= p->nslots ||
+                                    bit_get(p->inuse, slot_at(p, f, i))))
                 i++;
             uint64_t start = i;
-            while (i < per_file && i * p->ndata + f < p->nslots &&
-                   !bit_get(p->inuse, i * p->ndata + f))
+            while (i < per_file && slot_at(p, f, i) < p->nslots &&
+                   !bit_get(p->inuse, slot_at(p, f, i)))
                 i++;
             if (i > start)
                 punch(p, f, start, i - start);
@@ -313,7 +313,7 @@ static void reclaim_round(struct vv_pool *p)
         free(v);
     } else {
         for (size_t i = 0; i < n; i++)
-            punch(p, (unsigned)(batch.v[i] % p->ndata), batch.v[i] / p->ndata, 1);
+            punch(p, slot_file(p, batch.v[i]), slot_pos(p, batch.v[i]), 1);
     }
     pthread_mutex_lock(&p->alloc_mu);
     for (size_t i = 0; i < n; i++) {

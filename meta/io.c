@@ -226,6 +226,97 @@ static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+static void log_read_error(uint64_t vol, uint64_t idx, uint64_t slot, int err)
+{
+    vv_err(VV_SS_META, "read of volume %llu extent %llu (slot %llu) failed: %s",
+           (unsigned long long)vol, (unsigned long long)idx, (unsigned long long)slot,
+           strerror(err));
+}
+
+/* Verify the whole extent DATA against M; EIO (logged, counted) on a mismatch. */
+static int verify_extent(struct vv_pool *p, uint64_t vol, uint64_t idx, const struct mapping *m,
+                         const uint8_t *data)
+{
+    if (!m->committed || m->slot == SLOT_NONE || XXH3_64bits(data, p->extent_size) == m->csum)
+        return 0;
+    atomic_fetch_add(&p->checksum_errors, 1);
+    vv_err(VV_SS_META, "checksum mismatch: volume %llu extent %llu (slot %llu)",
+           (unsigned long long)vol, (unsigned long long)idx, (unsigned long long)m->slot);
+    return EIO;
+}
+
+/* Read part of one extent: [eoff, eoff+n) of idx.  WHOLE: extent_size scratch or NULL. */
+static int read_partial(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
+                        uint64_t eoff, size_t n, uint8_t *buf, uint8_t **whole)
+{
+    struct mapping m;
+    int err = lookup(p, r, vol, idx, &m);
+    if (err)
+        return err;
+    if (m.slot == SLOT_NONE) {
+        memset(buf, 0, n);
+        return 0;
+    }
+    if (!m.committed) {
+        /* data of an open txg: no checksum yet (it gets one at commit) */
+        err = pread_full(slot_fd(p, m.slot), buf, n, slot_off(p, m.slot, eoff));
+        if (err)
+            log_read_error(vol, idx, m.slot, err);
+        return err ? EIO : 0;
+    }
+    /* committed data is verified on every read: a partial read reads the whole extent */
+    if (!*whole && !(*whole = malloc(p->extent_size)))
+        return ENOMEM;
+    err = pread_full(slot_fd(p, m.slot), *whole, p->extent_size, slot_off(p, m.slot, 0));
+    if (err) {
+        log_read_error(vol, idx, m.slot, err);
+        return EIO;
+    }
+    err = verify_extent(p, vol, idx, &m, *whole);
+    if (!err)
+        memcpy(buf, *whole + eoff, n);
+    return err;
+}
+
+/*
+ * Read whole extents [idx, idx+count) into BUF: one pread per run of slots that are
+ * consecutive in one data file (what sequential writes allocate).
+ */
+#define READ_RUN_MAX 64
+static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
+                      size_t count, uint8_t *buf)
+{
+    struct mapping ms[READ_RUN_MAX];
+    uint64_t es = p->extent_size;
+    for (size_t k = 0; k < count; k++) {
+        int err = lookup(p, r, vol, idx + k, &ms[k]);
+        if (err)
+            return err;
+    }
+    for (size_t k = 0; k < count;) {
+        if (ms[k].slot == SLOT_NONE) {
+            memset(buf + k * es, 0, es);
+            k++;
+            continue;
+        }
+        size_t j = k + 1;
+        while (j < count && ms[j].slot != SLOT_NONE && ms[j].slot == ms[j - 1].slot + 1 &&
+               slot_file(p, ms[j].slot) == slot_file(p, ms[k].slot))
+            j++;
+        int err = pread_full(slot_fd(p, ms[k].slot), buf + k * es, (j - k) * es,
+                             slot_off(p, ms[k].slot, 0));
+        if (err) {
+            log_read_error(vol, idx + k, ms[k].slot, err);
+            return EIO;
+        }
+        for (size_t i = k; i < j; i++)
+            if ((err = verify_extent(p, vol, idx + i, &ms[i], buf + i * es)))
+                return err;
+        k = j;
+    }
+    return 0;
+}
+
 int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
 {
     struct vv_pool *p = h->pool;
@@ -233,49 +324,22 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     uint64_t es = p->extent_size;
     struct reader r = {p, NULL, NULL};
     uint8_t *whole = NULL; /* scratch for verifying partially read extents */
+    uint8_t *b = buf;
     int err = 0;
     pthread_rwlock_rdlock(&p->reuse_lock);
     while (len > 0 && !err) {
         uint64_t idx = off >> p->extent_shift;
         uint64_t eoff = off & (es - 1);
-        size_t n = len < es - eoff ? len : (size_t)(es - eoff);
-        struct mapping m;
-        err = lookup(p, &r, vol, idx, &m);
-        if (err)
-            break;
-        /* Committed data is verified on every read: a partial read reads the whole extent.
-         * Data of an open txg has no checksum yet (it gets one at commit). */
-        bool verify = m.committed && m.slot != SLOT_NONE;
-        uint8_t *dst = buf;
-        if (verify && n < es) {
-            if (!whole && !(whole = malloc(es))) {
-                err = ENOMEM;
-                break;
-            }
-            dst = whole;
-        }
-        if (m.slot == SLOT_NONE) {
-            memset(buf, 0, n);
+        size_t n;
+        if (eoff == 0 && len >= es) {
+            size_t count = len / es < READ_RUN_MAX ? len / es : READ_RUN_MAX;
+            n = count * es;
+            err = read_whole(p, &r, vol, idx, count, b);
         } else {
-            uint64_t roff = dst == buf ? eoff : 0;
-            size_t rlen = dst == buf ? n : (size_t)es;
-            err = pread_full(slot_fd(p, m.slot), dst, rlen, slot_off(p, m.slot, roff));
-            if (err) {
-                vv_err(VV_SS_META, "read of volume %llu extent %llu (slot %llu) failed: %s",
-                       (unsigned long long)vol, (unsigned long long)idx,
-                       (unsigned long long)m.slot, strerror(err));
-                err = EIO;
-            } else if (verify && XXH3_64bits(dst, es) != m.csum) {
-                atomic_fetch_add(&p->checksum_errors, 1);
-                vv_err(VV_SS_META, "checksum mismatch: volume %llu extent %llu (slot %llu)",
-                       (unsigned long long)vol, (unsigned long long)idx,
-                       (unsigned long long)m.slot);
-                err = EIO;
-            } else if (dst != buf) {
-                memcpy(buf, whole + eoff, n);
-            }
+            n = len < es - eoff ? len : (size_t)(es - eoff);
+            err = read_partial(p, &r, vol, idx, eoff, n, b, &whole);
         }
-        buf = (uint8_t *)buf + n;
+        b += n;
         len -= n;
         off += n;
     }
@@ -404,7 +468,7 @@ again:;
         d->state = DIRTY_FILLING;
         uint64_t slot = d->slot;
         pthread_mutex_unlock(&s->mu);
-        txg_note_dirty(p, t, es);
+        txg_note_dirty(p, t, es, 1);
         if (!full && !zero)
             err = zero_around(p, slot, eoff, n);
         if (!err)
@@ -444,7 +508,7 @@ again:;
     }
     uint64_t slot = d->slot;
     pthread_mutex_unlock(&s->mu);
-    txg_note_dirty(p, t, es);
+    txg_note_dirty(p, t, es, 1);
 
     if (!full) {
         uint64_t src;
@@ -489,20 +553,138 @@ nospace:
     return ENOSPC;
 }
 
+/*
+ * Write whole extents [idx, idx+count) from DATA in one txg, with one pwrite per run of
+ * slots that are consecutive in one data file (sequential writes: a 1 MiB request at 4 KiB
+ * extents is a few pwrites instead of 256).  Phase 1 takes each extent's target slot: its
+ * mapping of this txg in place, or a new slot under a FILLING mapping; phase 2 writes; phase 3
+ * marks the new mappings READY with their checksums.  Extents are taken in ascending order,
+ * as everywhere, so two batches never wait for each other in a cycle.
+ * Returns how many extents it wrote in *DONE (fewer than COUNT only on an error: the caller
+ * goes on extent by extent, which knows how to wait for space).
+ */
+#define WRITE_RUN_MAX 64
+static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8_t *data,
+                       size_t *done)
+{
+    struct vv_pool *p = h->pool;
+    uint64_t vol = h->vol->id;
+    uint64_t es = p->extent_size;
+    uint64_t slots[WRITE_RUN_MAX];
+    struct dirty *fresh[WRITE_RUN_MAX]; /* NULL: written in place */
+    uint64_t t;
+    *done = 0;
+    int err = txg_hold(p, &t);
+    if (err)
+        return err;
+    size_t k, nfresh = 0;
+    for (k = 0; k < count; k++) {
+        struct stripe *s = stripe_of(p, vol, idx + k);
+        pthread_mutex_lock(&s->mu);
+        struct dirty *d = dirty_find(&s->tab[t & 1], vol, idx + k);
+        while (d && d->state == DIRTY_FILLING) {
+            pthread_cond_wait(&s->filled, &s->mu);
+            d = dirty_find(&s->tab[t & 1], vol, idx + k);
+        }
+        fresh[k] = NULL;
+        if (d && d->slot != SLOT_NONE) {
+            d->csum_valid = false;
+            slots[k] = d->slot;
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        bool inserted = d != NULL;
+        if (!d && !(d = calloc(1, sizeof(*d)))) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        bool zero; /* unused: the slot is written whole */
+        if (alloc_slot(p, &slots[k], &zero)) {
+            if (!inserted)
+                free(d);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        if (!inserted) {
+            d->vol = vol;
+            d->idx = idx + k;
+            d->txg = t;
+            if (dirty_insert(&s->tab[t & 1], d)) {
+                pthread_mutex_lock(&p->alloc_mu);
+                slot_list_add(&p->dropped[t & 1], slots[k]);
+                pthread_mutex_unlock(&p->alloc_mu);
+                free(d);
+                pthread_mutex_unlock(&s->mu);
+                break;
+            }
+        }
+        d->slot = slots[k];
+        d->state = DIRTY_FILLING;
+        d->csum_valid = false;
+        fresh[k] = d;
+        nfresh++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    size_t taken = k;
+    if (nfresh)
+        txg_note_dirty(p, t, nfresh * es, nfresh);
+    for (k = 0; k < taken && !err;) {
+        size_t j = k + 1;
+        while (j < taken && slots[j] == slots[j - 1] + 1 &&
+               slot_file(p, slots[j]) == slot_file(p, slots[k]))
+            j++;
+        err = pwrite_full(slot_fd(p, slots[k]), data + k * es, (j - k) * es,
+                          slot_off(p, slots[k], 0));
+        if (err)
+            vv_err(VV_SS_META, "write to volume %llu extents %llu..%llu failed: %s",
+                   (unsigned long long)vol, (unsigned long long)(idx + k),
+                   (unsigned long long)(idx + j - 1), strerror(err));
+        k = j;
+    }
+    for (k = 0; k < taken; k++) {
+        struct dirty *d = fresh[k];
+        if (!d)
+            continue;
+        uint64_t csum = err ? 0 : XXH3_64bits(data + k * es, es);
+        struct stripe *s = stripe_of(p, vol, idx + k);
+        pthread_mutex_lock(&s->mu);
+        d->state = DIRTY_READY;
+        d->csum = csum;
+        d->csum_valid = !err;
+        pthread_cond_broadcast(&s->filled);
+        pthread_mutex_unlock(&s->mu);
+    }
+    txg_rele(p, t);
+    *done = err ? 0 : taken;
+    return err ? EIO : 0;
+}
+
 int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
 {
     struct vv_pool *p = h->pool;
     if (p->flags & VV_POOL_RDONLY)
         return EROFS;
     uint64_t es = p->extent_size;
+    const uint8_t *b = buf;
     while (len > 0) {
         uint64_t idx = off >> p->extent_shift;
         uint64_t eoff = off & (es - 1);
         size_t n = len < es - eoff ? len : (size_t)(es - eoff);
-        int err = write_extent(h, idx, eoff, n, buf);
-        if (err)
-            return err;
-        buf = (const uint8_t *)buf + n;
+        if (eoff == 0 && len >= 2 * es) {
+            size_t count = len / es < WRITE_RUN_MAX ? len / es : WRITE_RUN_MAX, done;
+            int err = write_whole(h, idx, count, b, &done);
+            if (err)
+                return err;
+            if (done > 0)
+                n = done * es;
+            else if ((err = write_extent(h, idx, 0, es, b))) /* waits for space, or fails */
+                return err;
+        } else {
+            int err = write_extent(h, idx, eoff, n, b);
+            if (err)
+                return err;
+        }
+        b += n;
         len -= n;
         off += n;
     }
@@ -554,7 +736,7 @@ static int discard_extent(struct vv_pool *p, uint64_t vol, uint64_t idx)
     }
     pthread_mutex_unlock(&s->mu);
     if (created)
-        txg_note_dirty(p, t, 0);
+        txg_note_dirty(p, t, 0, 1);
     txg_rele(p, t);
     return err;
 }

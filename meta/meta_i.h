@@ -136,9 +136,11 @@ struct vv_pool {
     char dir[PATH_MAX];
     unsigned flags;
     int lock_fd;
-    /* the data: slot s lives in file data.(s % ndata) at (s / ndata) * extent_size.  Several
-     * files because a buffered write holds its file's inode lock: one file would serialize
-     * all writers (measured: 26% of daemon CPU spinning on it with one file) */
+    /* the data: slots go to the files in chunks of DATA_CHUNK_SLOTS (slot_file/slot_pos).
+     * Several files because a buffered write holds its file's inode lock: one file would
+     * serialize all writers (measured: 26% of daemon CPU spinning on it with one file).
+     * Chunks, so that consecutive slots are contiguous in one file and a run of them is one
+     * pread/pwrite. */
     int data_fd[DATA_FILES_MAX];
     unsigned ndata;
     MDB_env *env;
@@ -217,15 +219,42 @@ struct vv_vol {
     struct vv_volume *vol;
 };
 
+#define DATA_CHUNK_SLOTS 16u
+
+/* data file of slot S: chunk (S / 16) goes to file (chunk % ndata) */
+static inline unsigned slot_file(const struct vv_pool *p, uint64_t s)
+{
+    return (unsigned)((s / DATA_CHUNK_SLOTS) % p->ndata);
+}
+
+/* position of slot S in its data file, in slots */
+static inline uint64_t slot_pos(const struct vv_pool *p, uint64_t s)
+{
+    return s / (DATA_CHUNK_SLOTS * p->ndata) * DATA_CHUNK_SLOTS + s % DATA_CHUNK_SLOTS;
+}
+
+/* the slot at position POS of data file F (inverse of slot_file/slot_pos) */
+static inline uint64_t slot_at(const struct vv_pool *p, unsigned f, uint64_t pos)
+{
+    return (pos / DATA_CHUNK_SLOTS * p->ndata + f) * DATA_CHUNK_SLOTS + pos % DATA_CHUNK_SLOTS;
+}
+
+/* slots per data file (the last chunks may lie past nslots) */
+static inline uint64_t slots_per_file(const struct vv_pool *p, uint64_t nslots)
+{
+    uint64_t chunks = (nslots + DATA_CHUNK_SLOTS - 1) / DATA_CHUNK_SLOTS;
+    return (chunks + p->ndata - 1) / p->ndata * DATA_CHUNK_SLOTS;
+}
+
 static inline int slot_fd(const struct vv_pool *p, uint64_t slot)
 {
-    return p->data_fd[slot % p->ndata];
+    return p->data_fd[slot_file(p, slot)];
 }
 
 /* byte offset of slot SLOT (plus OFF inside it) in its data file */
 static inline off_t slot_off(const struct vv_pool *p, uint64_t slot, uint64_t off)
 {
-    return (off_t)(((slot / p->ndata) << p->extent_shift) + off);
+    return (off_t)((slot_pos(p, slot) << p->extent_shift) + off);
 }
 
 /* pool.c */
@@ -260,7 +289,8 @@ int txg_sync(struct vv_pool *p);
 int txg_hold(struct vv_pool *p, uint64_t *txg);
 void txg_rele(struct vv_pool *p, uint64_t txg);
 void txg_wait_quiesced(struct vv_pool *p, uint64_t txg);
-void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes);
+/* COUNT new mappings holding BYTES of data were added to txg TXG */
+void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes, uint64_t count);
 struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t idx);
 struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx);
 int dirty_insert(struct dirty_table *t, struct dirty *d);

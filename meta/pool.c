@@ -5,7 +5,7 @@
  *   A pool is a directory:
  *       meta.mdb, meta.mdb-lock   LMDB environment (MDB_NOSUBDIR) with all metadata
  *       data.0 .. data.N-1        sparse files of extent slots (N = config data_files, 8 by
- *                                 default): slot s in data.(s % N) at (s / N) * extent_size
+ *                                 default), in chunks of 16 slots: see slot_file/slot_pos
  *       lock                      flock()ed by the one process that has the pool open; holds
  *                                 its pid as text, for the error message of a second opener
  *   Volume operations run their own LMDB write txn under commit_mu, so they serialize with
@@ -282,7 +282,7 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
         goto fail;
     p->ndata = DATA_FILES_DEFAULT;
     p->extent_shift = (unsigned)__builtin_ctz(es);
-    uint64_t per_file = (params->capacity / es + p->ndata - 1) / p->ndata * es;
+    uint64_t per_file = slots_per_file(p, params->capacity / es) * es;
     err = data_files_open(p, O_RDWR | O_CREAT | O_EXCL, per_file, e);
     if (err)
         goto fail_data;

@@ -146,11 +146,11 @@ void txg_wait_quiesced(struct vv_pool *p, uint64_t txg)
     pthread_mutex_unlock(&p->txg_mu);
 }
 
-void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes)
+void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes, uint64_t count)
 {
     pthread_mutex_lock(&p->txg_mu);
     p->dirty_bytes[txg & 1] += bytes;
-    p->dirty_count[txg & 1]++;
+    p->dirty_count[txg & 1] += count;
     /* tombstones carry no data but cost memory and commit time: bound their number too */
     if (p->dirty_bytes[txg & 1] > p->dirty_bound || p->dirty_count[txg & 1] > DIRTY_COUNT_BOUND)
         pthread_cond_signal(&p->commit_wanted);

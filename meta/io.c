@@ -110,6 +110,7 @@ static void reader_done(struct reader *r)
 int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,
                 uint64_t *birth)
 {
+    /* seek past the extent's last key, step back */
     struct key3 probe = key3_make(vol, idx, UINT64_MAX);
     MDB_val k = {sizeof(probe.b), probe.b}, d;
     int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
@@ -138,6 +139,15 @@ struct mapping {
     uint64_t csum;
     bool committed;  /* from LMDB: csum is valid */
 };
+
+/* The mapping of (vol, idx) in txg T, from stripe S (locked), once it is not FILLING. */
+static struct dirty *dirty_ready(struct stripe *s, uint64_t t, uint64_t vol, uint64_t idx)
+{
+    struct dirty *d;
+    while ((d = dirty_find(&s->tab[t & 1], vol, idx)) && d->state == DIRTY_FILLING)
+        pthread_cond_wait(&s->filled, &s->mu);
+    return d;
+}
 
 /* Newest dirty entry of (vol, idx) in stripe S (locked), waiting while it is FILLING. */
 static struct dirty *dirty_current(struct stripe *s, uint64_t vol, uint64_t idx)
@@ -444,11 +454,7 @@ again:;
         return err;
     struct stripe *s = stripe_of(p, vol, idx);
     pthread_mutex_lock(&s->mu);
-    struct dirty *d = dirty_find(&s->tab[t & 1], vol, idx);
-    while (d && d->state == DIRTY_FILLING) {
-        pthread_cond_wait(&s->filled, &s->mu);
-        d = dirty_find(&s->tab[t & 1], vol, idx);
-    }
+    struct dirty *d = dirty_ready(s, t, vol, idx);
     bool zero;
     if (d && d->slot != SLOT_NONE) {
         d->csum_valid = false;
@@ -581,11 +587,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     for (k = 0; k < count; k++) {
         struct stripe *s = stripe_of(p, vol, idx + k);
         pthread_mutex_lock(&s->mu);
-        struct dirty *d = dirty_find(&s->tab[t & 1], vol, idx + k);
-        while (d && d->state == DIRTY_FILLING) {
-            pthread_cond_wait(&s->filled, &s->mu);
-            d = dirty_find(&s->tab[t & 1], vol, idx + k);
-        }
+        struct dirty *d = dirty_ready(s, t, vol, idx + k);
         fresh[k] = NULL;
         if (d && d->slot != SLOT_NONE) {
             d->csum_valid = false;
@@ -702,11 +704,7 @@ static int discard_extent(struct vv_pool *p, uint64_t vol, uint64_t idx)
         return err;
     struct stripe *s = stripe_of(p, vol, idx);
     pthread_mutex_lock(&s->mu);
-    struct dirty *d = dirty_find(&s->tab[t & 1], vol, idx);
-    while (d && d->state == DIRTY_FILLING) {
-        pthread_cond_wait(&s->filled, &s->mu);
-        d = dirty_find(&s->tab[t & 1], vol, idx);
-    }
+    struct dirty *d = dirty_ready(s, t, vol, idx);
     bool created = false;
     if (d) {
         if (d->slot != SLOT_NONE) {

@@ -299,7 +299,7 @@ int dirty_insert(struct dirty_table *t, struct dirty *d);
 int rtxn_get(struct vv_pool *p, MDB_txn **txn);   /* a read txn from the pool's cache */
 void rtxn_put(struct vv_pool *p, MDB_txn *txn);   /* reset it and return it to the cache */
 void rtxn_drain(struct vv_pool *p);               /* abort every cached txn (at close) */
-/* newest entry of (vol, idx) via CUR: 0, or ENOENT if the extent has none */
+/* newest entry of (vol, idx) via CUR: 0 (CUR is left on it), or ENOENT if there is none */
 int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,
                 uint64_t *birth);
 

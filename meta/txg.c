@@ -229,24 +229,14 @@ static int apply_one(struct vv_pool *p, MDB_txn *txn, MDB_cursor *cur, struct di
                      uint64_t t, struct vv_volume *v, int64_t *used_delta,
                      struct slot_list *set, struct slot_list *freed)
 {
-    /* find the newest entry of (vol, idx): seek past it, step back */
-    struct key3 probe = key3_make(d->vol, d->idx, UINT64_MAX);
-    MDB_val k = {sizeof(probe.b), probe.b}, val;
-    int rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &val, MDB_LAST);
-    else if (rc == 0)
-        rc = mdb_cursor_get(cur, &k, &val, MDB_PREV);
-    bool have_old = false, older_remains = false;
-    if (rc == 0 && k.mv_size == 24 && get_be64(k.mv_data) == d->vol &&
-        get_be64((uint8_t *)k.mv_data + 8) == d->idx)
-        have_old = true;
-    else if (rc != 0 && rc != MDB_NOTFOUND)
-        return pool_lmdb_err(rc);
+    /* the newest entry of (vol, idx); the cursor is left on it */
+    struct ext_val old;
+    uint64_t birth;
+    int rc, err = xmap_newest(cur, d->vol, d->idx, &old, &birth);
+    if (err && err != ENOENT)
+        return err;
+    bool have_old = !err, older_remains = false;
     if (have_old) {
-        uint64_t birth = get_be64((uint8_t *)k.mv_data + 16);
-        struct ext_val old;
-        memcpy(&old, val.mv_data, sizeof(old));
         if (birth > v->snap_gen) {
             /* nobody else sees it: it dies now */
             struct key3 bk = key3_make(d->vol, birth, d->idx);
@@ -264,8 +254,7 @@ static int apply_one(struct vv_pool *p, MDB_txn *txn, MDB_cursor *cur, struct di
             if (rc)
                 return pool_lmdb_err(rc);
             if (!(old.flags & EXT_F_TOMBSTONE)) {
-                int err = slot_list_add(freed, old.slot);
-                if (err)
+                if ((err = slot_list_add(freed, old.slot)))
                     return err;
                 (*used_delta)--;
             }

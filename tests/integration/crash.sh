@@ -9,6 +9,8 @@
 # (crashwriter verify; the log spans all rounds, so data acknowledged rounds ago is checked too).
 #
 #   VVFS_CRASH_ROUNDS   rounds (default 8)
+#   VVFS_CRASH_EXTENT   the pool's extent size (default 64K: partial writes merge old data;
+#                       meson also runs it at 4K, the default, where most writes are batched)
 #   VVFS_TEST_SEED      seed for the timings and the writers (default: from the clock; printed)
 # The test bounds itself to 90 + 30 * rounds seconds; meson's own limit is 600 s, so for more
 # than 16 rounds run it directly (VV_BUILDDIR=build VVFS_CRASH_ROUNDS=50 tests/integration/crash.sh)
@@ -21,10 +23,10 @@ requires jq
 rounds=${VVFS_CRASH_ROUNDS:-8}
 seed=${VVFS_TEST_SEED:-$(($(date +%s) % 1000000))}
 set_timeout $((90 + rounds * 30))
-info "rounds $rounds, seed $seed (rerun with VVFS_TEST_SEED=$seed)"
+info "rounds $rounds, extent size ${VVFS_CRASH_EXTENT:-64K}, seed $seed (rerun with VVFS_TEST_SEED=$seed)"
 RANDOM=$seed
 
-new_pool --capacity 1G --extent-size 64K
+new_pool --capacity 1G --extent-size "${VVFS_CRASH_EXTENT:-64K}"
 expect_exit 0 vvfs volume create c 256M
 vol=$MNT/volumes/c
 log=$VV_TESTDIR/crash.log

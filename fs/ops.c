@@ -153,100 +153,82 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 /* ---- directories -------------------------------------------------------------------------- */
 
-struct dir_listing {
-    char *buf;     /* packed fuse dirents */
-    size_t len;
-    size_t *ends;  /* ends[i]: offset just past entry i (that is its d_off) */
-    size_t n;
+/*
+ * Directories keep no per-open state: each readdir lists afresh and resumes after the entry
+ * whose cookie (d_off) the kernel passes back.  Cookies are stable under concurrent volume
+ * changes: ".", ".." and the root's two entries are 1..4, a volume's is 2 + its id (ids are
+ * never reused), and volumes are listed by id.  (A listing kept from opendir to releasedir
+ * was freed under a readdir still replying when the reader was killed: seen by ASan in the
+ * crash test.)
+ */
+struct dirent_src {
+    const char *name;
+    fuse_ino_t ino;
+    mode_t mode;
+    uint64_t cookie;
 };
 
-static void dir_listing_free(struct dir_listing *l)
+static int info_id_cmp(const void *a, const void *b)
 {
-    if (!l)
-        return;
-    free(l->buf);
-    free(l->ends);
-    free(l);
-}
-
-static int add_dirent(fuse_req_t req, struct dir_listing *l, const char *name, fuse_ino_t ino,
-                      mode_t mode)
-{
-    struct stat st = {.st_ino = ino, .st_mode = mode};
-    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
-    char *nb = realloc(l->buf, l->len + need);
-    if (!nb)
-        return ENOMEM;
-    l->buf = nb;
-    size_t *ne = realloc(l->ends, (l->n + 1) * sizeof(*ne));
-    if (!ne)
-        return ENOMEM;
-    l->ends = ne;
-    l->ends[l->n++] = l->len + need;
-    fuse_add_direntry(req, l->buf + l->len, need, name, &st, (off_t)(l->len + need));
-    l->len += need;
-    return 0;
+    uint64_t x = ((const struct vv_volume_info *)a)->id, y = ((const struct vv_volume_info *)b)->id;
+    return x < y ? -1 : x > y;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct vv_fs *fs = fs_of(req);
     if (ino != INO_ROOT && ino != INO_VOLUMES && ino != INO_SNAPSHOTS) {
         fuse_reply_err(req, is_vol_ino(ino) ? ENOTDIR : ENOENT);
         return;
     }
-    /* the listing is taken once per opendir, so offsets stay valid across readdir calls */
-    struct dir_listing *l = calloc(1, sizeof(*l));
-    int err = l ? 0 : ENOMEM;
-    if (!err)
-        err = add_dirent(req, l, ".", ino, S_IFDIR);
-    if (!err)
-        err = add_dirent(req, l, "..", INO_ROOT, S_IFDIR);
-    if (!err && ino == INO_ROOT) {
-        err = add_dirent(req, l, "volumes", INO_VOLUMES, S_IFDIR);
-        if (!err)
-            err = add_dirent(req, l, "snapshots", INO_SNAPSHOTS, S_IFDIR);
-    } else if (!err && ino == INO_VOLUMES) {
-        struct vv_volume_info *vols = NULL;
-        size_t n = 0;
-        err = vv_volume_list(fs->pool, &vols, &n);
-        for (size_t i = 0; !err && i < n; i++)
-            err = add_dirent(req, l, vols[i].name, VOL_INO_BASE + vols[i].id, S_IFREG);
-        free(vols);
-    }
-    if (err) {
-        dir_listing_free(l);
-        fuse_reply_err(req, err);
-        return;
-    }
-    fi->fh = (uint64_t)(uintptr_t)l;
+    fi->fh = 0;
     fuse_reply_open(req, fi);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    struct dir_listing *l = (struct dir_listing *)(uintptr_t)fi->fh;
-    if (off < 0 || (size_t)off >= l->len) {
-        fuse_reply_buf(req, NULL, 0);
+    struct vv_fs *fs = fs_of(req);
+    struct vv_volume_info *vols = NULL;
+    size_t nvols = 0;
+    if (ino == INO_VOLUMES) {
+        int err = vv_volume_list(fs->pool, &vols, &nvols);
+        if (err) {
+            fuse_reply_err(req, err);
+            return;
+        }
+        qsort(vols, nvols, sizeof(*vols), info_id_cmp);
+    }
+    char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        free(vols);
+        fuse_reply_err(req, ENOMEM);
         return;
     }
-    /* whole entries only: send those that fit */
-    size_t end = (size_t)off;
-    for (size_t i = 0; i < l->n; i++) {
-        if (l->ends[i] <= (size_t)off)
+    struct dirent_src fixed[] = {
+        {".", ino, S_IFDIR, 1},
+        {"..", INO_ROOT, S_IFDIR, 2},
+        {"volumes", INO_VOLUMES, S_IFDIR, 3},
+        {"snapshots", INO_SNAPSHOTS, S_IFDIR, 4},
+    };
+    size_t nfixed = ino == INO_ROOT ? 4 : 2;
+    size_t used = 0;
+    for (size_t i = 0; i < nfixed + nvols; i++) {
+        struct dirent_src e = i < nfixed ? fixed[i]
+                                         : (struct dirent_src){vols[i - nfixed].name,
+                                                               VOL_INO_BASE + vols[i - nfixed].id,
+                                                               S_IFREG, 2 + vols[i - nfixed].id};
+        if (e.cookie <= (uint64_t)off)
             continue;
-        if (l->ends[i] - (size_t)off > size)
-            break;
-        end = l->ends[i];
+        struct stat st = {.st_ino = e.ino, .st_mode = e.mode};
+        size_t need = fuse_add_direntry(req, buf + used, size - used, e.name, &st,
+                                        (off_t)e.cookie);
+        if (need > size - used)
+            break; /* did not fit: the kernel asks again from the last cookie it got */
+        used += need;
     }
-    fuse_reply_buf(req, l->buf + off, end - (size_t)off);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    dir_listing_free((struct dir_listing *)(uintptr_t)fi->fh);
-    fuse_reply_err(req, 0);
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+    free(vols);
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -524,7 +506,6 @@ const struct fuse_lowlevel_ops vv_fs_ops = {
     .setattr = op_setattr,
     .opendir = op_opendir,
     .readdir = op_readdir,
-    .releasedir = op_releasedir,
     .open = op_open,
     .release = op_release,
     .read = op_read,

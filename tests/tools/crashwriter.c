@@ -267,7 +267,9 @@ static int cmd_write(const char *path, const char *logpath, const struct write_o
 
     uint64_t seed = o->seed ? o->seed : (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid();
     rng_state = seed | 1;
-    uint8_t *buf = malloc(o->max_len);
+    /* static: die() exits from below with it live; a global root keeps LeakSanitizer quiet */
+    static uint8_t *buf;
+    buf = malloc(o->max_len);
     struct rec *pending = calloc(o->fsync_every, sizeof *pending);
     if (!buf || !pending)
         die("out of memory");

@@ -199,6 +199,15 @@ free_after=$(pool_field free)
 assert_eq "$(pool_field volumes)" 1 "status volumes after delete"
 expect_exit 0 vvio verify "$vol" 12345 1 --seed 1
 
+step "a directory of many volumes lists each one once, across several readdir calls"
+for i in $(seq 1 120); do vvfs volume create "many-$i" 1M >/dev/null || fail "create many-$i"; done
+for i in $(seq 3 7 120); do vvfs volume delete "many-$i" >/dev/null || fail "delete many-$i"; done
+# the kernel asks the daemon for one page of entries per readdir: 100+ entries take several
+assert_eq "$(ls -f "$MNT/volumes" | grep -v '^\.\{1,2\}$' | sort | tr '\n' ' ')" \
+    "$(volume_names | sort | tr '\n' ' ')" "directory listing vs volume list"
+assert_eq "$(ls "$MNT/volumes" | wc -l)" $((1 + 120 - 17)) "number of volume files"
+for i in $(seq 1 120); do vvfs volume delete "many-$i" >/dev/null 2>&1 || true; done
+
 step "umount; the pool checks clean"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"

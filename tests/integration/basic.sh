@@ -208,6 +208,27 @@ assert_eq "$(ls -f "$MNT/volumes" | grep -v '^\.\{1,2\}$' | sort | tr '\n' ' ')"
 assert_eq "$(ls "$MNT/volumes" | wc -l)" $((1 + 120 - 17)) "number of volume files"
 for i in $(seq 1 120); do vvfs volume delete "many-$i" >/dev/null 2>&1 || true; done
 
+step "SIGTERM: the daemon commits what was written, unmounts and exits"
+umount_pool "$POOL" "$MNT"
+# no timed commit for 10 minutes: only the shutdown can make this data durable
+VVFS_TXG_INTERVAL_MS=600000 mount_pool "$POOL" "$MNT"
+# the writer keeps its descriptor open: closing it would flush, which commits
+"$VVIO" write "$vol" 5M 3M --seed 77 --hold >"$VV_TESTDIR/hold.out" 2>&1 &
+holder=$!
+cleanup_fn kill "$holder"
+for _ in $(seq 1 100); do grep -q held "$VV_TESTDIR/hold.out" 2>/dev/null && break; sleep 0.1; done
+grep -q held "$VV_TESTDIR/hold.out" || fail "vvio --hold did not finish writing"
+assert_eq "$(pool_field dirty_bytes)" $((3 * MiB)) "dirty bytes before SIGTERM"
+pid=$(daemon_pid "$POOL")
+kill -TERM "$pid"
+for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$pid" 2>/dev/null || fail "daemon $pid still running 30 s after SIGTERM"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+! findmnt -rn "$MNT" >/dev/null || fail "$MNT still mounted after the daemon exited"
+mount_pool "$POOL" "$MNT"
+expect_exit 0 vvio verify "$vol" 5M 3M --seed 77
+
 step "umount; the pool checks clean"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"

@@ -1,7 +1,9 @@
 /*
  * tests/tools/vvio.c — pattern I/O for the integration tests.
  *
- *   vvio write FILE OFF LEN [--seed S] [--direct] [--fsync]
+ *   vvio write FILE OFF LEN [--seed S] [--direct] [--fsync] [--hold]
+ *        --hold: after writing, print "held" and wait, descriptor open, until killed (close
+ *        would flush, which on vvfs commits: this leaves the data uncommitted)
  *   vvio verify FILE OFF LEN [--seed S] [--direct]
  *   vvio zero FILE OFF LEN [--direct]         verify that the range reads as zeros
  *   vvio punch FILE OFF LEN                   fallocate(PUNCH_HOLE|KEEP_SIZE)
@@ -55,7 +57,7 @@ static const char *prog = "vvio";
 
 __attribute__((noreturn)) static void usage(void)
 {
-    fprintf(stderr, "usage: vvio write FILE OFF LEN [--seed S] [--direct] [--fsync]\n"
+    fprintf(stderr, "usage: vvio write FILE OFF LEN [--seed S] [--direct] [--fsync] [--hold]\n"
                     "       vvio verify FILE OFF LEN [--seed S] [--direct]\n"
                     "       vvio zero FILE OFF LEN [--direct]\n"
                     "       vvio punch FILE OFF LEN\n"
@@ -189,7 +191,7 @@ static void check_direct_alignment(bool direct, uint64_t off, uint64_t len)
 }
 
 static int do_write(const char *path, uint64_t off, uint64_t len, unsigned seed, bool direct,
-                    bool do_fsync)
+                    bool do_fsync, bool hold)
 {
     check_direct_alignment(direct, off, len);
     int fd = open_file(path, O_WRONLY, direct);
@@ -214,6 +216,12 @@ static int do_write(const char *path, uint64_t off, uint64_t len, unsigned seed,
     if (do_fsync && fsync(fd) != 0) {
         fprintf(stderr, "%s: fsync %s: %s\n", prog, path, strerror(errno));
         return 1;
+    }
+    if (hold) {
+        printf("held\n");
+        fflush(stdout);
+        for (;;)
+            pause();
     }
     if (close(fd) != 0) {
         fprintf(stderr, "%s: close %s: %s\n", prog, path, strerror(errno));
@@ -341,7 +349,7 @@ int main(int argc, char **argv)
         return 2;
     }
     unsigned seed = 0;
-    bool direct = false, do_fsync = false, keep_size = true;
+    bool direct = false, do_fsync = false, keep_size = true, hold = false;
     for (int i = 5; i < argc; i++) {
         uint64_t v;
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -354,6 +362,8 @@ int main(int argc, char **argv)
             direct = true;
         } else if (strcmp(argv[i], "--fsync") == 0) {
             do_fsync = true;
+        } else if (strcmp(argv[i], "--hold") == 0) {
+            hold = true;
         } else if (strcmp(argv[i], "--no-keep-size") == 0) {
             keep_size = false;
         } else {
@@ -361,7 +371,7 @@ int main(int argc, char **argv)
         }
     }
     if (strcmp(cmd, "write") == 0)
-        return do_write(path, off, len, seed, direct, do_fsync);
+        return do_write(path, off, len, seed, direct, do_fsync, hold);
     if (strcmp(cmd, "verify") == 0)
         return do_verify(path, off, len, seed, direct, false);
     if (strcmp(cmd, "zero") == 0)

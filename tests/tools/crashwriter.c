@@ -37,6 +37,8 @@
  * Exit status: 0 ok (write: stopped by --count/--seconds), 1 failure (write: an I/O error,
  * which is expected once the daemon is killed), 2 usage.
  */
+#include "util/size.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -105,25 +107,10 @@ static void cw_fill(uint8_t *buf, uint64_t off, size_t len, uint64_t gen)
         buf[i] = cw_byte(off + i, gen);
 }
 
+/* a number with an optional K/M/G/T suffix (binary), as the vvfs CLI takes them */
 static bool parse_u64(const char *s, uint64_t *out)
 {
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno)
-        return false;
-    unsigned shift = 0;
-    const char *suffixes = "KMGT", *p = *end ? strchr(suffixes, *end & ~0x20) : NULL;
-    if (p) {
-        shift = 10 * (unsigned)(p - suffixes + 1);
-        end++;
-    }
-    if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
+    return vv_parse_size(s, out) == 0;
 }
 
 /* xorshift64* */

@@ -27,6 +27,8 @@
  * Exit status: 0 ok, 1 I/O error or verification failure (one line on stderr naming the first
  * bad offset), 2 usage.
  */
+#include "util/size.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,25 +68,10 @@ __attribute__((noreturn)) static void usage(void)
     exit(2);
 }
 
+/* a number with an optional K/M/G/T suffix (binary), as the vvfs CLI takes them */
 static bool parse_u64(const char *s, uint64_t *out)
 {
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno)
-        return false;
-    unsigned shift = 0;
-    const char *suffixes = "KMGT", *p = *end ? strchr(suffixes, *end & ~0x20) : NULL;
-    if (p) {
-        shift = 10 * (unsigned)(p - suffixes + 1);
-        end++;
-    }
-    if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
+    return vv_parse_size(s, out) == 0;
 }
 
 #define TAG_XOR 0xa5cu

@@ -67,7 +67,7 @@ static inline void bit_clear(uint64_t *bm, uint64_t i)
     bm[i >> 6] &= ~(1ULL << (i & 63));
 }
 
-int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bm)
+static int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bm)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, p->db_spacemap, &cur);

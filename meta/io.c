@@ -33,7 +33,7 @@ static const uint8_t zero_extent[VV_EXTENT_MAX];
 
 /* ---- read txn cache ------------------------------------------------------------------------ */
 
-int rtxn_get(struct vv_pool *p, MDB_txn **txn)
+static int rtxn_get(struct vv_pool *p, MDB_txn **txn)
 {
     MDB_txn *t = NULL;
     pthread_mutex_lock(&p->rtxn_mu);
@@ -51,7 +51,7 @@ int rtxn_get(struct vv_pool *p, MDB_txn **txn)
     return 0;
 }
 
-void rtxn_put(struct vv_pool *p, MDB_txn *txn)
+static void rtxn_put(struct vv_pool *p, MDB_txn *txn)
 {
     if (!txn)
         return;

@@ -263,9 +263,6 @@ int pool_lmdb_err(int rc);   /* MDB_* or errno -> errno */
 int pool_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
 int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v);
 int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
-int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags);
-int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v, uint64_t from_idx,
-                      struct slot_list *freed);
 
 /* alloc.c */
 int alloc_init(struct vv_pool *p, MDB_txn *txn);
@@ -280,7 +277,6 @@ int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
                   const struct slot_list *clear);
 int slot_list_add(struct slot_list *l, uint64_t slot);
 void slot_list_free(struct slot_list *l);
-int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bitmap);
 
 /* txg.c */
 int txg_start(struct vv_pool *p);
@@ -296,8 +292,6 @@ struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx);
 int dirty_insert(struct dirty_table *t, struct dirty *d);
 
 /* io.c */
-int rtxn_get(struct vv_pool *p, MDB_txn **txn);   /* a read txn from the pool's cache */
-void rtxn_put(struct vv_pool *p, MDB_txn *txn);   /* reset it and return it to the cache */
 void rtxn_drain(struct vv_pool *p);               /* abort every cached txn (at close) */
 /* newest entry of (vol, idx) via CUR: 0 (CUR is left on it), or ENOENT if there is none */
 int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,

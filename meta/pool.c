@@ -89,7 +89,7 @@ int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
     return 0;
 }
 
-int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
+static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"config", "volumes", "volnames",
                                         "extents", "births", "spacemap"};
@@ -730,8 +730,8 @@ out:
  * Delete the extents of V from index FROM_IDX on (every birth), and their births; collect
  * their slots in FREED and clear them in the space map.  O(extents removed).
  */
-int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v, uint64_t from_idx,
-                      struct slot_list *freed)
+static int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v,
+                             uint64_t from_idx, struct slot_list *freed)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, p->db_extents, &cur);

@@ -145,46 +145,93 @@ static void take(struct vv_pool *p, uint64_t s, uint64_t *slot, bool *zero)
     *slot = s;
 }
 
-int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero)
+/* S follows PREV in the same data file (consecutive slots of one chunk) */
+static inline bool run_next(const struct vv_pool *p, uint64_t prev, uint64_t s)
+{
+    return s == prev + 1 && (s >> p->chunk_shift) == (prev >> p->chunk_shift);
+}
+
+int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n)
 {
     size_t words = (p->nslots + 63) / 64;
+    size_t got = 0;
+    bool z;
     pthread_mutex_lock(&p->alloc_mu);
     if (p->nused >= p->nslots) {
         pthread_mutex_unlock(&p->alloc_mu);
+        *n = 0;
         return ENOSPC;
     }
     /* Recently freed slots first: reusing one spares the reclaimer a punch.  Oldest first, in
      * the order they were freed: a commit frees in (volume, extent) order, so a sequential
      * overwrite gets its new slots in the order of the old ones and stays sequential on disk
      * (popping newest-first reversed it: sequential reads after overwrites fell to 0.49 of a
-     * plain file). */
-    for (unsigned q = 1; q <= 2; q++) {
+     * plain file).  A run stops where the queue stops being consecutive. */
+    for (unsigned q = 1; q <= 2 && got < max; q++) {
         unsigned qi = (p->reclaim_round + q) & 1; /* the older queue, then the newer */
         struct slot_list *l = &p->reclaim_q[qi];
-        while (p->reclaim_head[qi] < l->n) {
-            uint64_t s = l->v[p->reclaim_head[qi]++];
-            if (!bit_get(p->inuse, s)) {
-                take(p, s, slot, zero);
-                pthread_mutex_unlock(&p->alloc_mu);
-                return 0;
+        while (p->reclaim_head[qi] < l->n && got < max) {
+            uint64_t s = l->v[p->reclaim_head[qi]];
+            if (bit_get(p->inuse, s)) { /* taken from the bitmap meanwhile */
+                p->reclaim_head[qi]++;
+                continue;
             }
+            if (got > 0 && !run_next(p, slots[got - 1], s))
+                goto out;
+            p->reclaim_head[qi]++;
+            take(p, s, &slots[got], zero ? &zero[got] : &z);
+            got++;
         }
     }
-    for (size_t n = 0; n <= words; n++) {
-        size_t w = (size_t)((p->rotor + n) % words);
+    if (got > 0)
+        goto out;
+    /* Then the bitmap from the rotor: the first free slot and the free ones after it in its
+     * chunk. */
+    for (size_t i = 0; i <= words; i++) {
+        size_t w = (size_t)((p->rotor + i) % words);
         uint64_t x = p->inuse[w];
         if (x == ~0ULL)
             continue;
         uint64_t s = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(~x);
         if (s >= p->nslots)
             continue;
-        take(p, s, slot, zero);
-        p->rotor = w;
-        pthread_mutex_unlock(&p->alloc_mu);
-        return 0;
+        do {
+            take(p, s, &slots[got], zero ? &zero[got] : &z);
+            got++;
+            s++;
+        } while (got < max && s < p->nslots && (s & (p->chunk_slots - 1)) != 0 &&
+                 !bit_get(p->inuse, s));
+        p->rotor = (size_t)(s / 64) < words ? s / 64 : 0;
+        break;
+    }
+out:
+    pthread_mutex_unlock(&p->alloc_mu);
+    *n = got;
+    return got ? 0 : ENOSPC;
+}
+
+int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero)
+{
+    size_t n;
+    return alloc_run(p, 1, slot, zero, &n);
+}
+
+void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&p->alloc_mu);
+    struct slot_list *q = &p->reclaim_q[p->reclaim_round & 1];
+    for (size_t i = 0; i < n; i++) {
+        bit_clear(p->inuse, slots[i]);
+        p->nused--;
+        if (zero[i])
+            bit_set(p->zeroed, slots[i]); /* still a hole */
+        else if (slot_list_add(q, slots[i]))
+            vv_warn(VV_SS_META, "out of memory queueing slot %llu for reclaim; its space "
+                    "returns to the host at the next mount", (unsigned long long)slots[i]);
     }
     pthread_mutex_unlock(&p->alloc_mu);
-    return ENOSPC;
 }
 
 static int slot_cmp(const void *a, const void *b)

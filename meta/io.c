@@ -292,7 +292,8 @@ static int read_partial(struct vv_pool *p, struct reader *r, uint64_t vol, uint6
  * Read whole extents [idx, idx+count) into BUF: one pread per run of slots that are
  * consecutive in one data file (what sequential writes allocate).
  */
-#define READ_RUN_MAX 64
+#define READ_RUN_MAX 256
+#define WRITE_RUN_MAX 256
 static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
                       size_t count, uint8_t *buf)
 {
@@ -569,7 +570,6 @@ nospace:
  * Returns how many extents it wrote in *DONE (fewer than COUNT only on an error: the caller
  * goes on extent by extent, which knows how to wait for space).
  */
-#define WRITE_RUN_MAX 64
 static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8_t *data,
                        size_t *done)
 {
@@ -578,6 +578,9 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     uint64_t es = p->extent_size;
     uint64_t slots[WRITE_RUN_MAX];
     struct dirty *fresh[WRITE_RUN_MAX]; /* NULL: written in place */
+    uint64_t run[WRITE_RUN_MAX];        /* slots from alloc_run not yet used: run[ri..rn) */
+    bool run_zero[WRITE_RUN_MAX];       /* unused: slots are written whole */
+    size_t ri = 0, rn = 0;
     uint64_t t;
     *done = 0;
     int err = txg_hold(p, &t);
@@ -600,21 +603,23 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        bool zero; /* unused: the slot is written whole */
-        if (alloc_slot(p, &slots[k], &zero)) {
-            if (!inserted)
-                free(d);
-            pthread_mutex_unlock(&s->mu);
-            break;
+        /* new slots a run at a time, so that concurrent writers do not interleave theirs */
+        if (ri == rn) {
+            ri = 0;
+            if (alloc_run(p, count - k, run, run_zero, &rn)) {
+                if (!inserted)
+                    free(d);
+                pthread_mutex_unlock(&s->mu);
+                break;
+            }
         }
+        slots[k] = run[ri++];
         if (!inserted) {
             d->vol = vol;
             d->idx = idx + k;
             d->txg = t;
             if (dirty_insert(&s->tab[t & 1], d)) {
-                pthread_mutex_lock(&p->alloc_mu);
-                slot_list_add(&p->dropped[t & 1], slots[k]);
-                pthread_mutex_unlock(&p->alloc_mu);
+                ri--;
                 free(d);
                 pthread_mutex_unlock(&s->mu);
                 break;
@@ -627,6 +632,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
         nfresh++;
         pthread_mutex_unlock(&s->mu);
     }
+    alloc_unreserve(p, run + ri, run_zero + ri, rn - ri);
     size_t taken = k;
     if (nfresh)
         txg_note_dirty(p, t, nfresh * es, nfresh);

@@ -143,6 +143,8 @@ struct vv_pool {
      * pread/pwrite. */
     int data_fd[DATA_FILES_MAX];
     unsigned ndata;
+    uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
+    unsigned chunk_shift;
     MDB_env *env;
     MDB_dbi db_config, db_volumes, db_volnames, db_extents, db_births, db_spacemap;
 
@@ -219,31 +221,36 @@ struct vv_vol {
     struct vv_volume *vol;
 };
 
-#define DATA_CHUNK_SLOTS 16u
+/* Slots per chunk: 16 in pools without a `chunk_slots` config key (the first format), else
+ * what the key says (new pools: 1 MiB of slots, at least 16). */
+#define DATA_CHUNK_SLOTS_V1 16u
+#define DATA_CHUNK_BYTES (1u << 20)
 
-/* data file of slot S: chunk (S / 16) goes to file (chunk % ndata) */
+/* data file of slot S: chunk (S / chunk_slots) goes to file (chunk % ndata) */
 static inline unsigned slot_file(const struct vv_pool *p, uint64_t s)
 {
-    return (unsigned)((s / DATA_CHUNK_SLOTS) % p->ndata);
+    return (unsigned)((s >> p->chunk_shift) % p->ndata);
 }
 
 /* position of slot S in its data file, in slots */
 static inline uint64_t slot_pos(const struct vv_pool *p, uint64_t s)
 {
-    return s / (DATA_CHUNK_SLOTS * p->ndata) * DATA_CHUNK_SLOTS + s % DATA_CHUNK_SLOTS;
+    uint64_t cs = p->chunk_slots;
+    return s / (cs * p->ndata) * cs + (s & (cs - 1));
 }
 
 /* the slot at position POS of data file F (inverse of slot_file/slot_pos) */
 static inline uint64_t slot_at(const struct vv_pool *p, unsigned f, uint64_t pos)
 {
-    return (pos / DATA_CHUNK_SLOTS * p->ndata + f) * DATA_CHUNK_SLOTS + pos % DATA_CHUNK_SLOTS;
+    uint64_t cs = p->chunk_slots;
+    return ((pos >> p->chunk_shift) * p->ndata + f) * cs + (pos & (cs - 1));
 }
 
 /* slots per data file (the last chunks may lie past nslots) */
 static inline uint64_t slots_per_file(const struct vv_pool *p, uint64_t nslots)
 {
-    uint64_t chunks = (nslots + DATA_CHUNK_SLOTS - 1) / DATA_CHUNK_SLOTS;
-    return (chunks + p->ndata - 1) / p->ndata * DATA_CHUNK_SLOTS;
+    uint64_t chunks = (nslots + p->chunk_slots - 1) >> p->chunk_shift;
+    return (chunks + p->ndata - 1) / p->ndata * p->chunk_slots;
 }
 
 static inline int slot_fd(const struct vv_pool *p, uint64_t slot)
@@ -269,6 +276,11 @@ int alloc_init(struct vv_pool *p, MDB_txn *txn);
 void alloc_fini(struct vv_pool *p);
 /* a free slot, or ENOSPC; *zero: the slot is known to read as zeros (else: stale data) */
 int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero);
+/* 1 to MAX free slots in *N, consecutive in one data file as far as free space allows (a
+ * sequential write's run), or ENOSPC; ZERO (optional) as alloc_slot's, per slot */
+int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n);
+/* give back N slots taken by alloc_run (ZERO: what it said) and never written */
+void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n);
 void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* free (punched later) */
 int alloc_reclaimer_start(struct vv_pool *p);
 void alloc_reclaimer_stop(struct vv_pool *p);  /* punches what is still queued */

@@ -282,6 +282,10 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
         goto fail;
     p->ndata = DATA_FILES_DEFAULT;
     p->extent_shift = (unsigned)__builtin_ctz(es);
+    p->chunk_slots = DATA_CHUNK_BYTES >> p->extent_shift;
+    if (p->chunk_slots < DATA_CHUNK_SLOTS_V1)
+        p->chunk_slots = DATA_CHUNK_SLOTS_V1;
+    p->chunk_shift = (unsigned)__builtin_ctz(p->chunk_slots);
     uint64_t per_file = slots_per_file(p, params->capacity / es) * es;
     err = data_files_open(p, O_RDWR | O_CREAT | O_EXCL, per_file, e);
     if (err)
@@ -304,6 +308,8 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
         err = pool_put_u64(txn, p->db_config, "capacity", params->capacity);
     if (!err)
         err = pool_put_u64(txn, p->db_config, "data_files", p->ndata);
+    if (!err)
+        err = pool_put_u64(txn, p->db_config, "chunk_slots", p->chunk_slots);
     if (!err)
         err = pool_put_u64(txn, p->db_config, "gen", 0);
     if (!err)
@@ -477,6 +483,13 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     if (!err && (ndata == 0 || ndata > DATA_FILES_MAX))
         err = EIO;
     p->ndata = (unsigned)ndata;
+    uint64_t chunk = DATA_CHUNK_SLOTS_V1; /* pools made before the key existed */
+    if (!err && (err = pool_get_u64(txn, p->db_config, "chunk_slots", &chunk)) == ENOENT)
+        err = 0;
+    if (!err && (chunk == 0 || chunk > (1u << 20) || (chunk & (chunk - 1))))
+        err = EIO;
+    p->chunk_slots = (uint32_t)chunk;
+    p->chunk_shift = (unsigned)__builtin_ctzll(chunk);
     if (!err && (es < VV_EXTENT_MIN || es > VV_EXTENT_MAX || (es & (es - 1))))
         err = EIO;
     if (err) {

@@ -477,3 +477,152 @@ Test(io, reused_slots_never_show_old_data)
     free(chk);
     rmpool();
 }
+
+/* the slot of every extent of the pool (one entry per extent: the test wrote each once),
+ * read from the extent map in LMDB; IDX_MAX entries at most, by extent index */
+static void extent_slots(uint64_t *slots, size_t idx_max)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, d;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "extents", 0, &dbi), 0);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const uint8_t *kb = k.mv_data, *db = d.mv_data;
+        uint64_t idx = 0, slot = 0;
+        for (int i = 8; i < 16; i++)
+            idx = idx << 8 | kb[i];
+        for (int i = 7; i >= 0; i--)
+            slot = slot << 8 | db[i];
+        cr_assert_lt(idx, idx_max);
+        slots[idx] = slot;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* bytes allocated to data file I of the pool */
+static uint64_t data_file_bytes(int i)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/data.%d", pooldir, i);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    return (uint64_t)st.st_blocks * 512;
+}
+
+struct seq_arg {
+    struct vv_vol *v;
+    uint64_t off;
+};
+
+static void *seq_writer(void *arg)
+{
+    struct seq_arg *a = arg;
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t o = a->off; o < a->off + (4 << 20); o += 1 << 20) {
+        fill(buf, o, 1 << 20, 7);
+        cr_assert_eq(vv_vol_write(a->v, buf, 1 << 20, o), 0);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Concurrent sequential writers each get whole runs of slots: every 1 MiB request at 4K
+ * extents lands in 256 consecutive slots of one chunk, that is contiguously in one data file
+ * (slots are taken a run at a time, and a chunk of a new pool is 1 MiB). */
+Test(io, concurrent_sequential_writes_stay_contiguous)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    pthread_t th[4];
+    struct seq_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct seq_arg){v, (uint64_t)i << 22};
+        cr_assert_eq(pthread_create(&th[i], NULL, seq_writer, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++) {
+        uint64_t b = data_file_bytes(i);
+        cr_assert_eq(b % (1 << 20), 0, "data.%d holds %llu bytes, not whole MiB", i,
+                     (unsigned long long)b);
+        total += b;
+    }
+    cr_assert_eq(total, 16 << 20);
+    uint8_t *buf = malloc(1 << 20), *exp = malloc(1 << 20);
+    for (uint64_t o = 0; o < (16 << 20); o += 1 << 20) {
+        cr_assert_eq(vv_vol_read(v, buf, 1 << 20, o), 0);
+        fill(exp, o, 1 << 20, 7);
+        cr_assert_eq(memcmp(buf, exp, 1 << 20), 0, "data at %llu", (unsigned long long)o);
+    }
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    static uint64_t slots[4096];
+    extent_slots(slots, 4096);
+    for (size_t i = 0; i < 4096; i++)
+        if (i % 256)
+            cr_assert_eq(slots[i], slots[i - 1] + 1, "extent %zu: slot %llu after %llu", i,
+                         (unsigned long long)slots[i], (unsigned long long)slots[i - 1]);
+        else
+            cr_assert_eq(slots[i] % 256, 0, "extent %zu starts a chunk", i);
+    free(buf);
+    free(exp);
+    rmpool();
+}
+
+/* A pool made before the `chunk_slots` config key keeps its layout: chunks of 16 slots. */
+Test(pool, first_format_layout_is_kept)
+{
+    mkpool(64 << 20, 4096);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "config", 0, &dbi), 0);
+    MDB_val k = {11, (void *)"chunk_slots"};
+    cr_assert_eq(mdb_del(txn, dbi, &k, NULL), 0, "a new pool records its chunk size");
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *buf = malloc(1 << 20), *exp = malloc(1 << 20);
+    fill(buf, 0, 1 << 20, 3);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    /* 256 slots in chunks of 16 dealt round-robin over 8 files: 128 KiB in each */
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(data_file_bytes(i), 128 << 10, "data.%d holds %llu bytes", i,
+                     (unsigned long long)data_file_bytes(i));
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    p = openpool();
+    v = openvol(p, "v");
+    cr_assert_eq(vv_vol_read(v, exp, 1 << 20, 0), 0);
+    cr_assert_eq(memcmp(buf, exp, 1 << 20), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(exp);
+    rmpool();
+}

@@ -176,7 +176,7 @@ static json_t *status_json(struct vv_pool *pool)
     struct vv_pool_status st;
     memset(&st, 0, sizeof(st));
     vv_pool_get_status(pool, &st);
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
                      "pool_dir", vv_pool_dir(pool),
                      "format_version", (json_int_t)st.format_version,
                      "extent_size", (json_int_t)st.extent_size,
@@ -188,7 +188,9 @@ static json_t *status_json(struct vv_pool *pool)
                      "committed_gen", (json_int_t)st.committed_gen,
                      "dirty_bytes", (json_int_t)st.dirty_bytes,
                      "commits", (json_int_t)st.commits,
-                     "checksum_errors", (json_int_t)st.checksum_errors);
+                     "checksum_errors", (json_int_t)st.checksum_errors,
+                     "direct_io", (int)st.direct_io,
+                     "bounced_writes", (json_int_t)st.bounced_writes);
 }
 /* clang-format on */
 

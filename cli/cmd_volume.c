@@ -246,6 +246,11 @@ static void print_status(const json_t *st)
     printf("dirty:            %s\n", fmt_size(jnum(st, "dirty_bytes"), b, sizeof(b)));
     printf("commits:          %llu\n", (unsigned long long)jnum(st, "commits"));
     printf("checksum errors:  %llu\n", (unsigned long long)jnum(st, "checksum_errors"));
+    if (json_is_true(json_object_get(st, "direct_io")))
+        printf("data writes:      direct I/O (%llu bounced)\n",
+               (unsigned long long)jnum(st, "bounced_writes"));
+    else
+        printf("data writes:      buffered (the pool's filesystem refused O_DIRECT)\n");
     printf("format version:   %llu\n", (unsigned long long)jnum(st, "format_version"));
 }
 

@@ -166,11 +166,7 @@ int vv_daemon_run(const struct vv_daemon_opts *o, int ready_fd)
             (int)getpid(), fs.threads);
     ready_say(&ready_fd, "OK");
 
-    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, fs.threads);
-    fuse_loop_cfg_set_idle_threads(cfg, fs.threads);
-    int lrc = fuse_session_loop_mt(se, cfg);
-    fuse_loop_cfg_destroy(cfg);
+    int lrc = fs_loop_run(se, fs.threads);
     vv_info(VV_SS_FS, "session ended (%d); committing and shutting down", lrc);
     rc = lrc < 0 ? 1 : 0;
     snprintf(path, sizeof(path), "%s/vvfs.pid", pool_dir);

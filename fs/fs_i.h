@@ -35,6 +35,9 @@ extern const struct fuse_lowlevel_ops vv_fs_ops;
 void fs_volume_changed(void *ctx, enum vv_volume_event ev, uint64_t id, const char *name,
                        const char *oldname);
 
+/* serve SE with NTHREADS workers until it ends: 0, or a negative errno */
+int fs_loop_run(struct fuse_session *se, unsigned nthreads);
+
 void fs_handles_add(struct vv_fs *fs, struct fs_handle *h);
 void fs_handles_remove(struct vv_fs *fs, struct fs_handle *h);
 

@@ -236,6 +236,74 @@ static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/*
+ * Whole-slot runs are written through the O_DIRECT descriptors: no copy into the page cache, and no
+ * dirty pages left for the commit's fdatasync to write back.  A buffer that is not aligned
+ * as direct I/O needs is first copied into a per-thread bounce buffer (the FUSE loop lays
+ * out its buffers so that a write's payload is page-aligned, so this is the exception).
+ */
+#define BOUNCE_BYTES (1u << 20)
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_key_init(void)
+{
+    (void)pthread_key_create(&bounce_key, free);
+}
+
+static uint8_t *bounce_buf(void)
+{
+    pthread_once(&bounce_once, bounce_key_init);
+    void *b = pthread_getspecific(bounce_key);
+    if (!b) {
+        if (posix_memalign(&b, 65536, BOUNCE_BYTES))
+            return NULL;
+        if (pthread_setspecific(bounce_key, b)) {
+            free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+static inline bool dio_aligned(const struct vv_pool *p, const void *buf)
+{
+    return ((uintptr_t)buf & (p->dio_mem_align - 1)) == 0;
+}
+
+/* write LEN bytes (whole slots) at slot SLOT and the slots after it in the same file */
+static int write_slots(struct vv_pool *p, uint64_t slot, const uint8_t *data, size_t len)
+{
+    int fd = slot_dio_fd(p, slot);
+    off_t off = slot_off(p, slot, 0);
+    if (fd < 0)
+        return pwrite_full(slot_fd(p, slot), data, len, off);
+    if (dio_aligned(p, data))
+        return pwrite_full(fd, data, len, off);
+    uint8_t *b = bounce_buf();
+    if (!b)
+        return pwrite_full(slot_fd(p, slot), data, len, off);
+    atomic_fetch_add(&p->bounced_writes, 1);
+    while (len > 0) {
+        size_t n = len < BOUNCE_BYTES ? len : BOUNCE_BYTES;
+        memcpy(b, data, n);
+        int err = pwrite_full(fd, b, n, off);
+        if (err)
+            return err;
+        data += n;
+        len -= n;
+        off += (off_t)n;
+    }
+    return 0;
+}
+
+/* Reads stay buffered: through the O_DIRECT descriptors they were no faster (1266-1293 vs
+ * 1289-1340 MB/s sequential at 4K extents) and lose readahead for smaller requests. */
+static int read_slots(struct vv_pool *p, uint64_t slot, uint8_t *buf, size_t len)
+{
+    return pread_full(slot_fd(p, slot), buf, len, slot_off(p, slot, 0));
+}
+
 static void log_read_error(uint64_t vol, uint64_t idx, uint64_t slot, int err)
 {
     vv_err(VV_SS_META, "read of volume %llu extent %llu (slot %llu) failed: %s",
@@ -314,8 +382,7 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
         while (j < count && ms[j].slot != SLOT_NONE && ms[j].slot == ms[j - 1].slot + 1 &&
                slot_file(p, ms[j].slot) == slot_file(p, ms[k].slot))
             j++;
-        int err = pread_full(slot_fd(p, ms[k].slot), buf + k * es, (j - k) * es,
-                             slot_off(p, ms[k].slot, 0));
+        int err = read_slots(p, ms[k].slot, buf + k * es, (j - k) * es);
         if (err) {
             log_read_error(vol, idx + k, ms[k].slot, err);
             return EIO;
@@ -641,8 +708,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
         while (j < taken && slots[j] == slots[j - 1] + 1 &&
                slot_file(p, slots[j]) == slot_file(p, slots[k]))
             j++;
-        err = pwrite_full(slot_fd(p, slots[k]), data + k * es, (j - k) * es,
-                          slot_off(p, slots[k], 0));
+        err = write_slots(p, slots[k], data + k * es, (j - k) * es);
         if (err)
             vv_err(VV_SS_META, "write to volume %llu extents %llu..%llu failed: %s",
                    (unsigned long long)vol, (unsigned long long)(idx + k),

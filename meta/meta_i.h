@@ -142,6 +142,10 @@ struct vv_pool {
      * Chunks, so that consecutive slots are contiguous in one file and a run of them is one
      * pread/pwrite. */
     int data_fd[DATA_FILES_MAX];
+    /* The same files opened O_DIRECT (-1: the filesystem refused), for whole-extent runs:
+     * a sequential write then costs no copy into the page cache (see ARCHITECTURE.md). */
+    int dio_fd[DATA_FILES_MAX];
+    uint32_t dio_mem_align;    /* buffer alignment direct I/O needs (statx), a power of two */
     unsigned ndata;
     uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
     unsigned chunk_shift;
@@ -204,6 +208,7 @@ struct vv_pool {
     pthread_rwlock_t reuse_lock;
 
     _Atomic uint64_t checksum_errors;
+    _Atomic uint64_t bounced_writes;
 
     vv_volume_observer observer; /* set once before concurrent use */
     void *observer_ctx;
@@ -256,6 +261,11 @@ static inline uint64_t slots_per_file(const struct vv_pool *p, uint64_t nslots)
 static inline int slot_fd(const struct vv_pool *p, uint64_t slot)
 {
     return p->data_fd[slot_file(p, slot)];
+}
+
+static inline int slot_dio_fd(const struct vv_pool *p, uint64_t slot)
+{
+    return p->dio_fd[slot_file(p, slot)];
 }
 
 /* byte offset of slot SLOT (plus OFF inside it) in its data file */

@@ -170,7 +170,7 @@ static struct vv_pool *pool_alloc(const char *dir)
         snprintf(p->dir, sizeof(p->dir), "%s", dir);
     p->lock_fd = -1;
     for (int i = 0; i < DATA_FILES_MAX; i++)
-        p->data_fd[i] = -1;
+        p->data_fd[i] = p->dio_fd[i] = -1;
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -204,9 +204,12 @@ static void pool_free(struct vv_pool *p)
     rtxn_drain(p);
     if (p->env)
         mdb_env_close(p->env);
-    for (int i = 0; i < DATA_FILES_MAX; i++)
+    for (int i = 0; i < DATA_FILES_MAX; i++) {
         if (p->data_fd[i] >= 0)
             close(p->data_fd[i]);
+        if (p->dio_fd[i] >= 0)
+            close(p->dio_fd[i]);
+    }
     if (p->lock_fd >= 0)
         close(p->lock_fd); /* releases the flock */
     for (size_t i = 0; i < p->nvols; i++)
@@ -254,6 +257,43 @@ static int data_files_open(struct vv_pool *p, int flags, uint64_t size, struct v
             return vv_err_set(e, errno, "cannot size %s: %s", path, strerror(errno));
     }
     return 0;
+}
+
+/*
+ * Open the data files a second time with O_DIRECT, for whole-extent runs.  Without it (the
+ * filesystem refuses O_DIRECT, or needs more alignment than a slot has) every run goes through
+ * the buffered descriptors, which is correct, only slower for sequential writes.
+ */
+static void data_files_open_direct(struct vv_pool *p, int flags)
+{
+    char path[PATH_MAX + 16];
+    uint32_t mem_align = 4096, off_align = 4096; /* when statx cannot tell */
+    struct statx sx;
+    if (statx(p->data_fd[0], "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+        (sx.stx_mask & STATX_DIOALIGN)) {
+        mem_align = sx.stx_dio_mem_align;
+        off_align = sx.stx_dio_offset_align;
+    }
+    if (mem_align == 0 || off_align == 0 || off_align > p->extent_size ||
+        (mem_align & (mem_align - 1)) || mem_align > 65536) {
+        vv_info(VV_SS_META, "data files: no direct I/O (alignment %u/%u); buffered I/O only",
+                mem_align, off_align);
+        return;
+    }
+    for (unsigned i = 0; i < p->ndata; i++) {
+        snprintf(path, sizeof(path), "%s/data.%u", p->dir, i);
+        p->dio_fd[i] = open(path, flags | O_DIRECT | O_CLOEXEC);
+        if (p->dio_fd[i] < 0) {
+            vv_info(VV_SS_META, "data files: no direct I/O (%s: %s); buffered I/O only", path,
+                    strerror(errno));
+            for (unsigned j = 0; j < i; j++) {
+                close(p->dio_fd[j]);
+                p->dio_fd[j] = -1;
+            }
+            return;
+        }
+    }
+    p->dio_mem_align = mem_align;
 }
 
 int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct vv_err *e)
@@ -517,6 +557,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         goto fail;
     }
     err = data_files_open(p, rdonly ? O_RDONLY : O_RDWR, 0, e);
+    if (!err)
+        data_files_open_direct(p, rdonly ? O_RDONLY : O_RDWR);
     if (err)
         goto fail;
     p->dirty_bound = 256ULL << 20;
@@ -596,6 +638,8 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->commits = p->commits;
     pthread_mutex_unlock(&p->txg_mu);
     st->checksum_errors = atomic_load(&p->checksum_errors);
+    st->direct_io = p->dio_fd[0] >= 0;
+    st->bounced_writes = atomic_load(&p->bounced_writes);
 }
 
 /* ---- volumes ----------------------------------------------------------------------------- */

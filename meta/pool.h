@@ -89,6 +89,8 @@ struct vv_pool_status {
     uint64_t dirty_bytes;    /* data written to the open txg, not yet committed */
     uint64_t commits;        /* txgs committed since open */
     uint64_t checksum_errors;/* checksum mismatches seen on reads since open */
+    bool direct_io;          /* whole-extent writes bypass the page cache (O_DIRECT) */
+    uint64_t bounced_writes; /* of those, runs copied first because the buffer was unaligned */
 };
 
 void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st);

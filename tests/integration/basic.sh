@@ -53,7 +53,19 @@ expect_exit 1 vvio zero "$vol" $((64 * MiB - 1)) 1
 
 # overwrite the middle of region 3 with another seed, unaligned, and a direct-I/O block
 expect_exit 0 vvio write "$vol" $((3 * E + 1000)) 70001 --seed 6
+# Whole extents go to the data files with O_DIRECT (where the pool's filesystem takes it),
+# straight from the FUSE request buffer when the request is aligned: the payload is
+# page-aligned there, so nothing is copied to a bounce buffer first.  (The unaligned writes
+# above did bounce: their whole extents start at odd addresses.)
+bounced=$(pool_field bounced_writes)
 expect_exit 0 vvio write "$vol" $((8 * MiB)) $((256 << 10)) --seed 7 --direct --fsync
+if dd if=/dev/zero of="$POOL/dio-probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+    assert_eq "$(pool_field direct_io)" true "status direct_io"
+    assert_eq "$(pool_field bounced_writes)" "$bounced" "bounced writes after an aligned write"
+else
+    assert_eq "$(pool_field direct_io)" false "status direct_io on a filesystem without O_DIRECT"
+fi
+rm -f "$POOL/dio-probe"
 
 check_all()
 {

@@ -6,25 +6,36 @@
 #   plain      a plain file in the same filesystem as the pool
 #   vvfs-file  the volume file MNT/volumes/bench, opened by fio with O_DIRECT
 #   vvfs-loop  /dev/loopN attached to that file with --direct-io=on
+#   qsd        reference: qemu-storage-daemon exporting a raw file over FUSE (cache.direct=on,
+#              aio=native), the floor a FUSE storage daemon must beat
+#   qcow2      reference: the same with a qcow2 image that is filled, and snapshotted anew
+#              (qemu-img snapshot -c) before each job, so that its writes copy whole 64 KiB
+#              clusters: what vvfs must crush
 # Jobs: seqwrite/seqread (1 MiB blocks, QD 8) and randwrite/randread (4 KiB, QD 16), libaio,
 # direct=1, time_based, over a region of --size.  Every target is filled once before its jobs,
-# so reads read data, not holes.  Caches are dropped before each job, and the daemon runs in a
-# memory cgroup (--mem-limit, default 512M) so that its page cache cannot pass for disk speed.
+# so reads read data, not holes.  Caches are dropped before each job, and the daemons (vvfs, then
+# qemu-storage-daemon) run in a memory cgroup (--mem-limit, default 512M) so that their page
+# cache cannot pass for disk speed.  The vvfs daemon is stopped before the qemu targets run.
 #
 # Usage: contrib/bench/fio-compare.sh [options]   (as root)
-#   --pool-dir DIR      where the work directory goes (default /var/tmp); the pool and the
-#                       plain file are created in DIR/vvfs-bench.XXXXXX and removed afterwards
+#   --pool-dir DIR      where the work directory goes (default /var/tmp); the pool, the plain
+#                       file and the qemu images are created in DIR/vvfs-bench.XXXXXX and
+#                       removed afterwards
 #   --runtime SECS      per job (default 20)
 #   --size SIZE         region per target (default 2G); the pool's capacity is twice that
 #   --extent-size SIZE  pool extent size (default: vvfs's)
 #   --jobs LIST         comma-separated subset of seqwrite,seqread,randwrite,randread
-#   --targets LIST      comma-separated subset of plain,file,loop (default all)
-#   --mem-limit SIZE    the daemon's cgroup memory limit (default 512M; 0 = no cgroup)
+#   --targets LIST      comma-separated subset of plain,file,loop,qsd,qcow2 (default all;
+#                       qsd and qcow2 are skipped with a warning if qemu is not installed,
+#                       unless they are asked for explicitly)
+#   --mem-limit SIZE    the daemons' cgroup memory limit (default 512M; 0 = no cgroup)
 #   --vvfs PATH         the vvfs binary (default $VVFS, else build/cli/vvfs)
 #   --keep-json DIR     keep fio's JSON output there
 # Prints a table: per job, the plain figure (MB/s for sequential jobs, IOPS for random ones), the
-# vvfs figures and their ratio to plain; then the daemon's peak RSS (VmHWM) and the cgroup's
-# peak memory.  Needs: fio (with libaio), losetup, awk.  No python.
+# other targets' figures and their ratio to plain; then, if both ran, vvfs-file / qsd per job;
+# then the daemons' peak RSS (VmHWM) and the vvfs daemon's cgroup peak memory.
+# Needs: fio (with libaio), losetup, awk; for qsd and qcow2, qemu-storage-daemon and qemu-img
+# (apt-get install qemu-system-common qemu-utils).  No python.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +44,8 @@ runtime=20
 size=2G
 extent_size=
 jobs=seqwrite,seqread,randwrite,randread
-targets=plain,file,loop
+targets=plain,file,loop,qsd,qcow2
+targets_set=
 mem_limit=512M
 vvfs=${VVFS:-$here/../../build/cli/vvfs}
 keep_json=
@@ -51,7 +63,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:?}; shift 2 ;;
     --extent-size) extent_size=${2:?}; shift 2 ;;
     --jobs) jobs=${2:?}; shift 2 ;;
-    --targets) targets=${2:?}; shift 2 ;;
+    --targets) targets=${2:?} targets_set=1; shift 2 ;;
     --mem-limit) mem_limit=${2:?}; shift 2 ;;
     --vvfs) vvfs=${2:?}; shift 2 ;;
     --keep-json) keep_json=${2:?}; shift 2 ;;
@@ -88,10 +100,26 @@ for j in ${jobs//,/ }; do
     case $j in seqwrite | seqread | randwrite | randread) ;; *) die "unknown job '$j'" ;; esac
 done
 for t in ${targets//,/ }; do
-    case $t in plain | file | loop) ;; *) die "unknown target '$t'" ;; esac
+    case $t in plain | file | loop | qsd | qcow2) ;; *) die "unknown target '$t'" ;; esac
+done
+drop_target() { local t=",$targets,"; t=${t//,$1,/,}; t=${t#,}; targets=${t%,}; }
+for t in qsd qcow2; do
+    has "$targets" "$t" || continue
+    missing=
+    command -v qemu-storage-daemon >/dev/null || missing=qemu-storage-daemon
+    if [ "$t" = qcow2 ] && ! command -v qemu-img >/dev/null; then
+        missing="${missing:+$missing and }qemu-img"
+    fi
+    [ -n "$missing" ] || continue
+    msg="$missing not found: install qemu-system-common qemu-utils (apt-get install qemu-system-common qemu-utils)"
+    [ -z "$targets_set" ] || die "target $t: $msg"
+    log "WARNING: skipping target $t: $msg"
+    drop_target "$t"
 done
 if has "$targets" file || has "$targets" loop; then
     [ -x "$vvfs" ] || die "vvfs binary $vvfs not found (build it, or --vvfs PATH)"
+fi
+if has "$targets" file || has "$targets" loop || has "$targets" qsd || has "$targets" qcow2; then
     [ -c /dev/fuse ] || die "/dev/fuse is missing"
 fi
 if has "$targets" loop; then
@@ -108,6 +136,10 @@ daemon_pid=
 daemon_start=
 cgdir=
 cg_kind=
+cg_tried=
+qsd_pid=
+qsd_start=
+qsd_mp=
 
 # start time of PID (field 22 of /proc/PID/stat), empty if it is gone
 proc_start()
@@ -118,19 +150,31 @@ proc_start()
     echo "${f[19]}"
 }
 
-cleanup()
+# proc_running PID START: is PID still the process started at START, and not a zombie?
+proc_running()
 {
-    local rc=$?
-    set +e
-    trap '' INT TERM
+    local s f
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -ra f <<<"${s##*) }"
+    [ "${f[19]}" = "$2" ] && [ "${f[0]}" != Z ]
+}
+
+# mounted PATH: is something mounted on PATH?
+mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+
+# stop_vvfs: detach the loop device, unmount the pool, wait for the daemon to exit (or kill it)
+stop_vvfs()
+{
     if [ -n "$loop" ]; then
         local back
         back=$(losetup -n -O BACK-FILE "$loop" 2>/dev/null | sed 's/ *$//')
-        [ "$back" = "$mnt/volumes/bench" ] && losetup -d "$loop"
+        if [ "$back" = "$mnt/volumes/bench" ]; then losetup -d "$loop"; fi
+        loop=
     fi
-    if [ -n "$mnt" ] && awk -v d="$mnt" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+    if [ -n "$mnt" ] && mounted "$mnt"; then
         timeout 120 "$vvfs" umount "$mnt" >/dev/null 2>&1 ||
-            fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+            fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null ||
+            log "WARNING: could not unmount $mnt"
     fi
     if [ -n "$daemon_pid" ]; then
         local _
@@ -140,10 +184,52 @@ cleanup()
         done
         if [ "$(proc_start "$daemon_pid")" = "$daemon_start" ]; then
             log "daemon $daemon_pid still running after unmount; killing it"
-            kill -KILL "$daemon_pid"
+            kill -KILL "$daemon_pid" 2>/dev/null || true
             sleep 0.5
         fi
+        daemon_pid=
     fi
+}
+
+# stop_qsd: unmount the qemu-storage-daemon export and stop the daemon.  It does not exit when
+# its export is unmounted (it spins), so it is sent SIGTERM (which lets it close its images
+# cleanly), then SIGKILL after 10 s, and reaped.  Returns 1 if it had to be killed.
+stop_qsd()
+{
+    local _ rc=0
+    if [ -n "$qsd_mp" ] && mounted "$qsd_mp"; then
+        fusermount3 -u "$qsd_mp" 2>/dev/null || umount "$qsd_mp" 2>/dev/null ||
+            fusermount3 -u -z "$qsd_mp" 2>/dev/null || umount -l "$qsd_mp" 2>/dev/null ||
+            log "WARNING: could not unmount $qsd_mp"
+    fi
+    if [ -n "$qsd_pid" ]; then
+        # (interrupted right after starting it, before its start time was recorded)
+        [ -n "$qsd_start" ] || qsd_start=$(proc_start "$qsd_pid")
+        if proc_running "$qsd_pid" "$qsd_start"; then
+            kill -TERM "$qsd_pid" 2>/dev/null || true
+            for _ in $(seq 100); do
+                proc_running "$qsd_pid" "$qsd_start" || break
+                sleep 0.1
+            done
+            if proc_running "$qsd_pid" "$qsd_start"; then
+                log "WARNING: qemu-storage-daemon $qsd_pid still running 10 s after SIGTERM; killing it"
+                kill -KILL "$qsd_pid" 2>/dev/null || true
+                rc=1
+            fi
+        fi
+        wait "$qsd_pid" 2>/dev/null || true
+    fi
+    qsd_pid='' qsd_start='' qsd_mp=''
+    return "$rc"
+}
+
+cleanup()
+{
+    local rc=$?
+    set +e
+    trap '' INT TERM
+    stop_qsd
+    stop_vvfs
     if [ -n "$cgdir" ] && [ -d "$cgdir" ]; then
         rmdir "$cgdir" 2>/dev/null || log "could not remove cgroup $cgdir"
     fi
@@ -170,11 +256,14 @@ mkdir -p "$mnt" "$json_dir"
 fstype=$(df --output=fstype "$work" | tail -n 1)
 log "work directory $work ($fstype), region $size, runtime ${runtime}s per job"
 
-# ---- memory cgroup for the daemon ------------------------------------------------------------
+# ---- memory cgroup for the daemons -----------------------------------------------------------
 
-# Sets cgdir and cg_kind (v1 or v2), or leaves them empty (no limit) with a warning.
+# Sets cgdir and cg_kind (v1 or v2), or leaves them empty (no limit) with a warning.  Only the
+# first call does anything: the vvfs daemon and qemu-storage-daemon share the cgroup.
 make_cgroup()
 {
+    [ -z "$cg_tried" ] || return 0
+    cg_tried=1
     [ "$mem_b" -gt 0 ] || return 0
     local rel parent
     if [ -f /sys/fs/cgroup/cgroup.controllers ] &&
@@ -205,7 +294,7 @@ make_cgroup()
         rmdir "$cgdir" 2>/dev/null || true
     fi
     cgdir=
-    log "WARNING: could not make a memory cgroup; the daemon runs without a memory limit"
+    log "WARNING: could not make a memory cgroup; the daemons run without a memory limit"
 }
 
 cg_peak()
@@ -280,16 +369,66 @@ fill()
         >/dev/null || die "filling $1 failed"
 }
 
+# run_jobs TARGET LABEL FILE: run the selected jobs on FILE, into result[TARGET,JOB]
+run_jobs()
+{
+    local j
+    log "target $2: $3"
+    for j in ${jobs//,/ }; do
+        result[$1,$j]=$(run_fio "$2" "$3" "$j")
+        log "$2 $j: ${result[$1,$j]}"
+    done
+}
+
+# ---- qemu-storage-daemon -----------------------------------------------------------------------
+
+# start_qsd MOUNTPOINT NODE BLOCKDEV...: start qemu-storage-daemon in the background with these
+# --blockdev options, exporting node NODE over FUSE on MOUNTPOINT (an existing regular file), in
+# the memory cgroup if there is one; wait until the export is mounted.
+start_qsd()
+{
+    local mp=$1 node=$2 _ bd args=()
+    shift 2
+    for bd; do args+=(--blockdev "$bd"); done
+    args+=(--export "type=fuse,id=e,node-name=$node,mountpoint=$(qarg "$mp"),writable=on")
+    qsd_mp=$mp
+    (
+        exec </dev/null >"$work/qsd.out" 2>&1
+        if [ -n "$cgdir" ]; then echo "$BASHPID" >"$cgdir/cgroup.procs" || exit 1; fi
+        exec qemu-storage-daemon "${args[@]}"
+    ) &
+    qsd_pid=$!
+    qsd_start=$(proc_start "$qsd_pid")
+    for _ in $(seq 100); do
+        mounted "$mp" && break
+        proc_running "$qsd_pid" "$qsd_start" || break
+        sleep 0.1
+    done
+    if ! mounted "$mp"; then
+        if proc_running "$qsd_pid" "$qsd_start"; then
+            die "qemu-storage-daemon $qsd_pid has not mounted its FUSE export on $mp within 10 s: $(cat "$work/qsd.out")"
+        fi
+        die "qemu-storage-daemon exited without mounting its FUSE export on $mp: $(cat "$work/qsd.out")"
+    fi
+    if [ -n "$cgdir" ]; then
+        grep -qx "$qsd_pid" "$cgdir/cgroup.procs" ||
+            die "qemu-storage-daemon $qsd_pid is not in $cgdir"
+    fi
+    log "qemu-storage-daemon $qsd_pid exports $mp"
+}
+
+# qarg VALUE: VALUE with its commas doubled, for a qemu option value
+qarg() { echo "${1//,/,,}"; }
+
+# qsd_hwm: the running qemu-storage-daemon's peak RSS
+qsd_hwm() { awk '/^VmHWM:/ { print $2 " " $3 }' "/proc/$qsd_pid/status" 2>/dev/null || echo n/a; }
+
 # ---- set up ----------------------------------------------------------------------------------
 
 declare -A result
 if has "$targets" plain; then
-    log "target plain: $plain"
     fill "$plain"
-    for j in ${jobs//,/ }; do
-        result[plain,$j]=$(run_fio plain "$plain" "$j")
-        log "plain $j: ${result[plain,$j]}"
-    done
+    run_jobs plain plain "$plain"
 fi
 
 hwm=n/a
@@ -315,26 +454,64 @@ if has "$targets" file || has "$targets" loop; then
     vol=$mnt/volumes/bench
     fill "$vol"
     if has "$targets" file; then
-        log "target vvfs-file: $vol"
-        for j in ${jobs//,/ }; do
-            result[file,$j]=$(run_fio vvfs-file "$vol" "$j")
-            log "vvfs-file $j: ${result[file,$j]}"
-        done
+        run_jobs file vvfs-file "$vol"
     fi
     if has "$targets" loop; then
         loop=$(losetup -f --show --direct-io=on "$vol") || die "losetup failed"
         [ "$(losetup -n -O DIO "$loop" | tr -d ' ')" = 1 ] ||
             log "WARNING: $loop is not in direct-I/O mode (O_DIRECT open of the volume failed?)"
-        log "target vvfs-loop: $loop"
-        for j in ${jobs//,/ }; do
-            result[loop,$j]=$(run_fio vvfs-loop "$loop" "$j")
-            log "vvfs-loop $j: ${result[loop,$j]}"
-        done
+        run_jobs loop vvfs-loop "$loop"
         losetup -d "$loop"
         loop=
     fi
     hwm=$(awk '/^VmHWM:/ { print $2 " " $3 }' "/proc/$daemon_pid/status")
     cgpeak=$(cg_peak)
+    # out of the way of the qemu targets (its memory, its background work)
+    stop_vvfs
+fi
+
+declare -A qhwm
+if has "$targets" qsd || has "$targets" qcow2; then
+    make_cgroup
+    if [ -n "$cgdir" ]; then
+        log "qemu-storage-daemon in memory cgroup $cgdir ($cg_kind, limit $mem_limit)"
+    fi
+fi
+if has "$targets" qsd; then
+    raw=$work/qsd.raw
+    truncate -s "$size_b" "$raw"
+    : >"$work/qsd.exp"
+    start_qsd "$work/qsd.exp" f \
+        "driver=file,node-name=f,filename=$(qarg "$raw"),cache.direct=on,aio=native"
+    fill "$work/qsd.exp"
+    run_jobs qsd qsd "$work/qsd.exp"
+    qhwm[qsd]=$(qsd_hwm)
+    stop_qsd || log "WARNING: qemu-storage-daemon had to be killed"
+    rm -f "$raw"
+fi
+if has "$targets" qcow2; then
+    qcow=$work/q.qcow2
+    qemu-img create -q -f qcow2 "$qcow" "$size_b" || die "qemu-img create $qcow failed"
+    : >"$work/qcow2.exp"
+    qcow_bds=("driver=file,node-name=f,filename=$(qarg "$qcow"),cache.direct=on,aio=native"
+        "driver=qcow2,node-name=q,file=f")
+    start_qsd "$work/qcow2.exp" q "${qcow_bds[@]}"
+    fill "$work/qcow2.exp"
+    # A fresh snapshot before each job: every cluster is then shared with it, so a write
+    # copies its whole 64K cluster the first time it touches it.  (With one snapshot for all
+    # jobs, seqwrite would already have copied every cluster and randwrite would pay nothing.)
+    log "target qcow2: $work/qcow2.exp"
+    nsnap=0
+    for j in ${jobs//,/ }; do
+        stop_qsd || die "qemu-storage-daemon had to be killed: $qcow may not be consistent"
+        nsnap=$((nsnap + 1))
+        qemu-img snapshot -c "s$nsnap" "$qcow" || die "qemu-img snapshot -c s$nsnap $qcow failed"
+        start_qsd "$work/qcow2.exp" q "${qcow_bds[@]}"
+        result[qcow2,$j]=$(run_fio qcow2 "$work/qcow2.exp" "$j")
+        log "qcow2 $j: ${result[qcow2,$j]} (after snapshot s$nsnap)"
+    done
+    qhwm[qcow2]=$(qsd_hwm)
+    stop_qsd || log "WARNING: qemu-storage-daemon had to be killed"
 fi
 
 # ---- report ----------------------------------------------------------------------------------
@@ -349,18 +526,46 @@ ratio()
     fi
 }
 
+# the table's columns: the targets that ran, in this order, and their names
+cols=()
+for t in plain file loop qsd qcow2; do
+    if has "$targets" "$t"; then cols+=("$t"); fi
+done
+declare -A label=([plain]=plain [file]=vvfs-file [loop]=vvfs-loop [qsd]=qsd [qcow2]=qcow2)
+unit_of() { if [[ "$1" == rand* ]]; then echo IOPS; else echo MB/s; fi; }
+
 echo
 echo "fio-compare: $(uname -r), $fstype under $base, region $size, ${runtime}s per job${extent_size:+, extent size $extent_size}"
-printf '%-10s %6s %12s %12s %6s %12s %6s\n' job unit plain vvfs-file ratio vvfs-loop ratio
-for j in ${jobs//,/ }; do
-    unit=MB/s
-    [[ "$j" == rand* ]] && unit=IOPS
-    pv=${result[plain,$j]:--}
-    fv=${result[file,$j]:--}
-    lv=${result[loop,$j]:--}
-    printf '%-10s %6s %12s %12s %6s %12s %6s\n' "$j" "$unit" "$pv" "$fv" "$(ratio "$fv" "$pv")" \
-        "$lv" "$(ratio "$lv" "$pv")"
+line=$(printf '%-10s %5s' job unit)
+for t in "${cols[@]}"; do
+    line+=$(printf ' %10s' "${label[$t]}")
+    if [ "$t" != plain ] && has "$targets" plain; then line+=$(printf ' %6s' ratio); fi
 done
+echo "$line"
+for j in ${jobs//,/ }; do
+    line=$(printf '%-10s %5s' "$j" "$(unit_of "$j")")
+    for t in "${cols[@]}"; do
+        v=${result[$t,$j]:--}
+        line+=$(printf ' %10s' "$v")
+        if [ "$t" != plain ] && has "$targets" plain; then
+            line+=$(printf ' %6s' "$(ratio "$v" "${result[plain,$j]:-}")")
+        fi
+    done
+    echo "$line"
+done
+if [ "${#cols[@]}" -gt 1 ] && has "$targets" plain; then
+    echo "(ratio: the figure to its left divided by plain's)"
+fi
+if has "$targets" file && has "$targets" qsd; then
+    echo
+    echo "vvfs-file / qsd (above 1: vvfs beats the FUSE floor):"
+    printf '%-10s %5s %10s %10s %6s\n' job unit vvfs-file qsd ratio
+    for j in ${jobs//,/ }; do
+        printf '%-10s %5s %10s %10s %6s\n' "$j" "$(unit_of "$j")" "${result[file,$j]:--}" \
+            "${result[qsd,$j]:--}" "$(ratio "${result[file,$j]:-}" "${result[qsd,$j]:-}")"
+    done
+fi
+if has "$targets" file || has "$targets" loop || [ "${#qhwm[@]}" -gt 0 ]; then echo; fi
 if has "$targets" file || has "$targets" loop; then
     echo "daemon peak RSS (VmHWM): $hwm"
     if [[ "${cgpeak:-}" =~ ^[0-9]+$ ]]; then
@@ -369,5 +574,8 @@ if has "$targets" file || has "$targets" loop; then
         echo "daemon cgroup peak memory: ${cgpeak:-n/a}"
     fi
 fi
+for t in qsd qcow2; do
+    if [ -n "${qhwm[$t]:-}" ]; then echo "qemu-storage-daemon ($t) peak RSS (VmHWM): ${qhwm[$t]}"; fi
+done
 [ -n "$keep_json" ] && echo "fio JSON kept in $keep_json"
 exit 0

@@ -151,42 +151,114 @@ static inline bool run_next(const struct vv_pool *p, uint64_t prev, uint64_t s)
     return s == prev + 1 && (s >> p->chunk_shift) == (prev >> p->chunk_shift);
 }
 
+/* length of the run of consecutive free slots at the head of reclaim queue QI, up to MAX
+ * (alloc_mu held; drops entries taken from the bitmap meanwhile) */
+static size_t queue_run(struct vv_pool *p, unsigned qi, size_t max)
+{
+    struct slot_list *l = &p->reclaim_q[qi];
+    while (p->reclaim_head[qi] < l->n && bit_get(p->inuse, l->v[p->reclaim_head[qi]]))
+        p->reclaim_head[qi]++;
+    size_t h = p->reclaim_head[qi], k = 0;
+    while (h + k < l->n && k < max && !bit_get(p->inuse, l->v[h + k]) &&
+           (k == 0 || run_next(p, l->v[h + k - 1], l->v[h + k])))
+        k++;
+    return k;
+}
+
+/* Take COUNT consecutive free slots from S on (alloc_mu held). */
+static void take_run(struct vv_pool *p, uint64_t s, size_t count, uint64_t *slots, bool *zero)
+{
+    bool z;
+    for (size_t i = 0; i < count; i++)
+        take(p, s + i, &slots[i], zero ? &zero[i] : &z);
+}
+
+/* The free slots from S on, up to MAX, that stay in S's chunk (alloc_mu held, S free). */
+static size_t free_run_at(const struct vv_pool *p, uint64_t s, size_t max)
+{
+    size_t k = 1;
+    while (k < max && s + k < p->nslots && ((s + k) & (p->chunk_slots - 1)) != 0 &&
+           !bit_get(p->inuse, s + k))
+        k++;
+    return k;
+}
+
+/* how many bitmap words a run allocation looks through for an empty group (64 MiB at 4K
+ * extents): bounded, so that a fragmented pool costs a short run, not a long scan; a scan
+ * that finds nothing moves the rotor past what it saw, so the next one looks further */
+#define RUN_SCAN_WORDS 256u
+
 int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n)
 {
     size_t words = (p->nslots + 63) / 64;
     size_t got = 0;
-    bool z;
     pthread_mutex_lock(&p->alloc_mu);
     if (p->nused >= p->nslots) {
         pthread_mutex_unlock(&p->alloc_mu);
         *n = 0;
         return ENOSPC;
     }
-    /* Recently freed slots first: reusing one spares the reclaimer a punch.  Oldest first, in
+    /*
+     * Recently freed slots first: reusing one spares the reclaimer a punch.  Oldest first, in
      * the order they were freed: a commit frees in (volume, extent) order, so a sequential
      * overwrite gets its new slots in the order of the old ones and stays sequential on disk
      * (popping newest-first reversed it: sequential reads after overwrites fell to 0.49 of a
-     * plain file).  A run stops where the queue stops being consecutive. */
-    for (unsigned q = 1; q <= 2 && got < max; q++) {
+     * plain file).
+     * But a request for a run takes from the queue only a run as long as it wants (or 64
+     * slots): after random overwrites the queue holds scattered slots, and a sequential write
+     * built from them is hundreds of small I/Os.  Runs come from empty bitmap words then,
+     * and the scattered slots are left to single-extent writes (or to the reclaimer).
+     */
+    /* a run is long when it fills an aligned group of G slots (a whole bitmap word, or a whole
+     * chunk where chunks are smaller) */
+    unsigned g = p->chunk_slots < 64 ? p->chunk_slots : 64;
+    uint64_t gmask = g == 64 ? ~0ULL : (1ULL << g) - 1;
+    size_t good = max < g ? max : g;
+    for (unsigned q = 1; q <= 2; q++) {
         unsigned qi = (p->reclaim_round + q) & 1; /* the older queue, then the newer */
-        struct slot_list *l = &p->reclaim_q[qi];
-        while (p->reclaim_head[qi] < l->n && got < max) {
-            uint64_t s = l->v[p->reclaim_head[qi]];
-            if (bit_get(p->inuse, s)) { /* taken from the bitmap meanwhile */
-                p->reclaim_head[qi]++;
-                continue;
-            }
-            if (got > 0 && !run_next(p, slots[got - 1], s))
-                goto out;
-            p->reclaim_head[qi]++;
-            take(p, s, &slots[got], zero ? &zero[got] : &z);
-            got++;
-        }
-    }
-    if (got > 0)
+        size_t k = queue_run(p, qi, max);
+        if (k == 0)
+            continue;
+        if (k < good)
+            break;
+        take_run(p, p->reclaim_q[qi].v[p->reclaim_head[qi]], k, slots, zero);
+        /* (consecutive entries: take_run took exactly the queued slots) */
+        p->reclaim_head[qi] += k;
+        got = k;
         goto out;
-    /* Then the bitmap from the rotor: the first free slot and the free ones after it in its
-     * chunk. */
+    }
+    if (max > 1) {
+        /* the first empty group from the rotor */
+        size_t scan = words < RUN_SCAN_WORDS ? words : RUN_SCAN_WORDS;
+        for (size_t i = 0; i < scan; i++) {
+            size_t w = (size_t)((p->rotor + i) % words);
+            uint64_t x = p->inuse[w];
+            if (x == ~0ULL)
+                continue;
+            for (unsigned off = 0; off < 64; off += g) {
+                uint64_t s = (uint64_t)w * 64 + off;
+                if (((x >> off) & gmask) != 0 || s + g > p->nslots)
+                    continue;
+                got = free_run_at(p, s, max);
+                take_run(p, s, got, slots, zero);
+                p->rotor = (size_t)((s + got) / 64) < words ? (s + got) / 64 : 0;
+                goto out;
+            }
+        }
+        p->rotor = (size_t)((p->rotor + scan) % words);
+    }
+    /* no long run anywhere near: the queue's head, whatever its length, then the first free
+     * slot from the rotor and the free ones after it */
+    for (unsigned q = 1; q <= 2; q++) {
+        unsigned qi = (p->reclaim_round + q) & 1;
+        size_t k = queue_run(p, qi, max);
+        if (k == 0)
+            continue;
+        take_run(p, p->reclaim_q[qi].v[p->reclaim_head[qi]], k, slots, zero);
+        p->reclaim_head[qi] += k;
+        got = k;
+        goto out;
+    }
     for (size_t i = 0; i <= words; i++) {
         size_t w = (size_t)((p->rotor + i) % words);
         uint64_t x = p->inuse[w];
@@ -195,13 +267,9 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
         uint64_t s = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(~x);
         if (s >= p->nslots)
             continue;
-        do {
-            take(p, s, &slots[got], zero ? &zero[got] : &z);
-            got++;
-            s++;
-        } while (got < max && s < p->nslots && (s & (p->chunk_slots - 1)) != 0 &&
-                 !bit_get(p->inuse, s));
-        p->rotor = (size_t)(s / 64) < words ? s / 64 : 0;
+        got = free_run_at(p, s, max);
+        take_run(p, s, got, slots, zero);
+        p->rotor = (size_t)((s + got) / 64) < words ? (s + got) / 64 : 0;
         break;
     }
 out:

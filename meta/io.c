@@ -243,6 +243,10 @@ static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
  * out its buffers so that a write's payload is page-aligned, so this is the exception).
  */
 #define BOUNCE_BYTES (1u << 20)
+/* Shorter runs stay buffered: a direct write is a synchronous device I/O, and a sequential
+ * request scattered over short runs (free space fragmented by random overwrites) then costs
+ * dozens of them, where buffered writes only copy and leave the batching to writeback. */
+#define DIO_MIN_RUN (64u << 10)
 static pthread_key_t bounce_key;
 static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
 
@@ -276,7 +280,7 @@ static int write_slots(struct vv_pool *p, uint64_t slot, const uint8_t *data, si
 {
     int fd = slot_dio_fd(p, slot);
     off_t off = slot_off(p, slot, 0);
-    if (fd < 0)
+    if (fd < 0 || len < DIO_MIN_RUN)
         return pwrite_full(slot_fd(p, slot), data, len, off);
     if (dio_aligned(p, data))
         return pwrite_full(fd, data, len, off);

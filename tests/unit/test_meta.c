@@ -626,3 +626,44 @@ Test(pool, first_format_layout_is_kept)
     free(exp);
     rmpool();
 }
+
+/* After random overwrites the reclaim queue holds scattered slots; a sequential write must
+ * still get long runs (from empty space), not be built from those scattered slots. */
+Test(io, sequential_write_after_random_overwrites_gets_long_runs)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t o = 0; o < (16 << 20); o += 1 << 20) {
+        fill(buf, o, 1 << 20, 1);
+        cr_assert_eq(vv_vol_write(v, buf, 1 << 20, o), 0);
+    }
+    cr_assert_eq(vv_vol_flush(v), 0);
+    srand(42);
+    for (int i = 0; i < 2000; i++) {
+        uint64_t o = (uint64_t)(rand() % 4096) * 4096;
+        fill(buf, o, 4096, 2);
+        cr_assert_eq(vv_vol_write(v, buf, 4096, o), 0);
+    }
+    cr_assert_eq(vv_vol_flush(v), 0); /* the old slots of the overwritten extents are freed */
+    for (uint64_t o = 0; o < (4 << 20); o += 1 << 20) {
+        fill(buf, o, 1 << 20, 3);
+        cr_assert_eq(vv_vol_write(v, buf, 1 << 20, o), 0);
+    }
+    cr_assert_eq(vv_vol_flush(v), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    static uint64_t slots[4096];
+    extent_slots(slots, 4096);
+    for (size_t mib = 0; mib < 4; mib++) {
+        unsigned breaks = 0;
+        for (size_t i = mib * 256 + 1; i < (mib + 1) * 256; i++)
+            breaks += slots[i] != slots[i - 1] + 1;
+        cr_assert_leq(breaks, 8, "MiB %zu of a sequential write is in %u pieces", mib,
+                      breaks + 1);
+    }
+    free(buf);
+    rmpool();
+}

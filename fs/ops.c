@@ -468,6 +468,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    /* Async direct I/O requests count as background requests, of which the kernel lets 12
+     * be in flight by default: fio at QD16 (or a loop device) then waits on the kernel with
+     * workers idle.  Twice the workers keeps every worker fed. */
+    conn->max_background = 2 * fs->threads;
+    conn->congestion_threshold = 3 * conn->max_background / 2 / 2;
     vv_info(VV_SS_FS, "FUSE protocol %u.%u, max_write %u, %u worker threads", conn->proto_major,
             conn->proto_minor, conn->max_write, fs->threads);
 }

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/functions.sh"
 requires_root
 requires_fuse
-requires jq df stat truncate
+requires jq df stat truncate mountpoint findmnt
 set_timeout 300
 
 E=$((64 << 10))   # extent size
@@ -128,6 +128,19 @@ used=$(pool_field used)
 assert_eq "$used" $((27 * E)) "pool used after writing 27 extents"
 assert_eq "$(volume_field v1 used)" "$used" "used of v1 (the only volume) vs pool used"
 assert_eq "$(pool_field free)" $((GiB - used)) "status free"
+
+step "the FUSE connection lets every worker have a request"
+# Async direct I/O counts against the connection's background limit (12 by default), which
+# would hold fio at QD16 or a loop device to 12 requests in flight.
+fusectl=/sys/fs/fuse/connections
+if ! findmnt -rn "$fusectl" >/dev/null; then
+    mount -t fusectl none "$fusectl" || fail "cannot mount fusectl on $fusectl"
+    cleanup_fn umount "$fusectl"
+fi
+conn=$(mountpoint -d "$MNT" | cut -d: -f2)
+[ -d "$fusectl/$conn" ] || fail "no fusectl entry $fusectl/$conn for $MNT"
+assert_eq "$(cat "$fusectl/$conn/max_background")" 32 "max_background of the connection"
+assert_eq "$(cat "$fusectl/$conn/congestion_threshold")" 24 "congestion_threshold"
 
 step "statfs (df) reports the pool"
 read -r dsize davail < <(df -B1 --output=size,avail "$MNT" | tail -n 1)

@@ -329,22 +329,6 @@ static void punch(struct vv_pool *p, unsigned file, uint64_t first, uint64_t cou
     }
 }
 
-/* Punch slots V[0..N) (any order; V is reordered): runs of slots adjacent in a file coalesce. */
-static void punch_slots(struct vv_pool *p, uint64_t *v, size_t n)
-{
-    /* sort by (file, position in file) */
-    for (size_t i = 0; i < n; i++)
-        v[i] = (uint64_t)slot_file(p, v[i]) << 48 | slot_pos(p, v[i]);
-    qsort(v, n, sizeof(*v), slot_cmp);
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && v[j] == v[j - 1] + 1)
-            j++;
-        punch(p, (unsigned)(v[i] >> 48), v[i] & ((1ULL << 48) - 1), j - i);
-        i = j;
-    }
-}
-
 /* Punch every free run of the pool (at open, before the committer starts). */
 void alloc_punch_free(struct vv_pool *p)
 {
@@ -394,10 +378,23 @@ void alloc_release(struct vv_pool *p, const struct slot_list *l)
 }
 
 /*
- * One reclaim round: punch the slots queued a round ago that are still free, and age the
- * queue.  While punched, a slot is marked in use so that nobody takes it.
+ * Punch calls per reclaim round (a round a second).  Slots freed by random overwrites are
+ * scattered, one punch each, and every punch holds the data file's invalidate lock, which
+ * buffered reads of that file wait for: punching 100K of them right after a burst of 4K
+ * random writes cost the reads that followed 15-25% (35.5K and 30.6K IOPS against 39.2K and
+ * 41.5K with no punching).  Runs beyond the budget go back on the queue, still free and
+ * reusable (under steady overwrites most are reused before their turn, which saves the
+ * punch and the block allocation after it); contiguous frees (a deleted or trimmed volume)
+ * are few long runs and go at once.
  */
-static void reclaim_round(struct vv_pool *p)
+#define RECLAIM_PUNCHES_MAX 512u
+
+/*
+ * One reclaim round: punch the slots queued a round ago that are still free (ALL: every one
+ * of them, else up to the budget), and age the queue.  While punched, a slot is marked in
+ * use so that nobody takes it.
+ */
+static void reclaim_round(struct vv_pool *p, bool all)
 {
     pthread_mutex_lock(&p->alloc_mu);
     p->reclaim_round++;
@@ -421,22 +418,34 @@ static void reclaim_round(struct vv_pool *p)
         slot_list_free(&batch);
         return;
     }
-    uint64_t *v = malloc(n * sizeof(*v));
-    if (v) {
-        memcpy(v, batch.v, n * sizeof(*v));
-        punch_slots(p, v, n);
-        free(v);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            punch(p, slot_file(p, batch.v[i]), slot_pos(p, batch.v[i]), 1);
+    /* by (file, position in file), so that adjacent slots coalesce into one punch */
+    uint64_t *v = batch.v;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint64_t)slot_file(p, v[i]) << 48 | slot_pos(p, v[i]);
+    qsort(v, n, sizeof(*v), slot_cmp);
+    size_t done = 0, runs = 0;
+    while (done < n && (all || runs < RECLAIM_PUNCHES_MAX)) {
+        size_t j = done + 1;
+        while (j < n && v[j] == v[j - 1] + 1)
+            j++;
+        punch(p, (unsigned)(v[done] >> 48), v[done] & ((1ULL << 48) - 1), j - done);
+        runs++;
+        done = j;
     }
     pthread_mutex_lock(&p->alloc_mu);
+    struct slot_list *q = &p->reclaim_q[p->reclaim_round & 1]; /* the newer queue */
     for (size_t i = 0; i < n; i++) {
-        bit_clear(p->inuse, batch.v[i]);
-        bit_set(p->zeroed, batch.v[i]);
+        uint64_t s = slot_at(p, (unsigned)(v[i] >> 48), v[i] & ((1ULL << 48) - 1));
+        bit_clear(p->inuse, s);
+        if (i < done)
+            bit_set(p->zeroed, s);
+        else if (slot_list_add(q, s))
+            vv_warn(VV_SS_META, "out of memory queueing slot %llu for reclaim; its space "
+                    "returns to the host at the next mount", (unsigned long long)s);
     }
     pthread_mutex_unlock(&p->alloc_mu);
-    vv_debug(VV_SS_META, "reclaimed %zu slots", n);
+    vv_debug(VV_SS_META, "reclaimed %zu slots in %zu punches, %zu left for later rounds", done,
+             runs, n - done);
     slot_list_free(&batch);
 }
 
@@ -452,13 +461,13 @@ static void *reclaimer_main(void *arg)
         if (p->reclaim_stop)
             break;
         pthread_mutex_unlock(&p->alloc_mu);
-        reclaim_round(p);
+        reclaim_round(p, false);
         pthread_mutex_lock(&p->alloc_mu);
     }
     pthread_mutex_unlock(&p->alloc_mu);
     /* return what is still queued to the host now (two rounds: both queues) */
-    reclaim_round(p);
-    reclaim_round(p);
+    reclaim_round(p, true);
+    reclaim_round(p, true);
     return NULL;
 }
 

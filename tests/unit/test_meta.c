@@ -667,3 +667,59 @@ Test(io, sequential_write_after_random_overwrites_gets_long_runs)
     free(buf);
     rmpool();
 }
+
+static uint64_t data_bytes_total(void)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t += data_file_bytes(i);
+    return t;
+}
+
+/* Freed slots return to the host as holes: a discarded contiguous range at once (a few long
+ * punches), isolated slots over a few seconds (the reclaimer's budget is 512 punches a
+ * second). */
+Test(io, freed_space_is_punched_in_the_background, .timeout = 60)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *a = mkvol(p, "a", 32 << 20);
+    struct vv_vol *b = mkvol(p, "b", 32 << 20);
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t o = 0; o < (16 << 20); o += 1 << 20) {
+        fill(buf, o, 1 << 20, 1);
+        cr_assert_eq(vv_vol_write(a, buf, 1 << 20, o), 0);
+    }
+    /* 2000 extents each in a and b, alternating: a's slots end up isolated */
+    for (uint64_t i = 0; i < 2000; i++) {
+        fill(buf, i * 4096, 4096, 2);
+        cr_assert_eq(vv_vol_write(a, buf, 4096, (16 << 20) + i * 4096), 0);
+        cr_assert_eq(vv_vol_write(b, buf, 4096, i * 4096), 0);
+    }
+    cr_assert_eq(vv_vol_flush(a), 0);
+    uint64_t before = data_bytes_total();
+    cr_assert_geq(before, (16 << 20) + 4000 * 4096);
+    cr_assert_eq(vv_vol_discard(a, 0, 32 << 20), 0);
+    cr_assert_eq(vv_vol_flush(a), 0);
+    /* b's data, and the filesystem's extent tree blocks for files this fragmented (one leaf
+     * block per file is 32 KiB in all) */
+    uint64_t now = before, want = 2000 * 4096 + 8 * 16384;
+    for (int i = 0; i < 150 && now > want; i++) {
+        usleep(100 * 1000);
+        now = data_bytes_total();
+    }
+    cr_assert_leq(now, want, "%llu bytes allocated to the data files 15 s after a discard, "
+                  "not at most %llu", (unsigned long long)now, (unsigned long long)want);
+    for (uint64_t i = 0; i < 2000; i += 97) {
+        uint8_t chk[4096];
+        cr_assert_eq(vv_vol_read(b, chk, 4096, i * 4096), 0);
+        fill(buf, i * 4096, 4096, 2);
+        cr_assert_eq(memcmp(chk, buf, 4096), 0, "b extent %llu", (unsigned long long)i);
+    }
+    vv_vol_close(a);
+    vv_vol_close(b);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    rmpool();
+}

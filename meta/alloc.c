@@ -173,13 +173,27 @@ static void take_run(struct vv_pool *p, uint64_t s, size_t count, uint64_t *slot
         take(p, s + i, &slots[i], zero ? &zero[i] : &z);
 }
 
-/* The free slots from S on, up to MAX, that stay in S's chunk (alloc_mu held, S free). */
-static size_t free_run_at(const struct vv_pool *p, uint64_t s, size_t max)
+/* Take the K slots at the head of reclaim queue QI (consecutive: see queue_run). */
+static size_t take_queue_run(struct vv_pool *p, unsigned qi, size_t k, uint64_t *slots,
+                             bool *zero)
 {
+    take_run(p, p->reclaim_q[qi].v[p->reclaim_head[qi]], k, slots, zero);
+    p->reclaim_head[qi] += k;
+    return k;
+}
+
+/* Take free slot S and the free slots after it in its chunk, up to MAX in all, and move the
+ * rotor past them (alloc_mu held, S free).  Returns how many. */
+static size_t take_bitmap_run(struct vv_pool *p, uint64_t s, size_t max, uint64_t *slots,
+                              bool *zero)
+{
+    size_t words = (p->nslots + 63) / 64;
     size_t k = 1;
     while (k < max && s + k < p->nslots && ((s + k) & (p->chunk_slots - 1)) != 0 &&
            !bit_get(p->inuse, s + k))
         k++;
+    take_run(p, s, k, slots, zero);
+    p->rotor = (size_t)((s + k) / 64) < words ? (size_t)((s + k) / 64) : 0;
     return k;
 }
 
@@ -221,10 +235,7 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
             continue;
         if (k < good)
             break;
-        take_run(p, p->reclaim_q[qi].v[p->reclaim_head[qi]], k, slots, zero);
-        /* (consecutive entries: take_run took exactly the queued slots) */
-        p->reclaim_head[qi] += k;
-        got = k;
+        got = take_queue_run(p, qi, k, slots, zero);
         goto out;
     }
     if (max > 1) {
@@ -239,9 +250,7 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
                 uint64_t s = (uint64_t)w * 64 + off;
                 if (((x >> off) & gmask) != 0 || s + g > p->nslots)
                     continue;
-                got = free_run_at(p, s, max);
-                take_run(p, s, got, slots, zero);
-                p->rotor = (size_t)((s + got) / 64) < words ? (s + got) / 64 : 0;
+                got = take_bitmap_run(p, s, max, slots, zero);
                 goto out;
             }
         }
@@ -252,12 +261,10 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
     for (unsigned q = 1; q <= 2; q++) {
         unsigned qi = (p->reclaim_round + q) & 1;
         size_t k = queue_run(p, qi, max);
-        if (k == 0)
-            continue;
-        take_run(p, p->reclaim_q[qi].v[p->reclaim_head[qi]], k, slots, zero);
-        p->reclaim_head[qi] += k;
-        got = k;
-        goto out;
+        if (k > 0) {
+            got = take_queue_run(p, qi, k, slots, zero);
+            goto out;
+        }
     }
     for (size_t i = 0; i <= words; i++) {
         size_t w = (size_t)((p->rotor + i) % words);
@@ -267,9 +274,7 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
         uint64_t s = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(~x);
         if (s >= p->nslots)
             continue;
-        got = free_run_at(p, s, max);
-        take_run(p, s, got, slots, zero);
-        p->rotor = (size_t)((s + got) / 64) < words ? (s + got) / 64 : 0;
+        got = take_bitmap_run(p, s, max, slots, zero);
         break;
     }
 out:

@@ -237,10 +237,10 @@ static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
 }
 
 /*
- * Whole-slot runs are written through the O_DIRECT descriptors: no copy into the page cache, and no
- * dirty pages left for the commit's fdatasync to write back.  A buffer that is not aligned
- * as direct I/O needs is first copied into a per-thread bounce buffer (the FUSE loop lays
- * out its buffers so that a write's payload is page-aligned, so this is the exception).
+ * Runs of whole slots are written through the O_DIRECT descriptors: no copy into the page
+ * cache, and no dirty pages left for the commit's fdatasync to write back.  A buffer that is
+ * not aligned as direct I/O needs is first copied into a per-thread bounce buffer (the FUSE
+ * loop lays out its buffers so that a write's payload is page-aligned: this is the exception).
  */
 #define BOUNCE_BYTES (1u << 20)
 /* Shorter runs stay buffered: a direct write is a synchronous device I/O, and a sequential
@@ -650,7 +650,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     uint64_t slots[WRITE_RUN_MAX];
     struct dirty *fresh[WRITE_RUN_MAX]; /* NULL: written in place */
     uint64_t run[WRITE_RUN_MAX];        /* slots from alloc_run not yet used: run[ri..rn) */
-    bool run_zero[WRITE_RUN_MAX];       /* unused: slots are written whole */
+    bool run_zero[WRITE_RUN_MAX];       /* which are holes: given back as such if unused */
     size_t ri = 0, rn = 0;
     uint64_t t;
     *done = 0;

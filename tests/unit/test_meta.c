@@ -110,19 +110,26 @@ Test(pool, bad_parameters)
     rmdir("/tmp/vvfs-unit-never");
 }
 
+/* open the pool's LMDB environment directly, and DB NAME in a txn (FLAGS: MDB_RDONLY or 0) */
+static void meta_db_open(const char *name, unsigned flags, MDB_env **env, MDB_txn **txn,
+                         MDB_dbi *dbi)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
+    cr_assert_eq(mdb_env_create(env), 0);
+    mdb_env_set_maxdbs(*env, 16);
+    cr_assert_eq(mdb_env_open(*env, path, MDB_NOSUBDIR | flags, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(*env, NULL, flags, txn), 0);
+    cr_assert_eq(mdb_dbi_open(*txn, name, 0, dbi), 0);
+}
+
 Test(pool, newer_format_refused)
 {
     mkpool(16 << 20, 65536);
-    char path[300];
-    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "config", 0, &dbi), 0);
+    meta_db_open("config", 0, &env, &txn, &dbi);
     uint8_t v[8] = {99};
     MDB_val k = {14, (void *)"format_version"}, d = {8, v};
     cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
@@ -482,18 +489,12 @@ Test(io, reused_slots_never_show_old_data)
  * read from the extent map in LMDB; IDX_MAX entries at most, by extent index */
 static void extent_slots(uint64_t *slots, size_t idx_max)
 {
-    char path[300];
-    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_cursor *cur;
     MDB_val k, d;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "extents", 0, &dbi), 0);
+    meta_db_open("extents", MDB_RDONLY, &env, &txn, &dbi);
     cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
     for (int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
@@ -589,16 +590,10 @@ Test(io, concurrent_sequential_writes_stay_contiguous)
 Test(pool, first_format_layout_is_kept)
 {
     mkpool(64 << 20, 4096);
-    char path[300];
-    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "config", 0, &dbi), 0);
+    meta_db_open("config", 0, &env, &txn, &dbi);
     MDB_val k = {11, (void *)"chunk_slots"};
     cr_assert_eq(mdb_del(txn, dbi, &k, NULL), 0, "a new pool records its chunk size");
     cr_assert_eq(mdb_txn_commit(txn), 0);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -715,6 +717,47 @@ Test(io, freed_space_is_punched_in_the_background, .timeout = 60)
     vv_vol_close(b);
     cr_assert_eq(vv_pool_close(p), 0);
     fsck_clean();
+    free(buf);
+    rmpool();
+}
+
+/* pages of data file I resident in the page cache in [off, off+len) */
+static size_t resident_pages(int i, off_t off, size_t len)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/data.%d", pooldir, i);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, off);
+    cr_assert_neq(m, MAP_FAILED);
+    unsigned char vec[1024];
+    cr_assert_leq(len / 4096, sizeof(vec));
+    cr_assert_eq(mincore(m, len, vec), 0);
+    size_t n = 0;
+    for (size_t k = 0; k < len / 4096; k++)
+        n += vec[k] & 1;
+    munmap(m, len);
+    close(fd);
+    return n;
+}
+
+/* A long run read back is dropped from the data file's page cache (streaming data must not
+ * push LMDB's pages out of a memory-limited daemon); a single extent stays cached. */
+Test(io, long_reads_leave_no_page_cache_behind)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *buf = malloc(1 << 20);
+    fill(buf, 0, 1 << 20, 5);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0); /* slots 0..255: data.0 at 0 */
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_read(v, buf, 1 << 20, 0), 0);
+    cr_assert_eq(resident_pages(0, 0, 1 << 20), 0, "a 1 MiB run stayed in the page cache");
+    cr_assert_eq(vv_vol_read(v, buf, 4096, 8192), 0);
+    cr_assert_eq(resident_pages(0, 8192, 4096), 1, "a single extent read is not cached");
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
     free(buf);
     rmpool();
 }

@@ -184,38 +184,39 @@ static int do_write(const char *path, uint64_t off, uint64_t len, unsigned seed,
     int fd = open_file(path, O_WRONLY, direct);
     uint8_t *buf = alloc_buf(CHUNK);
     uint64_t done = 0;
-    while (done < len) {
+    int rc = 0;
+    while (done < len && rc == 0) {
         size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
         fill_pattern(buf, off + done, n, seed);
         ssize_t w = pwrite(fd, buf, n, (off_t)(off + done));
         if (w < 0) {
             fprintf(stderr, "%s: pwrite %s at offset %" PRIu64 " length %zu: %s\n", prog, path,
                     off + done, n, strerror(errno));
-            return 1;
-        }
-        if (w == 0) {
+            rc = 1;
+        } else if (w == 0) {
             fprintf(stderr, "%s: pwrite %s at offset %" PRIu64 ": wrote 0 bytes\n", prog, path,
                     off + done);
-            return 1;
+            rc = 1;
+        } else {
+            done += (uint64_t)w;
         }
-        done += (uint64_t)w;
     }
-    if (do_fsync && fsync(fd) != 0) {
+    free(buf);
+    if (rc == 0 && do_fsync && fsync(fd) != 0) {
         fprintf(stderr, "%s: fsync %s: %s\n", prog, path, strerror(errno));
-        return 1;
+        rc = 1;
     }
-    if (hold) {
+    if (rc == 0 && hold) {
         printf("held\n");
         fflush(stdout);
         for (;;)
             pause();
     }
-    if (close(fd) != 0) {
+    if (close(fd) != 0 && rc == 0) {
         fprintf(stderr, "%s: close %s: %s\n", prog, path, strerror(errno));
-        return 1;
+        rc = 1;
     }
-    free(buf);
-    return 0;
+    return rc;
 }
 
 /* verify (zeros=false) or zero (zeros=true). */

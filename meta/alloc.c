@@ -182,6 +182,20 @@ static size_t take_queue_run(struct vv_pool *p, unsigned qi, size_t k, uint64_t 
     return k;
 }
 
+/* The run at the head of the reclaim queues (the older queue first, then the newer), up to MAX
+ * slots, if it is at least MIN long: how many were taken (0: none, or too short a run). */
+static size_t take_from_queue(struct vv_pool *p, size_t max, size_t min, uint64_t *slots,
+                              bool *zero)
+{
+    for (unsigned q = 1; q <= 2; q++) {
+        unsigned qi = (p->reclaim_round + q) & 1;
+        size_t k = queue_run(p, qi, max);
+        if (k > 0)
+            return k >= min ? take_queue_run(p, qi, k, slots, zero) : 0;
+    }
+    return 0;
+}
+
 /* Take free slot S and the free slots after it in its chunk, up to MAX in all, and move the
  * rotor past them (alloc_mu held, S free).  Returns how many. */
 static size_t take_bitmap_run(struct vv_pool *p, uint64_t s, size_t max, uint64_t *slots,
@@ -228,16 +242,8 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
     unsigned g = p->chunk_slots < 64 ? p->chunk_slots : 64;
     uint64_t gmask = g == 64 ? ~0ULL : (1ULL << g) - 1;
     size_t good = max < g ? max : g;
-    for (unsigned q = 1; q <= 2; q++) {
-        unsigned qi = (p->reclaim_round + q) & 1; /* the older queue, then the newer */
-        size_t k = queue_run(p, qi, max);
-        if (k == 0)
-            continue;
-        if (k < good)
-            break;
-        got = take_queue_run(p, qi, k, slots, zero);
+    if ((got = take_from_queue(p, max, good, slots, zero)) > 0)
         goto out;
-    }
     if (max > 1) {
         /* the first empty group from the rotor */
         size_t scan = words < RUN_SCAN_WORDS ? words : RUN_SCAN_WORDS;
@@ -258,14 +264,8 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
     }
     /* no long run anywhere near: the queue's head, whatever its length, then the first free
      * slot from the rotor and the free ones after it */
-    for (unsigned q = 1; q <= 2; q++) {
-        unsigned qi = (p->reclaim_round + q) & 1;
-        size_t k = queue_run(p, qi, max);
-        if (k > 0) {
-            got = take_queue_run(p, qi, k, slots, zero);
-            goto out;
-        }
-    }
+    if ((got = take_from_queue(p, max, 1, slots, zero)) > 0)
+        goto out;
     for (size_t i = 0; i <= words; i++) {
         size_t w = (size_t)((p->rotor + i) % words);
         uint64_t x = p->inuse[w];

@@ -72,6 +72,7 @@ int cli_find_mountpoint(const char *pool_dir, char *mnt, size_t len);
 /* The command handlers. */
 int cmd_init(struct cli *c);
 int cmd_fsck(struct cli *c);
+int cmd_upgrade(struct cli *c);
 int cmd_mount(struct cli *c);
 int cmd_umount(struct cli *c);
 int cmd_status(struct cli *c);

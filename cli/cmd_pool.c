@@ -109,9 +109,10 @@ int cmd_init(struct cli *c)
 static void print_report_json(const char *dir, const struct vv_fsck_report *r)
 {
     /* clang-format off */
-    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
                           "pool_dir", dir,
                           "volumes", (json_int_t)r->volumes,
+                          "versions", (json_int_t)r->versions,
                           "extents", (json_int_t)r->extents,
                           "tombstones", (json_int_t)r->tombstones,
                           "births", (json_int_t)r->births,
@@ -150,9 +151,10 @@ int cmd_fsck(struct cli *c)
         print_report_json(dir, &r);
         return r.errors ? CLI_FAIL : CLI_OK;
     }
-    printf("fsck %s: volumes %llu, extents %llu, tombstones %llu, births %llu, used slots %llu, "
-           "checksums verified %llu%s\n",
-           dir, (unsigned long long)r.volumes, (unsigned long long)r.extents,
+    printf("fsck %s: volumes %llu, map entries %llu, extents %llu, tombstones %llu, births %llu, "
+           "used slots %llu, checksums verified %llu%s\n",
+           dir, (unsigned long long)r.volumes, (unsigned long long)r.versions,
+           (unsigned long long)r.extents,
            (unsigned long long)r.tombstones, (unsigned long long)r.births,
            (unsigned long long)r.used_slots, (unsigned long long)r.checked_checksums,
            c->no_data ? " (--no-data)" : "");
@@ -162,5 +164,34 @@ int cmd_fsck(struct cli *c)
         return CLI_FAIL;
     }
     printf("fsck %s: clean\n", dir);
+    return CLI_OK;
+}
+
+int cmd_upgrade(struct cli *c)
+{
+    const char *dir = c->args[0];
+    struct vv_pool *p;
+    struct vv_err e = {0};
+    int rc = vv_pool_open(dir, 0, &p, &e);
+    if (rc)
+        return cli_fail("%s", e.msg[0] ? e.msg : strerror(rc));
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    rc = vv_pool_close(p);
+    if (rc)
+        return cli_fail("closing pool %s failed: %s", dir, strerror(rc));
+    if (c->json) {
+        json_t *j = json_pack("{s:s, s:I, s:I}", "pool_dir", dir, "format_version",
+                              (json_int_t)st.format_version, "upgraded_from",
+                              (json_int_t)st.upgraded_from);
+        if (j)
+            cli_print_json(j);
+        json_decref(j);
+    } else if (st.upgraded_from) {
+        printf("upgraded pool %s from format %u to format %u\n", dir, st.upgraded_from,
+               st.format_version);
+    } else {
+        printf("pool %s already has format %u\n", dir, st.format_version);
+    }
     return CLI_OK;
 }

@@ -251,7 +251,11 @@ static void print_status(const json_t *st)
                (unsigned long long)jnum(st, "bounced_writes"));
     else
         printf("data writes:      buffered (the pool's filesystem refused O_DIRECT)\n");
-    printf("format version:   %llu\n", (unsigned long long)jnum(st, "format_version"));
+    printf("format version:   %llu", (unsigned long long)jnum(st, "format_version"));
+    if (jnum(st, "upgraded_from"))
+        printf(" (upgraded from format %llu when this daemon opened it)",
+               (unsigned long long)jnum(st, "upgraded_from"));
+    printf("\n");
 }
 
 int cmd_status(struct cli *c)

@@ -64,6 +64,8 @@ static const struct cli_cmd commands[] = {
      false, cmd_umount},
     {NULL, "fsck", "POOL [--no-data]", "check an unmounted pool (--no-data: skip checksums)", 1, 1,
      O_NO_DATA, false, cmd_fsck},
+    {NULL, "upgrade", "POOL", "upgrade an unmounted pool of an older format in place", 1, 1, 0,
+     false, cmd_upgrade},
     {NULL, "status", "", "capacity, use and volumes of the pool", 0, 0, 0, true, cmd_status},
     {NULL, "sync", "", "commit everything written so far, now", 0, 0, 0, true, cmd_sync},
     {"volume", "create", "NAME SIZE", "create a thin volume", 2, 2, 0, true, cmd_volume_create},

@@ -31,27 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int slot_list_add(struct slot_list *l, uint64_t slot)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        uint64_t *v = realloc(l->v, cap * sizeof(*v));
-        if (!v)
-            return ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = slot;
-    return 0;
-}
-
-void slot_list_free(struct slot_list *l)
-{
-    free(l->v);
-    l->v = NULL;
-    l->n = l->cap = 0;
-}
-
 static inline bool bit_get(const uint64_t *bm, uint64_t i)
 {
     return (bm[i >> 6] >> (i & 63)) & 1;
@@ -72,7 +51,7 @@ static int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bm)
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, p->db_spacemap, &cur);
     if (rc)
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     size_t words = (p->nslots + 63) / 64;
     MDB_val k, d;
     int err = 0;
@@ -99,7 +78,7 @@ static int alloc_load_bitmap(struct vv_pool *p, MDB_txn *txn, uint64_t *bm)
             break;
     }
     if (!err && rc != MDB_NOTFOUND)
-        err = pool_lmdb_err(rc);
+        err = kv_err(rc);
     mdb_cursor_close(cur);
     if (!err && (p->nslots & 63) && (bm[words - 1] >> (p->nslots & 63)))
         err = EIO;
@@ -523,7 +502,7 @@ int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
         if (rc == MDB_NOTFOUND) {
             memset(chunk_buf, 0, sizeof(chunk_buf));
         } else if (rc) {
-            err = pool_lmdb_err(rc);
+            err = kv_err(rc);
             break;
         } else if (d.mv_size != SPACEMAP_CHUNK_BYTES) {
             err = EIO;
@@ -550,7 +529,7 @@ int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
             d.mv_data = chunk_buf;
             rc = mdb_put(txn, p->db_spacemap, &k, &d, 0);
         }
-        err = pool_lmdb_err(rc);
+        err = kv_err(rc);
     }
     free(ops);
     return err;

@@ -5,11 +5,13 @@
  *   One read txn gives a consistent view of all metadata.  The checks, each O(its DB):
  *     config       format version, extent size, capacity, generation
  *     volumes      each record decodes; names index <-> records agree both ways
- *     extents      key decodes; volume exists; index inside the volume; 1 <= birth <= gen;
- *                  tombstones carry no slot; data slots are inside the pool and referenced
- *                  once; a births row exists; the newest entry of an extent is not a
- *                  tombstone with nothing under it (would be a leak); per-volume used counts
- *     births       every row has its extent entry
+ *     extent map   every version decodes (masks, runs, checksums agree: xmap.h); its
+ *                  volume exists; no block past the volume's end; 1 <= birth <= gen; a
+ *                  births row exists; data slots are inside the pool and referenced once;
+ *                  a chunk's oldest version has no zeros (they would hide nothing); at most
+ *                  one version per chunk born after the volume's snap_gen (merged);
+ *                  per-volume used counts
+ *     births       every row has its version
  *     space map    bit set <=> slot referenced by an extent entry
  *     checksums    (optional) xxh3 of every referenced slot equals the entry's checksum
  *   Each problem is printed as one line on stdout and counted.
@@ -26,7 +28,7 @@
 #include <xxhash.h>
 
 struct fvol {
-    uint64_t id, size, used_rec, used_seen;
+    uint64_t id, size, used_rec, used_seen, snap_gen;
     char name[VV_NAME_MAX + 1];
 };
 
@@ -67,17 +69,18 @@ static int check_volumes(struct fsck *f)
     MDB_cursor *cur;
     int rc = mdb_cursor_open(f->txn, p->db_volumes, &cur);
     if (rc)
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     MDB_val k, d;
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size != 8 || d.mv_size != sizeof(struct vol_rec)) {
+        if (k.mv_size != 8 || d.mv_size < VOL_REC_MIN) {
             problem(f, "volume record with a bad size (key %zu, value %zu bytes)", k.mv_size,
                     d.mv_size);
             continue;
         }
         struct vol_rec r;
-        memcpy(&r, d.mv_data, sizeof(r));
+        memset(&r, 0, sizeof(r));
+        memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
         struct fvol *nv = realloc(f->vols, (f->nvols + 1) * sizeof(*nv));
         if (!nv) {
             mdb_cursor_close(cur);
@@ -89,6 +92,7 @@ static int check_volumes(struct fsck *f)
         v->id = get_be64(k.mv_data);
         v->size = r.size;
         v->used_rec = r.used_extents;
+        v->snap_gen = r.snap_gen;
         snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r.name);
         if (vv_name_check(v->name))
             problem(f, "volume %llu has an invalid name", (unsigned long long)v->id);
@@ -118,104 +122,102 @@ static int check_volumes(struct fsck *f)
     return 0;
 }
 
-static void check_slot_data(struct fsck *f, const struct fvol *v, uint64_t idx,
-                            const struct ext_val *ev)
+static void check_slot_data(struct fsck *f, const struct fvol *v, uint64_t idx, uint64_t slot,
+                            uint64_t csum)
 {
     struct vv_pool *p = f->p;
-    ssize_t r = pread(slot_fd(p, ev->slot), f->buf, p->extent_size, slot_off(p, ev->slot, 0));
+    ssize_t r = pread(slot_fd(p, slot), f->buf, p->extent_size, slot_off(p, slot, 0));
     if (r >= 0 && r < (ssize_t)p->extent_size)
         memset((uint8_t *)f->buf + r, 0, p->extent_size - (size_t)r);
     if (r < 0) {
-        problem(f, "volume '%s' extent %llu: reading slot %llu failed: %s", v->name,
-                (unsigned long long)idx, (unsigned long long)ev->slot, strerror(errno));
+        problem(f, "volume '%s' block %llu: reading slot %llu failed: %s", v->name,
+                (unsigned long long)idx, (unsigned long long)slot, strerror(errno));
         return;
     }
     f->rep->checked_checksums++;
-    if (XXH3_64bits(f->buf, p->extent_size) != ev->csum)
-        problem(f, "volume '%s' extent %llu: checksum mismatch in slot %llu", v->name,
-                (unsigned long long)idx, (unsigned long long)ev->slot);
+    if (XXH3_64bits(f->buf, p->extent_size) != csum)
+        problem(f, "volume '%s' block %llu: checksum mismatch in slot %llu", v->name,
+                (unsigned long long)idx, (unsigned long long)slot);
 }
 
-static int check_extents(struct fsck *f)
+/* The extent map: every version decodes, belongs to a volume, lies inside it, has its births
+ * row; slots are referenced once; a chunk's oldest version has no zeros; versions no snapshot
+ * sees are merged (at most one per chunk born after the volume's snap_gen). */
+static int check_map(struct fsck *f)
 {
     struct vv_pool *p = f->p;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(f->txn, p->db_extents, &cur);
+    int rc = mdb_cursor_open(f->txn, p->xmap.map, &cur);
     if (rc)
-        return pool_lmdb_err(rc);
-    MDB_val k, d;
-    uint64_t pvol = UINT64_MAX, pidx = UINT64_MAX;
-    bool prev_tomb_alone = false; /* previous key was the only entry of its extent so far */
-    bool prev_is_tomb = false;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        uint64_t vid = 0, idx = 0, birth = 0;
-        bool end = rc != 0;
-        if (!end) {
-            if (k.mv_size != 24 || d.mv_size != sizeof(struct ext_val)) {
-                problem(f, "extent entry with a bad size (key %zu, value %zu bytes)",
-                        k.mv_size, d.mv_size);
-                continue;
-            }
-            vid = get_be64(k.mv_data);
-            idx = get_be64((uint8_t *)k.mv_data + 8);
-            birth = get_be64((uint8_t *)k.mv_data + 16);
+        return kv_err(rc);
+    uint64_t pvol = UINT64_MAX, pchunk = UINT64_MAX;
+    unsigned unshared = 0; /* versions of the current chunk born after snap_gen */
+    struct xkey k;
+    struct xver v;
+    const char *bad;
+    int err;
+    for (err = xmap_cursor_get(&p->xmap, cur, MDB_FIRST, &k, &v, &bad); err != ENOENT;
+         err = xmap_cursor_get(&p->xmap, cur, MDB_NEXT, &k, &v, &bad)) {
+        if (err == EBADMSG) {
+            problem(f, "extent map entry (volume %llu, chunk %llu, gen %llu): %s",
+                    (unsigned long long)k.vol, (unsigned long long)k.chunk,
+                    (unsigned long long)k.birth, bad);
+            continue;
         }
-        bool new_extent = end || vid != pvol || idx != pidx;
-        if (new_extent && pvol != UINT64_MAX && prev_is_tomb && prev_tomb_alone)
-            problem(f, "volume %llu extent %llu: tombstone with no older entry under it",
-                    (unsigned long long)pvol, (unsigned long long)pidx);
-        if (end)
+        if (err)
             break;
-        prev_tomb_alone = new_extent;
-        pvol = vid;
-        pidx = idx;
-        struct ext_val ev;
-        memcpy(&ev, d.mv_data, sizeof(ev));
-        prev_is_tomb = ev.flags & EXT_F_TOMBSTONE;
-        struct fvol *v = fvol_find(f, vid);
-        if (!v) {
-            problem(f, "extent entry of volume %llu, which does not exist",
-                    (unsigned long long)vid);
+        f->rep->versions++;
+        bool first = k.vol != pvol || k.chunk != pchunk;
+        pvol = k.vol;
+        pchunk = k.chunk;
+        if (first)
+            unshared = 0;
+        struct fvol *fv = fvol_find(f, k.vol);
+        if (!fv) {
+            problem(f, "extent map entry of volume %llu, which does not exist",
+                    (unsigned long long)k.vol);
             continue;
         }
-        if (idx >= (v->size + p->extent_size - 1) / p->extent_size)
-            problem(f, "volume '%s' extent %llu lies past its end", v->name,
-                    (unsigned long long)idx);
-        if (birth == 0 || birth > f->gen)
-            problem(f, "volume '%s' extent %llu born at gen %llu (pool gen %llu)", v->name,
-                    (unsigned long long)idx, (unsigned long long)birth,
+        uint64_t nblocks = (fv->size + p->extent_size - 1) / p->extent_size;
+        uint64_t base = k.chunk << XMAP_CHUNK_SHIFT;
+        if (base >= nblocks || (nblocks - base < XMAP_CHUNK_BLOCKS &&
+                                (v.defined >> (nblocks - base)) != 0))
+            problem(f, "volume '%s' chunk %llu gen %llu defines blocks past the volume's end",
+                    fv->name, (unsigned long long)k.chunk, (unsigned long long)k.birth);
+        if (k.birth == 0 || k.birth > f->gen)
+            problem(f, "volume '%s' chunk %llu born at gen %llu (pool gen %llu)", fv->name,
+                    (unsigned long long)k.chunk, (unsigned long long)k.birth,
                     (unsigned long long)f->gen);
-        struct key3 bk = key3_make(vid, birth, idx);
-        MDB_val bkv = {sizeof(bk.b), bk.b}, bd;
-        if (mdb_get(f->txn, p->db_births, &bkv, &bd) != 0)
-            problem(f, "volume '%s' extent %llu gen %llu has no births row", v->name,
-                    (unsigned long long)idx, (unsigned long long)birth);
-        if (ev.flags & EXT_F_TOMBSTONE) {
-            f->rep->tombstones++;
-            if (ev.slot != SLOT_NONE)
-                problem(f, "volume '%s' extent %llu: tombstone with a slot", v->name,
-                        (unsigned long long)idx);
-            continue;
+        if (xmap_births_has(&p->xmap, f->txn, &k) != 0)
+            problem(f, "volume '%s' chunk %llu gen %llu has no births row", fv->name,
+                    (unsigned long long)k.chunk, (unsigned long long)k.birth);
+        if (first && v.zero)
+            problem(f, "volume '%s' chunk %llu gen %llu: zeros with no older version under them",
+                    fv->name, (unsigned long long)k.chunk, (unsigned long long)k.birth);
+        if (k.birth > fv->snap_gen && ++unshared > 1)
+            problem(f, "volume '%s' chunk %llu: versions no snapshot sees were not merged",
+                    fv->name, (unsigned long long)k.chunk);
+        f->rep->tombstones += (uint64_t)__builtin_popcountll(v.zero);
+        for (uint64_t m = xmap_datamask(&v); m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            uint64_t slot = v.slot[b];
+            f->rep->extents++;
+            fv->used_seen++;
+            if ((f->seen[slot >> 6] >> (slot & 63)) & 1)
+                problem(f, "slot %llu is referenced twice (again by volume '%s' block %llu)",
+                        (unsigned long long)slot, fv->name, (unsigned long long)(base + b));
+            f->seen[slot >> 6] |= 1ULL << (slot & 63);
+            f->rep->used_slots++;
+            if (f->verify)
+                check_slot_data(f, fv, base + b, slot, v.csum[b]);
         }
-        f->rep->extents++;
-        v->used_seen++;
-        if (ev.slot >= p->nslots) {
-            problem(f, "volume '%s' extent %llu: slot %llu past the pool's end", v->name,
-                    (unsigned long long)idx, (unsigned long long)ev.slot);
-            continue;
-        }
-        if ((f->seen[ev.slot >> 6] >> (ev.slot & 63)) & 1)
-            problem(f, "slot %llu is referenced twice (again by volume '%s' extent %llu)",
-                    (unsigned long long)ev.slot, v->name, (unsigned long long)idx);
-        f->seen[ev.slot >> 6] |= 1ULL << (ev.slot & 63);
-        f->rep->used_slots++;
-        if (f->verify)
-            check_slot_data(f, v, idx, &ev);
     }
     mdb_cursor_close(cur);
+    if (err && err != ENOENT)
+        return err;
     for (size_t i = 0; i < f->nvols; i++)
         if (f->vols[i].used_rec != f->vols[i].used_seen)
-            problem(f, "volume '%s' records %llu used extents but has %llu", f->vols[i].name,
+            problem(f, "volume '%s' records %llu used blocks but has %llu", f->vols[i].name,
                     (unsigned long long)f->vols[i].used_rec,
                     (unsigned long long)f->vols[i].used_seen);
     return 0;
@@ -225,28 +227,27 @@ static int check_births(struct fsck *f)
 {
     struct vv_pool *p = f->p;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(f->txn, p->db_births, &cur);
+    int rc = mdb_cursor_open(f->txn, p->xmap.births, &cur);
     if (rc)
-        return pool_lmdb_err(rc);
-    MDB_val k, d;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        f->rep->births++;
-        if (k.mv_size != 24) {
-            problem(f, "births row with a bad key size %zu", k.mv_size);
+        return kv_err(rc);
+    struct xkey k;
+    int err;
+    for (err = xmap_births_cursor_get(cur, MDB_FIRST, &k); err != ENOENT;
+         err = xmap_births_cursor_get(cur, MDB_NEXT, &k)) {
+        if (err == EBADMSG) {
+            problem(f, "births row with a bad key");
             continue;
         }
-        uint64_t vid = get_be64(k.mv_data), birth = get_be64((uint8_t *)k.mv_data + 8);
-        uint64_t idx = get_be64((uint8_t *)k.mv_data + 16);
-        struct key3 ek = key3_make(vid, idx, birth);
-        MDB_val ekv = {sizeof(ek.b), ek.b}, ed;
-        if (mdb_get(f->txn, p->db_extents, &ekv, &ed) != 0)
-            problem(f, "births row (volume %llu, gen %llu, extent %llu) has no extent entry",
-                    (unsigned long long)vid, (unsigned long long)birth,
-                    (unsigned long long)idx);
+        if (err)
+            break;
+        f->rep->births++;
+        if (xmap_has(&p->xmap, f->txn, &k) != 0)
+            problem(f, "births row (volume %llu, gen %llu, chunk %llu) has no version",
+                    (unsigned long long)k.vol, (unsigned long long)k.birth,
+                    (unsigned long long)k.chunk);
     }
     mdb_cursor_close(cur);
-    return 0;
+    return err == ENOENT ? 0 : err;
 }
 
 static int check_spacemap(struct fsck *f)
@@ -293,16 +294,16 @@ int vv_pool_fsck(const char *dir, bool verify_data, struct vv_fsck_report *repor
         err = vv_err_set(e, ENOMEM, "out of memory");
         goto out;
     }
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, MDB_RDONLY, &f.txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, MDB_RDONLY, &f.txn));
     if (err) {
         vv_err_set(e, err, "cannot read metadata: %s", strerror(err));
         goto out;
     }
-    err = pool_get_u64(f.txn, p->db_config, "gen", &f.gen);
+    err = kv_get_u64(f.txn, p->db_config, "gen", &f.gen);
     if (!err)
         err = check_volumes(&f);
     if (!err)
-        err = check_extents(&f);
+        err = check_map(&f);
     if (!err)
         err = check_births(&f);
     if (!err)

@@ -46,7 +46,7 @@ static int rtxn_get(struct vv_pool *p, MDB_txn **txn)
         if (t && rc)
             mdb_txn_abort(t);
         vv_err(VV_SS_META, "cannot start a metadata read: %s", mdb_strerror(rc));
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     }
     *txn = t;
     return 0;
@@ -75,12 +75,21 @@ void rtxn_drain(struct vv_pool *p)
     pthread_mutex_unlock(&p->rtxn_mu);
 }
 
-/* A lazily started read txn with a cursor on the extent map, for one request. */
+/*
+ * A lazily started read txn with a cursor on the extent map, for one request, and the view
+ * of the last chunk it looked up in LMDB (a request reads a chunk's blocks one after another;
+ * within the request the txn, and so the view, cannot change).
+ */
 struct reader {
     struct vv_pool *p;
     MDB_txn *txn;
     MDB_cursor *cur;
+    bool have_view;
+    uint64_t view_vol, view_chunk;
+    struct xview view;
 };
+
+#define READER_INIT(pool) {.p = (pool)}
 
 static int reader_cursor(struct reader *r, MDB_cursor **cur)
 {
@@ -88,14 +97,34 @@ static int reader_cursor(struct reader *r, MDB_cursor **cur)
         int err = rtxn_get(r->p, &r->txn);
         if (err)
             return err;
-        int rc = mdb_cursor_open(r->txn, r->p->db_extents, &r->cur);
+        int rc = mdb_cursor_open(r->txn, r->p->xmap.map, &r->cur);
         if (rc) {
             rtxn_put(r->p, r->txn);
             r->txn = NULL;
-            return pool_lmdb_err(rc);
+            return kv_err(rc);
         }
     }
     *cur = r->cur;
+    return 0;
+}
+
+/* The committed view of (VOL, CHUNK), through R's cache. */
+static int reader_view(struct reader *r, uint64_t vol, uint64_t chunk, const struct xview **out)
+{
+    if (!r->have_view || r->view_vol != vol || r->view_chunk != chunk) {
+        MDB_cursor *cur;
+        int err = reader_cursor(r, &cur);
+        if (!err)
+            err = xmap_view(&r->p->xmap, cur, vol, chunk, XMAP_LIVE, ~0ULL, &r->view);
+        if (err) {
+            r->have_view = false;
+            return err;
+        }
+        r->have_view = true;
+        r->view_vol = vol;
+        r->view_chunk = chunk;
+    }
+    *out = &r->view;
     return 0;
 }
 
@@ -106,31 +135,7 @@ static void reader_done(struct reader *r)
     rtxn_put(r->p, r->txn);
     r->cur = NULL;
     r->txn = NULL;
-}
-
-int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,
-                uint64_t *birth)
-{
-    /* seek past the extent's last key, step back */
-    struct key3 probe = key3_make(vol, idx, UINT64_MAX);
-    MDB_val k = {sizeof(probe.b), probe.b}, d;
-    int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
-    else if (rc == 0)
-        rc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
-    if (rc == MDB_NOTFOUND)
-        return ENOENT;
-    if (rc)
-        return pool_lmdb_err(rc);
-    if (k.mv_size != 24 || get_be64(k.mv_data) != vol || get_be64((uint8_t *)k.mv_data + 8) != idx)
-        return ENOENT;
-    if (d.mv_size != sizeof(*out))
-        return EIO;
-    memcpy(out, d.mv_data, sizeof(*out));
-    if (birth)
-        *birth = get_be64((uint8_t *)k.mv_data + 16);
-    return 0;
+    r->have_view = false;
 }
 
 /* ---- lookup of the current mapping ------------------------------------------------------ */
@@ -141,62 +146,96 @@ struct mapping {
     bool committed;  /* from LMDB: csum is valid */
 };
 
-/* The mapping of (vol, idx) in txg T, from stripe S (locked), once it is not FILLING. */
-static struct dirty *dirty_ready(struct stripe *s, uint64_t t, uint64_t vol, uint64_t idx)
+static inline uint64_t chunk_of(uint64_t idx)
 {
-    struct dirty *d;
-    while ((d = dirty_find(&s->tab[t & 1], vol, idx)) && d->state == DIRTY_FILLING)
+    return idx >> XMAP_CHUNK_SHIFT;
+}
+
+static inline unsigned block_of(uint64_t idx)
+{
+    return (unsigned)(idx & (XMAP_CHUNK_BLOCKS - 1));
+}
+
+/* The dirty chunk of (vol, chunk) in txg T, from stripe S (locked), once block B of it is
+ * not FILLING (NULL if T has none). */
+static struct dchunk *dirty_ready(struct stripe *s, uint64_t t, uint64_t vol, uint64_t chunk,
+                                  unsigned b)
+{
+    struct dchunk *d;
+    while ((d = dchunk_find(&s->tab[t & 1], vol, chunk)) && (d->filling >> b & 1))
         pthread_cond_wait(&s->filled, &s->mu);
     return d;
 }
 
-/* Newest dirty entry of (vol, idx) in stripe S (locked), waiting while it is FILLING. */
-static struct dirty *dirty_current(struct stripe *s, uint64_t vol, uint64_t idx)
+/* The newest dirty chunk of (vol, chunk) in stripe S (locked) that maps block B, waiting
+ * while B is FILLING there; NULL if no uncommitted txg maps B. */
+static struct dchunk *dirty_current(struct stripe *s, uint64_t vol, uint64_t chunk, unsigned b)
 {
     for (;;) {
-        struct dirty *a = dirty_find(&s->tab[0], vol, idx);
-        struct dirty *b = dirty_find(&s->tab[1], vol, idx);
-        struct dirty *d = !a ? b : !b ? a : a->txg > b->txg ? a : b;
-        if (!d || d->state != DIRTY_FILLING)
+        struct dchunk *x = dchunk_find(&s->tab[0], vol, chunk);
+        struct dchunk *y = dchunk_find(&s->tab[1], vol, chunk);
+        if (x && !(x->mask >> b & 1))
+            x = NULL;
+        if (y && !(y->mask >> b & 1))
+            y = NULL;
+        struct dchunk *d = !x ? y : !y ? x : x->txg > y->txg ? x : y;
+        if (!d || !(d->filling >> b & 1))
             return d;
         pthread_cond_wait(&s->filled, &s->mu);
     }
+}
+
+/*
+ * Blocks of (vol, chunk) that have data right now, from stripe S (locked) and VIEW (the
+ * committed state; NULL: none): the newest uncommitted txg that maps a block decides it.
+ * Blocks being filled count as data.
+ */
+static uint64_t data_mask(struct stripe *s, uint64_t vol, uint64_t chunk,
+                          const struct xview *view)
+{
+    struct dchunk *x = dchunk_find(&s->tab[0], vol, chunk);
+    struct dchunk *y = dchunk_find(&s->tab[1], vol, chunk);
+    if (x && y && y->txg > x->txg) {
+        struct dchunk *t = x;
+        x = y;
+        y = t;
+    }
+    if (!x) {
+        x = y;
+        y = NULL;
+    }
+    uint64_t decided = 0, data = 0;
+    for (struct dchunk *d = x; d; d = d == x ? y : NULL) {
+        data |= d->mask & ~d->zero & ~decided;
+        decided |= d->mask;
+    }
+    if (view)
+        data |= view->data & ~decided;
+    return data;
 }
 
 static int lookup(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
                   struct mapping *m)
 {
     *m = (struct mapping){.slot = SLOT_NONE};
-    struct stripe *s = stripe_of(p, vol, idx);
+    uint64_t chunk = chunk_of(idx);
+    unsigned b = block_of(idx);
+    struct stripe *s = stripe_of(p, vol, chunk);
     pthread_mutex_lock(&s->mu);
-    struct dirty *d = dirty_current(s, vol, idx);
-    if (d) {
-        m->slot = d->slot;
-        m->csum = 0;
-        m->committed = false;
-    }
+    struct dchunk *d = dirty_current(s, vol, chunk, b);
+    if (d && !(d->zero >> b & 1))
+        m->slot = dchunk_blk(d, b)->slot;
     pthread_mutex_unlock(&s->mu);
     if (d)
         return 0;
-    MDB_cursor *cur;
-    int err = reader_cursor(r, &cur);
+    const struct xview *view;
+    int err = reader_view(r, vol, chunk, &view);
     if (err)
         return err;
-    struct ext_val ev;
-    err = xmap_newest(cur, vol, idx, &ev, NULL);
-    if (err == ENOENT || (!err && (ev.flags & EXT_F_TOMBSTONE))) {
-        m->slot = SLOT_NONE;
+    if (!(view->data >> b & 1))
         return 0;
-    }
-    if (err)
-        return err;
-    if (ev.slot >= p->nslots) {
-        vv_err(VV_SS_META, "volume %llu extent %llu maps to slot %llu past the pool's end",
-               (unsigned long long)vol, (unsigned long long)idx, (unsigned long long)ev.slot);
-        return EIO;
-    }
-    m->slot = ev.slot;
-    m->csum = ev.csum;
+    m->slot = view->slot[b];
+    m->csum = view->csum[b];
     m->committed = true;
     return 0;
 }
@@ -420,7 +459,7 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
-    struct reader r = {p, NULL, NULL};
+    struct reader r = READER_INIT(p);
     uint8_t *whole = NULL; /* scratch for verifying partially read extents */
     uint8_t *b = buf;
     int err = 0;
@@ -490,18 +529,20 @@ static int zero_around(struct vv_pool *p, uint64_t slot, uint64_t eoff, size_t n
 static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t t,
                         uint64_t *slot)
 {
-    struct stripe *s = stripe_of(p, vol, idx);
+    uint64_t chunk = chunk_of(idx);
+    unsigned b = block_of(idx);
+    struct stripe *s = stripe_of(p, vol, chunk);
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        struct dirty *d1 = dirty_find(&s->tab[(t - 1) & 1], vol, idx);
-        if (d1 && d1->txg != t - 1)
+        struct dchunk *d1 = dchunk_find(&s->tab[(t - 1) & 1], vol, chunk);
+        if (d1 && (d1->txg != t - 1 || !(d1->mask >> b & 1)))
             d1 = NULL;
         if (d1) {
             pthread_mutex_lock(&p->txg_mu);
             bool quiet = p->quiesced_txg >= t - 1;
             pthread_mutex_unlock(&p->txg_mu);
             if (quiet) {
-                *slot = d1->slot;
+                *slot = dchunk_blk(d1, b)->slot; /* SLOT_NONE if t-1 discarded it */
                 pthread_mutex_unlock(&s->mu);
                 return 0;
             }
@@ -511,20 +552,33 @@ static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t 
             break;
         txg_wait_quiesced(p, t - 1);
     }
-    struct reader r = {p, NULL, NULL};
-    MDB_cursor *cur;
-    int err = reader_cursor(&r, &cur);
-    struct ext_val ev;
+    struct reader r = READER_INIT(p);
+    const struct xview *view;
+    int err = reader_view(&r, vol, chunk, &view);
     if (!err)
-        err = xmap_newest(cur, vol, idx, &ev, NULL);
+        *slot = view->data >> b & 1 ? view->slot[b] : SLOT_NONE;
     reader_done(&r);
-    if (err == ENOENT || (!err && (ev.flags & EXT_F_TOMBSTONE))) {
-        *slot = SLOT_NONE;
-        return 0;
-    }
-    if (!err)
-        *slot = ev.slot;
     return err;
+}
+
+/* A first write of a block in this txg failed: take the block back out of D (stripe S locked),
+ * so that the block keeps the content it had before (WAS_ZERO: it was discarded earlier in
+ * this txg), and give the slot back. */
+static void undo_fresh(struct vv_pool *p, struct stripe *s, struct dchunk *d, unsigned b,
+                       bool was_zero, bool zero_slot)
+{
+    struct dblk *e = dchunk_blk(d, b);
+    uint64_t slot = e->slot;
+    if (was_zero) {
+        e->slot = SLOT_NONE;
+        d->zero |= 1ULL << b;
+        d->filling &= ~(1ULL << b);
+        d->csum_ok &= ~(1ULL << b);
+    } else {
+        dchunk_remove(d, b);
+    }
+    pthread_cond_broadcast(&s->filled);
+    alloc_unreserve(p, &slot, &zero_slot, 1);
 }
 
 static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
@@ -533,6 +587,9 @@ static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
+    uint64_t chunk = chunk_of(idx);
+    unsigned b = block_of(idx);
+    uint64_t bit = 1ULL << b;
     bool full = eoff == 0 && n == es;
     bool retried = false;
     uint64_t t;
@@ -540,73 +597,43 @@ again:;
     int err = txg_hold(p, &t);
     if (err)
         return err;
-    struct stripe *s = stripe_of(p, vol, idx);
+    struct stripe *s = stripe_of(p, vol, chunk);
     pthread_mutex_lock(&s->mu);
-    struct dirty *d = dirty_ready(s, t, vol, idx);
-    bool zero;
-    if (d && d->slot != SLOT_NONE) {
-        d->csum_valid = false;
-        uint64_t slot = d->slot;
+    struct dchunk *d = dirty_ready(s, t, vol, chunk, b);
+    if (d && (d->mask & bit) && !(d->zero & bit)) {
+        /* mapped in this txg: write in place */
+        d->csum_ok &= ~bit;
+        uint64_t slot = dchunk_blk(d, b)->slot;
         pthread_mutex_unlock(&s->mu);
         err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
         goto done;
     }
-    if (d) {
-        /* discarded earlier in this txg: what this write does not cover reads as zeros */
-        err = alloc_slot(p, &d->slot, &zero);
-        if (err) {
-            d->slot = SLOT_NONE;
-            goto nospace;
-        }
-        d->csum_valid = false;
-        d->state = DIRTY_FILLING;
-        uint64_t slot = d->slot;
-        pthread_mutex_unlock(&s->mu);
-        txg_note_dirty(p, t, es, 1);
-        if (!full && !zero)
-            err = zero_around(p, slot, eoff, n);
-        if (!err)
-            err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
-        pthread_mutex_lock(&s->mu);
-        d->state = DIRTY_READY;
-        pthread_cond_broadcast(&s->filled);
-        pthread_mutex_unlock(&s->mu);
-        goto done;
-    }
-
-    d = calloc(1, sizeof(*d));
-    if (!d) {
-        err = ENOMEM;
-        pthread_mutex_unlock(&s->mu);
-        goto done;
-    }
-    d->vol = vol;
-    d->idx = idx;
-    d->txg = t;
-    d->state = DIRTY_FILLING;
-    d->slot = SLOT_NONE;
-    err = alloc_slot(p, &d->slot, &zero);
-    if (!err)
-        err = dirty_insert(&s->tab[t & 1], d);
+    bool was_zero = d && (d->mask & bit);
+    uint64_t slot;
+    bool zero;
+    if ((err = alloc_slot(p, &slot, &zero)))
+        goto nospace;
+    if (!d)
+        err = dchunk_get(&s->tab[t & 1], vol, chunk, t, &d);
+    if (!err && !was_zero)
+        err = dchunk_add(d, b, slot);
     if (err) {
-        if (d->slot != SLOT_NONE && err != ENOSPC) {
-            pthread_mutex_lock(&p->alloc_mu);
-            slot_list_add(&p->dropped[t & 1], d->slot);
-            pthread_mutex_unlock(&p->alloc_mu);
-        }
-        free(d);
-        if (err == ENOSPC)
-            goto nospace;
+        alloc_unreserve(p, &slot, &zero, 1);
         pthread_mutex_unlock(&s->mu);
         goto done;
     }
-    uint64_t slot = d->slot;
+    dchunk_blk(d, b)->slot = slot;
+    d->zero &= ~bit;
+    d->filling |= bit;
+    d->csum_ok &= ~bit;
     pthread_mutex_unlock(&s->mu);
-    txg_note_dirty(p, t, es, 1);
+    txg_note_dirty(p, t, es, was_zero ? 0 : 1);
 
     if (!full) {
-        uint64_t src;
-        err = merge_source(p, vol, idx, t, &src);
+        /* what the write does not cover: the old content, or zeros */
+        uint64_t src = SLOT_NONE;
+        if (!was_zero)
+            err = merge_source(p, vol, idx, t, &src);
         if (!err && src != SLOT_NONE) {
             err = copy_range(p, src, slot, 0, eoff);
             if (!err)
@@ -619,10 +646,16 @@ again:;
         err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
     uint64_t csum = full && !err ? XXH3_64bits(data, n) : 0;
     pthread_mutex_lock(&s->mu);
-    d->state = DIRTY_READY;
-    d->csum = csum;
-    d->csum_valid = full && !err;
-    pthread_cond_broadcast(&s->filled);
+    if (err) {
+        undo_fresh(p, s, d, b, was_zero, zero);
+    } else {
+        d->filling &= ~bit;
+        if (full) {
+            dchunk_blk(d, b)->csum = csum;
+            d->csum_ok |= bit;
+        }
+        pthread_cond_broadcast(&s->filled);
+    }
     pthread_mutex_unlock(&s->mu);
 done:
     txg_rele(p, t);
@@ -650,13 +683,16 @@ nospace:
 /*
  * Write whole extents [idx, idx+count) from DATA in one txg, with one pwrite per run of
  * slots that are consecutive in one data file (sequential writes: a 1 MiB request at 4 KiB
- * extents is a few pwrites instead of 256).  Phase 1 takes each extent's target slot: its
- * mapping of this txg in place, or a new slot under a FILLING mapping; phase 2 writes; phase 3
- * marks the new mappings READY with their checksums.  Extents are taken in ascending order,
- * as everywhere, so two batches never wait for each other in a cycle.
+ * extents is one pwrite instead of 256).  Phase 1 takes each block's target slot, one stripe
+ * lock per chunk: its mapping of this txg in place, or a new slot under a FILLING mapping;
+ * phase 2 writes; phase 3 marks the new mappings ready with their checksums (or, if the write
+ * failed, takes them back out).  Chunks are taken in ascending order, as everywhere, so two
+ * batches never wait for each other in a cycle.
  * Returns how many extents it wrote in *DONE (fewer than COUNT only on an error: the caller
  * goes on extent by extent, which knows how to wait for space).
  */
+enum { TAKE_INPLACE, TAKE_NEW, TAKE_WAS_ZERO };
+
 static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8_t *data,
                        size_t *done)
 {
@@ -664,7 +700,8 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
     uint64_t slots[WRITE_RUN_MAX];
-    struct dirty *fresh[WRITE_RUN_MAX]; /* NULL: written in place */
+    uint8_t kind[WRITE_RUN_MAX];
+    bool zeroed[WRITE_RUN_MAX];         /* new slots: known to be holes */
     uint64_t run[WRITE_RUN_MAX];        /* slots from alloc_run not yet used: run[ri..rn) */
     bool run_zero[WRITE_RUN_MAX];       /* which are holes: given back as such if unused */
     size_t ri = 0, rn = 0;
@@ -673,50 +710,47 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     int err = txg_hold(p, &t);
     if (err)
         return err;
-    size_t k, nfresh = 0;
-    for (k = 0; k < count; k++) {
-        struct stripe *s = stripe_of(p, vol, idx + k);
+    size_t k = 0, nfresh = 0;
+    bool stop = false;
+    while (k < count && !stop) {
+        uint64_t chunk = chunk_of(idx + k);
+        struct stripe *s = stripe_of(p, vol, chunk);
         pthread_mutex_lock(&s->mu);
-        struct dirty *d = dirty_ready(s, t, vol, idx + k);
-        fresh[k] = NULL;
-        if (d && d->slot != SLOT_NONE) {
-            d->csum_valid = false;
-            slots[k] = d->slot;
-            pthread_mutex_unlock(&s->mu);
-            continue;
-        }
-        bool inserted = d != NULL;
-        if (!d && !(d = calloc(1, sizeof(*d)))) {
-            pthread_mutex_unlock(&s->mu);
-            break;
-        }
-        /* new slots a run at a time, so that concurrent writers do not interleave theirs */
-        if (ri == rn) {
-            ri = 0;
-            if (alloc_run(p, count - k, run, run_zero, &rn)) {
-                if (!inserted)
-                    free(d);
-                pthread_mutex_unlock(&s->mu);
+        for (; k < count && chunk_of(idx + k) == chunk; k++) {
+            unsigned b = block_of(idx + k);
+            uint64_t bit = 1ULL << b;
+            struct dchunk *d = dirty_ready(s, t, vol, chunk, b);
+            if (d && (d->mask & bit) && !(d->zero & bit)) {
+                d->csum_ok &= ~bit;
+                slots[k] = dchunk_blk(d, b)->slot;
+                kind[k] = TAKE_INPLACE;
+                continue;
+            }
+            /* new slots a run at a time, so that concurrent writers do not interleave theirs */
+            if (ri == rn) {
+                ri = 0;
+                if (alloc_run(p, count - k, run, run_zero, &rn)) {
+                    rn = 0;
+                    stop = true;
+                    break;
+                }
+            }
+            bool was_zero = d && (d->mask & bit);
+            if ((!d && dchunk_get(&s->tab[t & 1], vol, chunk, t, &d)) ||
+                (!was_zero && dchunk_add(d, b, run[ri]))) {
+                stop = true;
                 break;
             }
+            slots[k] = run[ri];
+            zeroed[k] = run_zero[ri];
+            ri++;
+            dchunk_blk(d, b)->slot = slots[k];
+            d->zero &= ~bit;
+            d->filling |= bit;
+            d->csum_ok &= ~bit;
+            kind[k] = was_zero ? TAKE_WAS_ZERO : TAKE_NEW;
+            nfresh++;
         }
-        slots[k] = run[ri++];
-        if (!inserted) {
-            d->vol = vol;
-            d->idx = idx + k;
-            d->txg = t;
-            if (dirty_insert(&s->tab[t & 1], d)) {
-                ri--;
-                free(d);
-                pthread_mutex_unlock(&s->mu);
-                break;
-            }
-        }
-        d->slot = slots[k];
-        d->state = DIRTY_FILLING;
-        d->csum_valid = false;
-        fresh[k] = d;
-        nfresh++;
         pthread_mutex_unlock(&s->mu);
     }
     alloc_unreserve(p, run + ri, run_zero + ri, rn - ri);
@@ -735,16 +769,24 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
                    (unsigned long long)(idx + j - 1), strerror(err));
         k = j;
     }
-    for (k = 0; k < taken; k++) {
-        struct dirty *d = fresh[k];
-        if (!d)
-            continue;
-        uint64_t csum = err ? 0 : XXH3_64bits(data + k * es, es);
-        struct stripe *s = stripe_of(p, vol, idx + k);
+    for (k = 0; k < taken;) {
+        uint64_t chunk = chunk_of(idx + k);
+        struct stripe *s = stripe_of(p, vol, chunk);
         pthread_mutex_lock(&s->mu);
-        d->state = DIRTY_READY;
-        d->csum = csum;
-        d->csum_valid = !err;
+        struct dchunk *d = dchunk_find(&s->tab[t & 1], vol, chunk);
+        for (; k < taken && chunk_of(idx + k) == chunk; k++) {
+            if (kind[k] == TAKE_INPLACE)
+                continue;
+            unsigned b = block_of(idx + k);
+            if (err) {
+                undo_fresh(p, s, d, b, kind[k] == TAKE_WAS_ZERO, zeroed[k]);
+                continue;
+            }
+            struct dblk *e = dchunk_blk(d, b);
+            e->csum = XXH3_64bits(data + k * es, es);
+            d->filling &= ~(1ULL << b);
+            d->csum_ok |= 1ULL << b;
+        }
         pthread_cond_broadcast(&s->filled);
         pthread_mutex_unlock(&s->mu);
     }
@@ -787,46 +829,62 @@ int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
 
 /* ---- discard ------------------------------------------------------------------------------ */
 
-/* Make extent idx a hole in the open txg (it is known to have had data). */
-static int discard_extent(struct vv_pool *p, uint64_t vol, uint64_t idx)
+/* The data mask of (vol, chunk) right now: uncommitted txgs over the committed view. */
+static int chunk_data(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t chunk,
+                      uint64_t *data)
+{
+    const struct xview *view;
+    int err = reader_view(r, vol, chunk, &view);
+    if (err)
+        return err;
+    struct stripe *s = stripe_of(p, vol, chunk);
+    pthread_mutex_lock(&s->mu);
+    *data = data_mask(s, vol, chunk, view);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Make the blocks of BLOCKS in (vol, chunk) holes in the open txg. */
+static int discard_blocks(struct vv_pool *p, uint64_t vol, uint64_t chunk, uint64_t blocks)
 {
     uint64_t t;
     int err = txg_hold(p, &t);
     if (err)
         return err;
-    struct stripe *s = stripe_of(p, vol, idx);
+    struct stripe *s = stripe_of(p, vol, chunk);
     pthread_mutex_lock(&s->mu);
-    struct dirty *d = dirty_ready(s, t, vol, idx);
-    bool created = false;
-    if (d) {
-        if (d->slot != SLOT_NONE) {
+    uint64_t added = 0;
+    struct dchunk *d = NULL;
+    for (uint64_t m = blocks; m && !err; m &= m - 1) {
+        unsigned b = (unsigned)__builtin_ctzll(m);
+        uint64_t bit = 1ULL << b;
+        d = dirty_ready(s, t, vol, chunk, b);
+        if (d && (d->mask & bit)) {
+            if (d->zero & bit)
+                continue;
+            struct dblk *e = dchunk_blk(d, b);
             pthread_mutex_lock(&p->alloc_mu);
-            err = slot_list_add(&p->dropped[t & 1], d->slot);
+            err = slot_list_add(&p->dropped[t & 1], e->slot);
             pthread_mutex_unlock(&p->alloc_mu);
             if (!err) {
-                d->slot = SLOT_NONE;
-                d->csum_valid = false;
+                e->slot = SLOT_NONE;
+                d->zero |= bit;
+                d->csum_ok &= ~bit;
             }
+            continue;
         }
-    } else {
-        d = calloc(1, sizeof(*d));
-        if (!d) {
-            err = ENOMEM;
-        } else {
-            d->vol = vol;
-            d->idx = idx;
-            d->txg = t;
-            d->slot = SLOT_NONE;
-            d->state = DIRTY_READY;
-            err = dirty_insert(&s->tab[t & 1], d);
-            if (err)
-                free(d);
-            created = !err;
+        if (!d)
+            err = dchunk_get(&s->tab[t & 1], vol, chunk, t, &d);
+        if (!err)
+            err = dchunk_add(d, b, SLOT_NONE);
+        if (!err) {
+            d->zero |= bit;
+            added++;
         }
     }
     pthread_mutex_unlock(&s->mu);
-    if (created)
-        txg_note_dirty(p, t, 0, 1);
+    if (added)
+        txg_note_dirty(p, t, 0, added);
     txg_rele(p, t);
     return err;
 }
@@ -838,31 +896,28 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /*
- * The extents in [i0, i1) of VOL that may hold data: LMDB entries and dirty entries.
- * O(extents in the range that have entries + dirty entries of the pool).
+ * The chunks in [c0, c1) of VOL that may hold data: chunks with versions in LMDB and chunks
+ * with dirty entries, sorted and unique.  O(such chunks + dirty chunks of the pool).
  */
-static int candidates(struct vv_pool *p, uint64_t vol, uint64_t i0, uint64_t i1,
+static int candidates(struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
                       struct slot_list *out)
 {
-    struct reader r = {p, NULL, NULL};
+    struct reader r = READER_INIT(p);
     MDB_cursor *cur;
     int err = reader_cursor(&r, &cur);
-    if (err)
-        return err;
-    struct key3 start = key3_make(vol, i0, 0);
-    MDB_val k = {sizeof(start.b), start.b}, d;
-    uint64_t last = UINT64_MAX;
-    int rc;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0 && !err;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size != 24 || get_be64(k.mv_data) != vol)
+    uint64_t c = c0;
+    while (!err && c < c1) {
+        uint64_t next;
+        err = xmap_next_chunk(&p->xmap, cur, vol, c, &next);
+        if (err == ENOENT) {
+            err = 0;
             break;
-        uint64_t idx = get_be64((uint8_t *)k.mv_data + 8);
-        if (idx >= i1)
+        }
+        if (!err && next < c1)
+            err = slot_list_add(out, next);
+        if (next == UINT64_MAX)
             break;
-        if (idx != last)
-            err = slot_list_add(out, idx);
-        last = idx;
+        c = next + 1;
     }
     reader_done(&r);
     for (int i = 0; i < NSTRIPES && !err; i++) {
@@ -871,9 +926,9 @@ static int candidates(struct vv_pool *p, uint64_t vol, uint64_t i0, uint64_t i1,
         for (int t = 0; t < 2 && !err; t++) {
             struct dirty_table *tab = &s->tab[t];
             for (size_t b = 0; b < tab->nbuckets && !err; b++)
-                for (struct dirty *e = tab->buckets[b]; e && !err; e = e->next)
-                    if (e->vol == vol && e->idx >= i0 && e->idx < i1)
-                        err = slot_list_add(out, e->idx);
+                for (struct dchunk *e = tab->buckets[b]; e && !err; e = e->next)
+                    if (e->vol == vol && e->chunk >= c0 && e->chunk < c1)
+                        err = slot_list_add(out, e->chunk);
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -888,13 +943,20 @@ static int candidates(struct vv_pool *p, uint64_t vol, uint64_t i0, uint64_t i1,
     return 0;
 }
 
+/* blocks [b0, b1) of a chunk as a mask (b1 <= XMAP_CHUNK_BLOCKS) */
+static inline uint64_t block_range(unsigned b0, unsigned b1)
+{
+    uint64_t hi = b1 >= 64 ? ~0ULL : (1ULL << b1) - 1;
+    return hi & ~((1ULL << b0) - 1);
+}
+
 static int has_data(struct vv_pool *p, uint64_t vol, uint64_t idx, bool *yes)
 {
-    struct reader r = {p, NULL, NULL};
-    struct mapping m;
-    int err = lookup(p, &r, vol, idx, &m);
+    struct reader r = READER_INIT(p);
+    uint64_t data;
+    int err = chunk_data(p, &r, vol, chunk_of(idx), &data);
     reader_done(&r);
-    *yes = !err && m.slot != SLOT_NONE;
+    *yes = !err && (data >> block_of(idx) & 1);
     return err;
 }
 
@@ -925,24 +987,31 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
             err = write_extent(h, a >> p->extent_shift, a & (es - 1), (size_t)(b - a),
                                zero_extent);
     }
-    /* whole extents */
+    /* whole extents, chunk by chunk, only where there is data */
     uint64_t i0 = head_end >> p->extent_shift, i1 = tail_start >> p->extent_shift;
     if (err || i0 >= i1)
         return err;
-    struct slot_list idxs = {0};
-    if (i1 - i0 <= 64) {
-        for (uint64_t i = i0; i < i1 && !err; i++) {
-            bool data;
-            err = has_data(p, vol, i, &data);
-            if (!err && data)
-                err = slot_list_add(&idxs, i);
-        }
+    struct slot_list chunks = {0};
+    uint64_t c0 = chunk_of(i0), c1 = chunk_of(i1 - 1) + 1;
+    if (c1 - c0 <= 4) {
+        for (uint64_t c = c0; c < c1 && !err; c++)
+            err = slot_list_add(&chunks, c);
     } else {
-        err = candidates(p, vol, i0, i1, &idxs);
+        err = candidates(p, vol, c0, c1, &chunks);
     }
-    for (size_t i = 0; i < idxs.n && !err; i++)
-        err = discard_extent(p, vol, idxs.v[i]);
-    slot_list_free(&idxs);
+    struct reader r = READER_INIT(p);
+    for (size_t i = 0; i < chunks.n && !err; i++) {
+        uint64_t c = chunks.v[i];
+        unsigned b0 = c == chunk_of(i0) ? block_of(i0) : 0;
+        unsigned b1 = c == chunk_of(i1 - 1) ? block_of(i1 - 1) + 1 : XMAP_CHUNK_BLOCKS;
+        uint64_t data;
+        err = chunk_data(p, &r, vol, c, &data);
+        reader_done(&r);
+        data &= block_range(b0, b1);
+        if (!err && data)
+            err = discard_blocks(p, vol, c, data);
+    }
+    slot_list_free(&chunks);
     return err;
 }
 
@@ -962,31 +1031,43 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
         return ENXIO;
     uint64_t nidx = (size + p->extent_size - 1) >> p->extent_shift;
     uint64_t idx = off >> p->extent_shift;
+    uint64_t c0 = chunk_of(idx), c1 = chunk_of(nidx - 1) + 1;
+    struct reader r = READER_INIT(p);
     int err = 0;
     if (whence == 4 /* SEEK_HOLE */) {
-        for (; idx < nidx; idx++) {
-            bool data;
-            if ((err = has_data(p, vol, idx, &data)))
-                return err;
-            if (!data) {
-                uint64_t o = idx << p->extent_shift;
-                *out = o > off ? o : off;
-                return 0;
-            }
+        for (uint64_t c = c0; c < c1 && !err; c++) {
+            uint64_t data;
+            err = chunk_data(p, &r, vol, c, &data);
+            reader_done(&r);
+            unsigned b0 = c == c0 ? block_of(idx) : 0;
+            uint64_t holes = ~data & block_range(b0, XMAP_CHUNK_BLOCKS);
+            if (err || !holes)
+                continue;
+            uint64_t o = ((c << XMAP_CHUNK_SHIFT) + (uint64_t)__builtin_ctzll(holes))
+                         << p->extent_shift;
+            *out = o >= size ? size : o > off ? o : off;
+            return 0;
         }
-        *out = size;
-        return 0;
+        if (!err)
+            *out = size;
+        return err;
     }
-    /* SEEK_DATA: visit only extents that have entries */
+    /* SEEK_DATA: visit only chunks that have entries */
     struct slot_list c = {0};
-    err = candidates(p, vol, idx, nidx, &c);
+    err = candidates(p, vol, c0, c1, &c);
     for (size_t i = 0; i < c.n && !err; i++) {
-        bool data;
-        err = has_data(p, vol, c.v[i], &data);
+        uint64_t data;
+        err = chunk_data(p, &r, vol, c.v[i], &data);
+        reader_done(&r);
+        if (c.v[i] == c0)
+            data &= block_range(block_of(idx), XMAP_CHUNK_BLOCKS);
         if (!err && data) {
-            uint64_t o = c.v[i] << p->extent_shift;
-            *out = o > off ? o : off;
+            uint64_t o = ((c.v[i] << XMAP_CHUNK_SHIFT) + (uint64_t)__builtin_ctzll(data))
+                         << p->extent_shift;
             slot_list_free(&c);
+            if (o >= size)
+                return ENXIO;
+            *out = o > off ? o : off;
             return 0;
         }
     }

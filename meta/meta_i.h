@@ -11,6 +11,8 @@
 #define VV_META_META_I_H
 
 #include "meta/pool.h"
+#include "meta/kv.h"
+#include "meta/xmap.h"
 #include "util/name.h"
 
 #include <limits.h>
@@ -22,29 +24,20 @@
 #define DATA_FILES_MAX 64
 #define DATA_FILES_DEFAULT 8
 #define NSTRIPES 64
-#define DIRTY_COUNT_BOUND 262144 /* dirty mappings that trigger a commit (~20 MiB of memory) */
+#define DIRTY_COUNT_BOUND 262144 /* dirty blocks that trigger a commit (~8 MiB of entries) */
 
 /* ---- on-disk encodings ------------------------------------------------------------------ */
 
 /*
- * extents:  key (vol u64, idx u64, birth u64), big-endian (so LMDB's memcmp order is
- *           volume, then extent index, then birth generation)
- *           value struct ext_val, little-endian
- * births:   key (vol u64, birth u64, idx u64), big-endian; empty value
- * volumes:  key vol u64 big-endian; value struct vol_rec
+ * xmap, xbirths: the extent map, see xmap.h (the only code that encodes its keys and values)
+ * volumes:  key vol u64 big-endian; value struct vol_rec (little-endian).  Records grow at
+ *           the end: a reader takes the fields a record has (at least VOL_REC_MIN bytes) and
+ *           zeros for the ones it lacks, and ignores what it does not know
  * volnames: key name bytes (no NUL); value vol u64 big-endian
  * spacemap: key chunk u64 big-endian; value SPACEMAP_CHUNK_BYTES bitmap, bit set = slot used
  * config:   key ASCII name; value u64 little-endian
+ * Format 1 (upgraded in place by upgrade.c) had `extents` and `births` with an entry per block.
  */
-#define EXT_F_TOMBSTONE 1u
-
-struct ext_val {
-    uint64_t slot; /* SLOT_NONE for a tombstone */
-    uint64_t csum; /* xxh3-64 of the whole slot */
-    uint32_t flags;
-    uint32_t reserved;
-};
-
 #define VOL_REC_VERSION 1
 struct vol_rec {
     uint32_t version;
@@ -53,41 +46,13 @@ struct vol_rec {
     uint64_t created;
     uint64_t create_gen;
     uint64_t used_extents;
-    uint64_t snap_gen; /* newest snapshot generation; entries born <= it are shared */
+    uint64_t snap_gen; /* newest snapshot generation; versions born <= it are shared */
     char name[72];
 };
+#define VOL_REC_MIN sizeof(struct vol_rec) /* format 1's size: every field above */
 
 #define SPACEMAP_CHUNK_BYTES 1024u
 #define SPACEMAP_CHUNK_SLOTS (SPACEMAP_CHUNK_BYTES * 8u)
-
-static inline void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static inline uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-struct key3 {
-    uint8_t b[24];
-};
-
-static inline struct key3 key3_make(uint64_t a, uint64_t b, uint64_t c)
-{
-    struct key3 k;
-    put_be64(k.b, a);
-    put_be64(k.b + 8, b);
-    put_be64(k.b + 16, c);
-    return k;
-}
 
 /* ---- in-memory state -------------------------------------------------------------------- */
 
@@ -102,21 +67,30 @@ struct vv_volume {
     bool busy;                         /* delete/shrink in progress: opens refused; vol_mu */
 };
 
-/* A mapping written in an uncommitted txg. */
-enum dirty_state { DIRTY_FILLING, DIRTY_READY };
-
-struct dirty {
-    struct dirty *next; /* hash chain */
-    uint64_t vol, idx;
-    uint64_t txg;
-    uint64_t slot;      /* SLOT_NONE: discarded in this txg (tombstone) */
+/*
+ * What an uncommitted txg wrote into one chunk of a volume: for each block in MASK an entry
+ * (at the block's rank in MASK: e[popcount(mask & (bit - 1))]) with its slot, or no slot if
+ * the block is in ZERO (discarded in this txg).  FILLING blocks are being written for the
+ * first time in this txg: readers and writers of them wait (stripe.filled).  CSUM_OK blocks
+ * have e[].csum = the checksum of their slot as it now is; the commit computes the others.
+ * All fields: the stripe's mu.
+ */
+struct dblk {
+    uint64_t slot; /* SLOT_NONE for a ZERO block */
     uint64_t csum;
-    bool csum_valid;    /* csum is the checksum of the whole slot as it now is */
-    uint8_t state;      /* enum dirty_state */
+};
+
+struct dchunk {
+    struct dchunk *next; /* hash chain */
+    uint64_t vol, chunk;
+    uint64_t txg;
+    uint64_t mask, zero, filling, csum_ok;
+    uint32_t cap;        /* entries allocated in e */
+    struct dblk *e;
 };
 
 struct dirty_table {
-    struct dirty **buckets;
+    struct dchunk **buckets;
     size_t nbuckets; /* power of two, or 0 */
     size_t count;
 };
@@ -126,11 +100,6 @@ struct stripe {
     pthread_cond_t filled;        /* some entry left DIRTY_FILLING */
     struct dirty_table tab[2];    /* indexed by txg & 1: the open and the committing txg */
 } __attribute__((aligned(64)));
-
-struct slot_list {
-    uint64_t *v;
-    size_t n, cap;
-};
 
 struct vv_pool {
     char dir[PATH_MAX];
@@ -150,7 +119,9 @@ struct vv_pool {
     uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
     unsigned chunk_shift;
     MDB_env *env;
-    MDB_dbi db_config, db_volumes, db_volnames, db_extents, db_births, db_spacemap;
+    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap;
+    struct xmap xmap;
+    uint32_t upgraded_from;    /* format this open upgraded the pool from, or 0 */
 
     uint32_t extent_size;
     unsigned extent_shift;
@@ -276,10 +247,11 @@ static inline off_t slot_off(const struct vv_pool *p, uint64_t slot, uint64_t of
 
 /* pool.c */
 struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id);   /* vol_mu held */
-int pool_lmdb_err(int rc);   /* MDB_* or errno -> errno */
-int pool_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
-int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v);
 int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
+
+/* upgrade.c: bring a format-1 pool (DBs open, config read, nothing else loaded) to format 2
+ * in bounded, resumable LMDB txns */
+int upgrade_from_v1(struct vv_pool *p, struct vv_err *e);
 
 /* alloc.c */
 int alloc_init(struct vv_pool *p, MDB_txn *txn);
@@ -289,7 +261,7 @@ int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero);
 /* 1 to MAX free slots in *N, consecutive in one data file as far as free space allows (a
  * sequential write's run), or ENOSPC; ZERO (optional) as alloc_slot's, per slot */
 int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n);
-/* give back N slots taken by alloc_run (ZERO: what it said) and never written */
+/* give back N slots taken by alloc_run (ZERO: what it said) and never referenced */
 void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n);
 void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* free (punched later) */
 int alloc_reclaimer_start(struct vv_pool *p);
@@ -297,8 +269,6 @@ void alloc_reclaimer_stop(struct vv_pool *p);  /* punches what is still queued *
 void alloc_punch_free(struct vv_pool *p);
 int alloc_persist(struct vv_pool *p, MDB_txn *txn, const struct slot_list *set,
                   const struct slot_list *clear);
-int slot_list_add(struct slot_list *l, uint64_t slot);
-void slot_list_free(struct slot_list *l);
 
 /* txg.c */
 int txg_start(struct vv_pool *p);
@@ -307,16 +277,26 @@ int txg_sync(struct vv_pool *p);
 int txg_hold(struct vv_pool *p, uint64_t *txg);
 void txg_rele(struct vv_pool *p, uint64_t txg);
 void txg_wait_quiesced(struct vv_pool *p, uint64_t txg);
-/* COUNT new mappings holding BYTES of data were added to txg TXG */
+/* COUNT new block mappings holding BYTES of data were added to txg TXG */
 void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes, uint64_t count);
-struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t idx);
-struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx);
-int dirty_insert(struct dirty_table *t, struct dirty *d);
+struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t chunk);
+/* dirty chunks (stripe mu held) */
+struct dchunk *dchunk_find(struct dirty_table *t, uint64_t vol, uint64_t chunk);
+/* find, or create empty (ENOMEM) */
+int dchunk_get(struct dirty_table *t, uint64_t vol, uint64_t chunk, uint64_t txg,
+               struct dchunk **out);
+/* the entry of block B (bit B must be in mask) */
+static inline struct dblk *dchunk_blk(struct dchunk *d, unsigned b)
+{
+    return &d->e[__builtin_popcountll(d->mask & ((1ULL << b) - 1))];
+}
+/* add block B (not in mask) with SLOT; ENOMEM */
+int dchunk_add(struct dchunk *d, unsigned b, uint64_t slot);
+/* take block B out of mask (a first write of it in this txg failed) */
+void dchunk_remove(struct dchunk *d, unsigned b);
+void dirty_table_free(struct dirty_table *t);
 
 /* io.c */
 void rtxn_drain(struct vv_pool *p);               /* abort every cached txn (at close) */
-/* newest entry of (vol, idx) via CUR: 0 (CUR is left on it), or ENOENT if there is none */
-int xmap_newest(MDB_cursor *cur, uint64_t vol, uint64_t idx, struct ext_val *out,
-                uint64_t *birth);
 
 #endif

@@ -42,65 +42,18 @@ int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
     return code;
 }
 
-int pool_lmdb_err(int rc)
-{
-    switch (rc) {
-    case MDB_SUCCESS:
-        return 0;
-    case MDB_NOTFOUND:
-        return ENOENT;
-    case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
-        return ENOSPC;
-    case MDB_VERSION_MISMATCH:
-    case MDB_INVALID:
-        return EPROTONOSUPPORT;
-    case MDB_READERS_FULL:
-        return EAGAIN;
-    default:
-        if (rc > 0 && rc < 4096)
-            return rc; /* already an errno */
-        return EIO;
-    }
-}
-
-int pool_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
-{
-    uint8_t buf[8];
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)(v >> (8 * i));
-    MDB_val k = {strlen(key), (void *)key}, d = {8, buf};
-    return pool_lmdb_err(mdb_put(txn, dbi, &k, &d, 0));
-}
-
-int pool_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
-{
-    MDB_val k = {strlen(key), (void *)key}, d;
-    int rc = mdb_get(txn, dbi, &k, &d);
-    if (rc)
-        return pool_lmdb_err(rc);
-    if (d.mv_size != 8)
-        return EIO;
-    const uint8_t *b = d.mv_data;
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--)
-        x = (x << 8) | b[i];
-    *v = x;
-    return 0;
-}
-
+/* Open the pool's databases in TXN; FLAGS MDB_CREATE creates those that are missing (a
+ * read-write open: a later format's new databases come into being this way). */
 static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
 {
-    static const char *const names[] = {"config", "volumes", "volnames",
-                                        "extents", "births", "spacemap"};
-    MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames,
-                       &p->db_extents, &p->db_births, &p->db_spacemap};
+    static const char *const names[] = {"config", "volumes", "volnames", "spacemap"};
+    MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames, &p->db_spacemap};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
         if (rc)
-            return pool_lmdb_err(rc);
+            return kv_err(rc);
     }
-    return 0;
+    return xmap_open(txn, flags, p->nslots, &p->xmap);
 }
 
 /*
@@ -120,7 +73,7 @@ static int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly)
     snprintf(path, sizeof(path), "%s/meta.mdb", p->dir);
     int rc = mdb_env_create(&p->env);
     if (rc)
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     mdb_env_set_maxdbs(p->env, 16);
     mdb_env_set_maxreaders(p->env, 1024);
     mdb_env_set_mapsize(p->env, map_size ? map_size : DEFAULT_MAP_SIZE);
@@ -128,7 +81,7 @@ static int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly)
     if (rc) {
         mdb_env_close(p->env);
         p->env = NULL;
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     }
     return 0;
 }
@@ -217,16 +170,8 @@ static void pool_free(struct vv_pool *p)
     free(p->vols);
     alloc_fini(p);
     for (int i = 0; i < NSTRIPES; i++) {
-        for (int t = 0; t < 2; t++) {
-            struct dirty_table *tab = &p->stripes[i].tab[t];
-            for (size_t b = 0; b < tab->nbuckets; b++) {
-                for (struct dirty *d = tab->buckets[b], *n; d; d = n) {
-                    n = d->next;
-                    free(d);
-                }
-            }
-            free(tab->buckets);
-        }
+        for (int t = 0; t < 2; t++)
+            dirty_table_free(&p->stripes[i].tab[t]);
         pthread_mutex_destroy(&p->stripes[i].mu);
         pthread_cond_destroy(&p->stripes[i].filled);
     }
@@ -337,27 +282,33 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
         goto fail_data;
     }
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    p->nslots = params->capacity / es;
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (err) {
+        vv_err_set(e, err, "cannot write pool metadata: %s", strerror(err));
+        goto fail_meta;
+    }
+    err = pool_open_dbs(p, txn, MDB_CREATE);
     if (!err)
-        err = pool_open_dbs(p, txn, MDB_CREATE);
+        err = kv_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
+        err = kv_put_u64(txn, p->db_config, "extent_size", es);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "extent_size", es);
+        err = kv_put_u64(txn, p->db_config, "capacity", params->capacity);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "capacity", params->capacity);
+        err = kv_put_u64(txn, p->db_config, "data_files", p->ndata);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "data_files", p->ndata);
+        err = kv_put_u64(txn, p->db_config, "chunk_slots", p->chunk_slots);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "chunk_slots", p->chunk_slots);
+        err = kv_put_u64(txn, p->db_config, "chunk_blocks", XMAP_CHUNK_BLOCKS);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "gen", 0);
+        err = kv_put_u64(txn, p->db_config, "gen", 0);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "next_volume_id", 1);
+        err = kv_put_u64(txn, p->db_config, "next_volume_id", 1);
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "created", (uint64_t)time(NULL));
+        err = kv_put_u64(txn, p->db_config, "created", (uint64_t)time(NULL));
     if (!err)
-        err = pool_lmdb_err(mdb_txn_commit(txn));
+        err = kv_err(mdb_txn_commit(txn));
     else
         mdb_txn_abort(txn);
     if (err) {
@@ -418,7 +369,7 @@ int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v
     uint8_t kb[8];
     put_be64(kb, v->id);
     MDB_val k = {8, kb}, d = {sizeof(r), &r};
-    return pool_lmdb_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
+    return kv_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
 }
 
 static int vols_append(struct vv_pool *p, struct vv_volume *v)
@@ -440,19 +391,20 @@ static int load_volumes(struct vv_pool *p, MDB_txn *txn)
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, p->db_volumes, &cur);
     if (rc)
-        return pool_lmdb_err(rc);
+        return kv_err(rc);
     MDB_val k, d;
     int err = 0;
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size != 8 || d.mv_size != sizeof(struct vol_rec)) {
+        if (k.mv_size != 8 || d.mv_size < VOL_REC_MIN) {
             vv_err(VV_SS_META, "corrupt volume record (key %zu bytes, value %zu bytes)",
                    k.mv_size, d.mv_size);
             err = EIO;
             break;
         }
         struct vol_rec r;
-        memcpy(&r, d.mv_data, sizeof(r));
+        memset(&r, 0, sizeof(r));
+        memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
         struct vv_volume *v = calloc(1, sizeof(*v));
         if (!v || vols_append(p, v)) {
             free(v);
@@ -462,7 +414,7 @@ static int load_volumes(struct vv_pool *p, MDB_txn *txn)
         volume_from_rec(v, get_be64(k.mv_data), &r);
     }
     if (!err && rc != MDB_NOTFOUND)
-        err = pool_lmdb_err(rc);
+        err = kv_err(rc);
     mdb_cursor_close(cur);
     return err;
 }
@@ -488,15 +440,15 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         goto fail;
     }
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, rdonly ? MDB_RDONLY : 0, &txn));
     if (err) {
         vv_err_set(e, err, "cannot read pool metadata: %s", strerror(err));
         goto fail;
     }
-    err = pool_open_dbs(p, txn, 0);
     uint64_t version = 0, es = 0, gen = 0;
+    err = kv_err(mdb_dbi_open(txn, "config", 0, &p->db_config));
     if (!err)
-        err = pool_get_u64(txn, p->db_config, "format_version", &version);
+        err = kv_get_u64(txn, p->db_config, "format_version", &version);
     if (err) {
         vv_err_set(e, EIO, "%s is not a readable vvfs pool (metadata incomplete: %s)", p->dir,
                    strerror(err));
@@ -510,21 +462,29 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         mdb_txn_abort(txn);
         goto fail;
     }
-    err = pool_get_u64(txn, p->db_config, "extent_size", &es);
+    if (version < VV_POOL_FORMAT_VERSION && rdonly) {
+        err = vv_err_set(e, EPROTONOSUPPORT, "pool %s has format version %llu; this vvfs "
+                         "upgrades it to format %d in place: run 'vvfs upgrade %s' (or mount "
+                         "it) first", p->dir, (unsigned long long)version,
+                         VV_POOL_FORMAT_VERSION, p->dir);
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    err = kv_get_u64(txn, p->db_config, "extent_size", &es);
     if (!err)
-        err = pool_get_u64(txn, p->db_config, "capacity", &p->capacity);
+        err = kv_get_u64(txn, p->db_config, "capacity", &p->capacity);
     if (!err)
-        err = pool_get_u64(txn, p->db_config, "gen", &gen);
+        err = kv_get_u64(txn, p->db_config, "gen", &gen);
     if (!err)
-        err = pool_get_u64(txn, p->db_config, "next_volume_id", &p->next_vol_id);
+        err = kv_get_u64(txn, p->db_config, "next_volume_id", &p->next_vol_id);
     uint64_t ndata = 0;
     if (!err)
-        err = pool_get_u64(txn, p->db_config, "data_files", &ndata);
+        err = kv_get_u64(txn, p->db_config, "data_files", &ndata);
     if (!err && (ndata == 0 || ndata > DATA_FILES_MAX))
         err = EIO;
     p->ndata = (unsigned)ndata;
     uint64_t chunk = DATA_CHUNK_SLOTS_V1; /* pools made before the key existed */
-    if (!err && (err = pool_get_u64(txn, p->db_config, "chunk_slots", &chunk)) == ENOENT)
+    if (!err && (err = kv_get_u64(txn, p->db_config, "chunk_slots", &chunk)) == ENOENT)
         err = 0;
     if (!err && (chunk == 0 || chunk > (1u << 20) || (chunk & (chunk - 1))))
         err = EIO;
@@ -540,6 +500,26 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     p->extent_size = (uint32_t)es;
     p->extent_shift = (unsigned)__builtin_ctzll(es);
     p->nslots = p->capacity / es;
+    err = pool_open_dbs(p, txn, rdonly ? 0 : MDB_CREATE);
+    if (!err && version < VV_POOL_FORMAT_VERSION) {
+        /* the DB handles opened in this txn stay open once it commits */
+        err = kv_err(mdb_txn_commit(txn));
+        if (!err)
+            err = upgrade_from_v1(p, e);
+        if (!err)
+            err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (err) {
+            if (!e || !e->code)
+                vv_err_set(e, err, "cannot upgrade pool %s: %s", p->dir, strerror(err));
+            goto fail;
+        }
+        p->upgraded_from = (uint32_t)version;
+    }
+    if (err) {
+        vv_err_set(e, err, "cannot open the databases of pool %s: %s", p->dir, strerror(err));
+        mdb_txn_abort(txn);
+        goto fail;
+    }
     p->committed_txg = gen;
     p->quiesced_txg = gen;
     p->open_txg = gen + 1;
@@ -549,7 +529,7 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         err = alloc_init(p, txn);
     /* commit, not abort: the DB handles opened in this txn must stay open */
     if (!err)
-        err = pool_lmdb_err(mdb_txn_commit(txn));
+        err = kv_err(mdb_txn_commit(txn));
     else
         mdb_txn_abort(txn);
     if (err) {
@@ -621,6 +601,7 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
 {
     memset(st, 0, sizeof(*st));
     st->format_version = VV_POOL_FORMAT_VERSION;
+    st->upgraded_from = p->upgraded_from;
     st->extent_size = p->extent_size;
     st->capacity = p->capacity;
     pthread_mutex_lock(&p->alloc_mu);
@@ -739,7 +720,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
     pthread_mutex_unlock(&p->txg_mu);
 
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (err)
         goto lmdb_fail;
     err = pool_write_volrec(p, txn, v);
@@ -747,14 +728,14 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
     put_be64(idb, v->id);
     MDB_val k = {strlen(name), (void *)name}, d = {8, idb};
     if (!err)
-        err = pool_lmdb_err(mdb_put(txn, p->db_volnames, &k, &d, MDB_NOOVERWRITE));
+        err = kv_err(mdb_put(txn, p->db_volnames, &k, &d, MDB_NOOVERWRITE));
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "next_volume_id", v->id + 1);
+        err = kv_put_u64(txn, p->db_config, "next_volume_id", v->id + 1);
     if (err) {
         mdb_txn_abort(txn);
         goto lmdb_fail;
     }
-    err = pool_lmdb_err(mdb_txn_commit(txn));
+    err = kv_err(mdb_txn_commit(txn));
     if (err)
         goto lmdb_fail;
     p->next_vol_id = v->id + 1;
@@ -784,59 +765,23 @@ out:
 }
 
 /*
- * Delete the extents of V from index FROM_IDX on (every birth), and their births; collect
- * their slots in FREED and clear them in the space map.  O(extents removed).
+ * Delete the blocks of V from index FROM_IDX on (every version); collect their slots in FREED
+ * and clear them in the space map.  O(versions removed).
  */
 static int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v,
                              uint64_t from_idx, struct slot_list *freed)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, p->db_extents, &cur);
-    if (rc)
-        return pool_lmdb_err(rc);
-    struct key3 start = key3_make(v->id, from_idx, 0);
-    MDB_val k = {sizeof(start.b), start.b}, d;
-    int err = 0;
-    uint64_t dropped = 0;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)) {
-        if (k.mv_size != 24 || get_be64(k.mv_data) != v->id)
-            break;
-        struct ext_val ev;
-        memcpy(&ev, d.mv_data, sizeof(ev));
-        uint64_t idx = get_be64((uint8_t *)k.mv_data + 8);
-        uint64_t birth = get_be64((uint8_t *)k.mv_data + 16);
-        struct key3 bk = key3_make(v->id, birth, idx);
-        MDB_val bkv = {sizeof(bk.b), bk.b};
-        rc = mdb_del(txn, p->db_births, &bkv, NULL);
-        if (rc && rc != MDB_NOTFOUND) {
-            err = pool_lmdb_err(rc);
-            break;
-        }
-        if (!(ev.flags & EXT_F_TOMBSTONE)) {
-            if ((err = slot_list_add(freed, ev.slot)))
-                break;
-            dropped++;
-        }
-        rc = mdb_cursor_del(cur, 0);
-        if (rc) {
-            err = pool_lmdb_err(rc);
-            break;
-        }
-        /* re-seek from the key we just deleted: the cursor's position is then the next key */
-        start = key3_make(v->id, idx, birth);
-        k.mv_size = sizeof(start.b);
-        k.mv_data = start.b;
-    }
-    if (!err && rc && rc != MDB_NOTFOUND)
-        err = pool_lmdb_err(rc);
-    mdb_cursor_close(cur);
+    int64_t used = 0;
+    bool done;
+    int err = xmap_drop(&p->xmap, txn, v->id, from_idx, 0, freed, &used, &done);
     if (!err) {
         struct slot_list none = {0};
         err = alloc_persist(p, txn, &none, freed);
     }
-    if (!err)
+    if (!err) {
+        uint64_t dropped = (uint64_t)-used;
         v->used_extents -= dropped < v->used_extents ? dropped : v->used_extents;
+    }
     return err;
 }
 
@@ -887,18 +832,18 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     struct slot_list freed = {0};
     pthread_mutex_lock(&p->commit_mu);
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (!err) {
         err = pool_drop_extents(p, txn, v, 0, &freed);
         uint8_t kb[8];
         put_be64(kb, v->id);
         MDB_val k = {8, kb}, nk = {strlen(v->name), v->name};
         if (!err)
-            err = pool_lmdb_err(mdb_del(txn, p->db_volumes, &k, NULL));
+            err = kv_err(mdb_del(txn, p->db_volumes, &k, NULL));
         if (!err)
-            err = pool_lmdb_err(mdb_del(txn, p->db_volnames, &nk, NULL));
+            err = kv_err(mdb_del(txn, p->db_volnames, &nk, NULL));
         if (!err)
-            err = pool_lmdb_err(mdb_txn_commit(txn));
+            err = kv_err(mdb_txn_commit(txn));
         else
             mdb_txn_abort(txn);
     }
@@ -964,7 +909,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     }
     pthread_mutex_lock(&p->commit_mu);
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (!err) {
         uint64_t saved = atomic_load(&v->size);
         uint64_t saved_used = v->used_extents;
@@ -975,7 +920,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
         if (!err)
             err = pool_write_volrec(p, txn, v);
         if (!err)
-            err = pool_lmdb_err(mdb_txn_commit(txn));
+            err = kv_err(mdb_txn_commit(txn));
         else
             mdb_txn_abort(txn);
         if (err) {
@@ -1024,7 +969,7 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
         goto out;
     }
     MDB_txn *txn;
-    err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (err)
         goto fail;
     struct vv_volume copy = *v;
@@ -1033,13 +978,13 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
     put_be64(idb, v->id);
     MDB_val ok = {strlen(name), (void *)name}, nk = {strlen(newname), (void *)newname};
     MDB_val d = {8, idb};
-    err = pool_lmdb_err(mdb_del(txn, p->db_volnames, &ok, NULL));
+    err = kv_err(mdb_del(txn, p->db_volnames, &ok, NULL));
     if (!err)
-        err = pool_lmdb_err(mdb_put(txn, p->db_volnames, &nk, &d, MDB_NOOVERWRITE));
+        err = kv_err(mdb_put(txn, p->db_volnames, &nk, &d, MDB_NOOVERWRITE));
     if (!err)
         err = pool_write_volrec(p, txn, &copy);
     if (!err)
-        err = pool_lmdb_err(mdb_txn_commit(txn));
+        err = kv_err(mdb_txn_commit(txn));
     else
         mdb_txn_abort(txn);
     if (err)

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VV_POOL_FORMAT_VERSION 1
+#define VV_POOL_FORMAT_VERSION 2 /* 2: extent map of chunk versions (meta/xmap.h) */
 #define VV_EXTENT_MIN 4096u
 #define VV_EXTENT_MAX (1u << 20)
 #define VV_EXTENT_DEFAULT (4u << 10) /* see docs/ARCHITECTURE.md, "Extent size" */
@@ -79,6 +79,7 @@ const char *vv_pool_dir(const struct vv_pool *p);
 
 struct vv_pool_status {
     uint32_t format_version;
+    uint32_t upgraded_from;  /* format this daemon upgraded the pool from when it opened it, or 0 */
     uint32_t extent_size;
     uint64_t capacity;       /* bytes */
     uint64_t used;           /* bytes held by committed and dirty extents */
@@ -183,7 +184,11 @@ int vv_vol_seek(struct vv_vol *v, uint64_t off, int whence, uint64_t *out);
 /* ---- consistency check ------------------------------------------------------------------- */
 
 struct vv_fsck_report {
-    uint64_t volumes, extents, tombstones, births, used_slots, checked_checksums;
+    uint64_t volumes;
+    uint64_t versions;     /* extent map entries (chunk versions) */
+    uint64_t extents;      /* data blocks they map */
+    uint64_t tombstones;   /* blocks they mark as zeros (hiding older data) */
+    uint64_t births, used_slots, checked_checksums;
     uint64_t errors;       /* inconsistencies found; 0 means the pool is clean */
 };
 

@@ -48,38 +48,39 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
-static inline uint64_t dirty_hash(uint64_t vol, uint64_t idx)
+static inline uint64_t dirty_hash(uint64_t vol, uint64_t chunk)
 {
-    return mix64(idx * 0x9e3779b97f4a7c15ULL + vol);
+    return mix64(chunk * 0x9e3779b97f4a7c15ULL + vol);
 }
 
-struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t idx)
+struct stripe *stripe_of(struct vv_pool *p, uint64_t vol, uint64_t chunk)
 {
-    /* neighbouring extents go to different stripes */
-    return &p->stripes[(idx ^ (vol * 7)) % NSTRIPES];
+    /* neighbouring chunks go to different stripes */
+    return &p->stripes[(chunk ^ (vol * 7)) % NSTRIPES];
 }
 
-struct dirty *dirty_find(struct dirty_table *t, uint64_t vol, uint64_t idx)
+struct dchunk *dchunk_find(struct dirty_table *t, uint64_t vol, uint64_t chunk)
 {
     if (!t->nbuckets)
         return NULL;
-    for (struct dirty *d = t->buckets[dirty_hash(vol, idx) & (t->nbuckets - 1)]; d; d = d->next)
-        if (d->idx == idx && d->vol == vol)
+    for (struct dchunk *d = t->buckets[dirty_hash(vol, chunk) & (t->nbuckets - 1)]; d;
+         d = d->next)
+        if (d->chunk == chunk && d->vol == vol)
             return d;
     return NULL;
 }
 
-int dirty_insert(struct dirty_table *t, struct dirty *d)
+static int dirty_insert(struct dirty_table *t, struct dchunk *d)
 {
     if (t->count >= t->nbuckets) {
         size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
-        struct dirty **b = calloc(nb, sizeof(*b));
+        struct dchunk **b = calloc(nb, sizeof(*b));
         if (!b)
             return ENOMEM;
         for (size_t i = 0; i < t->nbuckets; i++) {
-            for (struct dirty *e = t->buckets[i], *n; e; e = n) {
+            for (struct dchunk *e = t->buckets[i], *n; e; e = n) {
                 n = e->next;
-                size_t h = dirty_hash(e->vol, e->idx) & (nb - 1);
+                size_t h = dirty_hash(e->vol, e->chunk) & (nb - 1);
                 e->next = b[h];
                 b[h] = e;
             }
@@ -88,19 +89,74 @@ int dirty_insert(struct dirty_table *t, struct dirty *d)
         t->buckets = b;
         t->nbuckets = nb;
     }
-    size_t h = dirty_hash(d->vol, d->idx) & (t->nbuckets - 1);
+    size_t h = dirty_hash(d->vol, d->chunk) & (t->nbuckets - 1);
     d->next = t->buckets[h];
     t->buckets[h] = d;
     t->count++;
     return 0;
 }
 
-/* Free every entry of TAB (all belong to one committed txg) and shrink it. */
-static void dirty_table_clear(struct dirty_table *tab)
+int dchunk_get(struct dirty_table *t, uint64_t vol, uint64_t chunk, uint64_t txg,
+               struct dchunk **out)
+{
+    struct dchunk *d = dchunk_find(t, vol, chunk);
+    if (d) {
+        *out = d;
+        return 0;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return ENOMEM;
+    d->vol = vol;
+    d->chunk = chunk;
+    d->txg = txg;
+    if (dirty_insert(t, d)) {
+        free(d);
+        return ENOMEM;
+    }
+    *out = d;
+    return 0;
+}
+
+int dchunk_add(struct dchunk *d, unsigned b, uint64_t slot)
+{
+    unsigned n = (unsigned)__builtin_popcountll(d->mask);
+    if (n == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2 : 2;
+        if (cap > XMAP_CHUNK_BLOCKS)
+            cap = XMAP_CHUNK_BLOCKS;
+        struct dblk *e = realloc(d->e, cap * sizeof(*e));
+        if (!e)
+            return ENOMEM;
+        d->e = e;
+        d->cap = cap;
+    }
+    unsigned r = (unsigned)__builtin_popcountll(d->mask & ((1ULL << b) - 1));
+    memmove(&d->e[r + 1], &d->e[r], (n - r) * sizeof(d->e[0]));
+    d->e[r] = (struct dblk){.slot = slot};
+    d->mask |= 1ULL << b;
+    return 0;
+}
+
+void dchunk_remove(struct dchunk *d, unsigned b)
+{
+    uint64_t bit = 1ULL << b;
+    unsigned n = (unsigned)__builtin_popcountll(d->mask);
+    unsigned r = (unsigned)__builtin_popcountll(d->mask & (bit - 1));
+    memmove(&d->e[r], &d->e[r + 1], (n - r - 1) * sizeof(d->e[0]));
+    d->mask &= ~bit;
+    d->zero &= ~bit;
+    d->filling &= ~bit;
+    d->csum_ok &= ~bit;
+}
+
+/* Free every entry of TAB and its buckets. */
+void dirty_table_free(struct dirty_table *tab)
 {
     for (size_t b = 0; b < tab->nbuckets; b++) {
-        for (struct dirty *d = tab->buckets[b], *n; d; d = n) {
+        for (struct dchunk *d = tab->buckets[b], *n; d; d = n) {
             n = d->next;
+            free(d->e);
             free(d);
         }
     }
@@ -166,19 +222,19 @@ struct vol_delta {
 
 static int dirty_cmp(const void *a, const void *b)
 {
-    const struct dirty *x = *(struct dirty *const *)a, *y = *(struct dirty *const *)b;
+    const struct dchunk *x = *(struct dchunk *const *)a, *y = *(struct dchunk *const *)b;
     if (x->vol != y->vol)
         return x->vol < y->vol ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
 }
 
-/* Collect the mappings of txg T from every stripe, sorted by (volume, extent). */
-static int gather(struct vv_pool *p, uint64_t t, struct dirty ***out, size_t *n)
+/* Collect the dirty chunks of txg T from every stripe, sorted by (volume, chunk). */
+static int gather(struct vv_pool *p, uint64_t t, struct dchunk ***out, size_t *n)
 {
     size_t cap = 0, cnt = 0;
     for (int i = 0; i < NSTRIPES; i++)
         cap += p->stripes[i].tab[t & 1].count; /* stable: t is quiesced */
-    struct dirty **arr = malloc((cap ? cap : 1) * sizeof(*arr));
+    struct dchunk **arr = malloc((cap ? cap : 1) * sizeof(*arr));
     if (!arr)
         return ENOMEM;
     for (int i = 0; i < NSTRIPES; i++) {
@@ -186,8 +242,8 @@ static int gather(struct vv_pool *p, uint64_t t, struct dirty ***out, size_t *n)
         pthread_mutex_lock(&s->mu);
         struct dirty_table *tab = &s->tab[t & 1];
         for (size_t b = 0; b < tab->nbuckets; b++)
-            for (struct dirty *d = tab->buckets[b]; d; d = d->next)
-                if (cnt < cap)
+            for (struct dchunk *d = tab->buckets[b]; d; d = d->next)
+                if (cnt < cap && d->mask)
                     arr[cnt++] = d;
         pthread_mutex_unlock(&s->mu);
     }
@@ -197,117 +253,54 @@ static int gather(struct vv_pool *p, uint64_t t, struct dirty ***out, size_t *n)
     return 0;
 }
 
-static int checksum_slots(struct vv_pool *p, struct dirty **arr, size_t n)
+/* Checksum every data block of the chunks in ARR that has none yet (t is quiesced: no writer
+ * touches them, so no lock is needed). */
+static int checksum_slots(struct vv_pool *p, struct dchunk **arr, size_t n)
 {
     void *buf = NULL;
     int err = 0;
     for (size_t i = 0; i < n && !err; i++) {
-        struct dirty *d = arr[i];
-        if (d->slot == SLOT_NONE || d->csum_valid)
-            continue;
-        if (!buf && !(buf = malloc(p->extent_size)))
-            return ENOMEM;
-        ssize_t r = pread(slot_fd(p, d->slot), buf, p->extent_size, slot_off(p, d->slot, 0));
-        if (r != (ssize_t)p->extent_size) {
-            err = r < 0 ? errno : EIO;
-            vv_err(VV_SS_TXG, "reading slot %llu for its checksum failed: %s",
-                   (unsigned long long)d->slot, strerror(err));
-            break;
+        struct dchunk *d = arr[i];
+        for (uint64_t m = d->mask & ~d->zero & ~d->csum_ok; m && !err; m &= m - 1) {
+            struct dblk *e = dchunk_blk(d, (unsigned)__builtin_ctzll(m));
+            if (!buf && !(buf = malloc(p->extent_size)))
+                return ENOMEM;
+            ssize_t r = pread(slot_fd(p, e->slot), buf, p->extent_size, slot_off(p, e->slot, 0));
+            if (r != (ssize_t)p->extent_size) {
+                err = r < 0 ? errno : EIO;
+                vv_err(VV_SS_TXG, "reading slot %llu for its checksum failed: %s",
+                       (unsigned long long)e->slot, strerror(err));
+                break;
+            }
+            e->csum = XXH3_64bits(buf, p->extent_size);
         }
-        d->csum = XXH3_64bits(buf, p->extent_size);
-        d->csum_valid = true;
+        d->csum_ok = d->mask & ~d->zero;
     }
     free(buf);
     return err;
 }
 
-/*
- * Apply mapping D (born in txg T) to the extent map.  Superseded slots go to FREED,
- * the new slot to SET.
- */
-static int apply_one(struct vv_pool *p, MDB_txn *txn, MDB_cursor *cur, struct dirty *d,
-                     uint64_t t, struct vv_volume *v, int64_t *used_delta,
-                     struct slot_list *set, struct slot_list *freed)
-{
-    /* the newest entry of (vol, idx); the cursor is left on it */
-    struct ext_val old;
-    uint64_t birth;
-    int rc, err = xmap_newest(cur, d->vol, d->idx, &old, &birth);
-    if (err && err != ENOENT)
-        return err;
-    bool have_old = !err, older_remains = false;
-    if (have_old) {
-        if (birth > v->snap_gen) {
-            /* nobody else sees it: it dies now */
-            struct key3 bk = key3_make(d->vol, birth, d->idx);
-            MDB_val bkv = {sizeof(bk.b), bk.b};
-            rc = mdb_cursor_del(cur, 0);
-            if (!rc) {
-                rc = mdb_del(txn, p->db_births, &bkv, NULL);
-                if (rc == MDB_NOTFOUND) {
-                    vv_warn(VV_SS_TXG, "births row missing for vol %llu extent %llu gen %llu",
-                            (unsigned long long)d->vol, (unsigned long long)d->idx,
-                            (unsigned long long)birth);
-                    rc = 0;
-                }
-            }
-            if (rc)
-                return pool_lmdb_err(rc);
-            if (!(old.flags & EXT_F_TOMBSTONE)) {
-                if ((err = slot_list_add(freed, old.slot)))
-                    return err;
-                (*used_delta)--;
-            }
-            /* does an older entry (seen by a snapshot) remain under it? */
-            struct key3 p2 = key3_make(d->vol, d->idx, 0);
-            MDB_val k2 = {sizeof(p2.b), p2.b}, v2;
-            rc = mdb_cursor_get(cur, &k2, &v2, MDB_SET_RANGE);
-            older_remains = rc == 0 && get_be64(k2.mv_data) == d->vol &&
-                            get_be64((uint8_t *)k2.mv_data + 8) == d->idx;
-        } else {
-            older_remains = true; /* a snapshot sees it; later: record it on a deadlist */
-        }
-    }
-    if (d->slot == SLOT_NONE && !older_remains)
-        return 0; /* discard of something nobody sees: no entry needed at all */
-    struct ext_val nv = {.slot = d->slot, .csum = d->slot == SLOT_NONE ? 0 : d->csum,
-                         .flags = d->slot == SLOT_NONE ? EXT_F_TOMBSTONE : 0};
-    struct key3 nk = key3_make(d->vol, d->idx, t);
-    struct key3 bk = key3_make(d->vol, t, d->idx);
-    MDB_val nkv = {sizeof(nk.b), nk.b}, nvv = {sizeof(nv), &nv};
-    MDB_val bkv = {sizeof(bk.b), bk.b}, empty = {0, NULL};
-    rc = mdb_put(txn, p->db_extents, &nkv, &nvv, 0);
-    if (!rc)
-        rc = mdb_put(txn, p->db_births, &bkv, &empty, 0);
-    if (rc)
-        return pool_lmdb_err(rc);
-    if (d->slot != SLOT_NONE) {
-        (*used_delta)++;
-        return slot_list_add(set, d->slot);
-    }
-    return 0;
-}
-
-static int apply_all(struct vv_pool *p, uint64_t t, struct dirty **arr, size_t n,
+static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t n,
                      struct slot_list *freed)
 {
     struct slot_list set = {0};
     MDB_txn *txn;
-    int err = pool_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    int err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (err)
         return err;
     MDB_cursor *cur;
-    err = pool_lmdb_err(mdb_cursor_open(txn, p->db_extents, &cur));
+    err = kv_err(mdb_cursor_open(txn, p->xmap.map, &cur));
     if (err) {
         mdb_txn_abort(txn);
         return err;
     }
-    /* volumes touched, with their used-extent deltas; arr is sorted by volume */
+    /* volumes touched, with their used-block deltas; arr is sorted by volume */
     struct vol_delta *deltas = NULL;
     size_t ndeltas = 0;
     struct vv_volume *v = NULL;
+    struct xver delta;
     for (size_t i = 0; i < n && !err; i++) {
-        struct dirty *d = arr[i];
+        struct dchunk *d = arr[i];
         if (!v || v->id != d->vol) {
             pthread_rwlock_rdlock(&p->vol_mu);
             v = pool_find_volume_id(p, d->vol);
@@ -329,7 +322,16 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dirty **arr, size_t n
             deltas[ndeltas].used = 0;
             ndeltas++;
         }
-        err = apply_one(p, txn, cur, d, t, v, &deltas[ndeltas - 1].used, &set, freed);
+        delta.defined = d->mask;
+        delta.zero = d->zero;
+        unsigned r = 0;
+        for (uint64_t m = d->mask; m; m &= m - 1, r++) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            delta.slot[b] = d->e[r].slot;
+            delta.csum[b] = d->e[r].csum;
+        }
+        err = xmap_apply(&p->xmap, txn, cur, d->vol, d->chunk, t, v->snap_gen, &delta, freed,
+                         &set, &deltas[ndeltas - 1].used);
     }
     mdb_cursor_close(cur);
     if (!err)
@@ -340,9 +342,9 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dirty **arr, size_t n
         err = pool_write_volrec(p, txn, &tmp);
     }
     if (!err)
-        err = pool_put_u64(txn, p->db_config, "gen", t);
+        err = kv_put_u64(txn, p->db_config, "gen", t);
     if (!err)
-        err = pool_lmdb_err(mdb_txn_commit(txn));
+        err = kv_err(mdb_txn_commit(txn));
     else
         mdb_txn_abort(txn);
     if (!err) {
@@ -388,7 +390,7 @@ static int commit_open_txg(struct vv_pool *p)
     pthread_cond_broadcast(&p->txg_quiesced);
     pthread_mutex_unlock(&p->txg_mu);
 
-    struct dirty **arr = NULL;
+    struct dchunk **arr = NULL;
     size_t n = 0;
     struct slot_list freed = {0};
     int err = gather(p, t, &arr, &n);
@@ -421,7 +423,7 @@ static int commit_open_txg(struct vv_pool *p)
     for (int i = 0; i < NSTRIPES; i++) {
         struct stripe *s = &p->stripes[i];
         pthread_mutex_lock(&s->mu);
-        dirty_table_clear(&s->tab[t & 1]);
+        dirty_table_free(&s->tab[t & 1]);
         pthread_mutex_unlock(&s->mu);
     }
 
@@ -445,7 +447,7 @@ static int commit_open_txg(struct vv_pool *p)
     pthread_mutex_unlock(&p->txg_mu);
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    vv_debug(VV_SS_TXG, "committed txg %llu: %zu mappings, %llu bytes, %zu slots freed, %.1f ms",
+    vv_debug(VV_SS_TXG, "committed txg %llu: %zu chunks, %llu bytes, %zu slots freed, %.1f ms",
              (unsigned long long)t, n, (unsigned long long)bytes, freed.n,
              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     slot_list_free(&freed);

@@ -4,6 +4,7 @@
  * Each test works in its own temporary pool directory.
  */
 #include "meta/pool.h"
+#include "meta/xmap.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -495,20 +496,22 @@ static void extent_slots(uint64_t *slots, size_t idx_max)
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_cursor *cur;
-    MDB_val k, d;
-    meta_db_open("extents", MDB_RDONLY, &env, &txn, &dbi);
+    meta_db_open("xmap", MDB_RDONLY, &env, &txn, &dbi);
+    struct xmap x = {.map = dbi, .nslots = UINT64_MAX};
     cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
-    for (int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        const uint8_t *kb = k.mv_data, *db = d.mv_data;
-        uint64_t idx = 0, slot = 0;
-        for (int i = 8; i < 16; i++)
-            idx = idx << 8 | kb[i];
-        for (int i = 7; i >= 0; i--)
-            slot = slot << 8 | db[i];
-        cr_assert_lt(idx, idx_max);
-        slots[idx] = slot;
+    struct xkey k;
+    static struct xver v;
+    const char *bad = NULL;
+    int rc;
+    for (rc = xmap_cursor_get(&x, cur, MDB_FIRST, &k, &v, &bad); rc == 0;
+         rc = xmap_cursor_get(&x, cur, MDB_NEXT, &k, &v, &bad)) {
+        for (uint64_t m = xmap_datamask(&v); m; m &= m - 1) {
+            uint64_t idx = (k.chunk << XMAP_CHUNK_SHIFT) + (uint64_t)__builtin_ctzll(m);
+            cr_assert_lt(idx, idx_max);
+            slots[idx] = v.slot[__builtin_ctzll(m)];
+        }
     }
+    cr_assert_eq(rc, ENOENT, "map walk: %s", bad ? bad : strerror(rc));
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     mdb_env_close(env);

@@ -1,0 +1,71 @@
+/*
+ * meta/kv.c — LMDB error translation and u64 config values (see kv.h).
+ */
+#include "meta/kv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kv_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return ENOENT;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        return ENOSPC;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID:
+        return EPROTONOSUPPORT;
+    case MDB_READERS_FULL:
+        return EAGAIN;
+    default:
+        if (rc > 0 && rc < 4096)
+            return rc; /* already an errno */
+        return EIO;
+    }
+}
+
+int kv_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
+{
+    uint8_t buf[8];
+    put_le64(buf, v);
+    MDB_val k = {strlen(key), (void *)key}, d = {8, buf};
+    return kv_err(mdb_put(txn, dbi, &k, &d, 0));
+}
+
+int kv_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc)
+        return kv_err(rc);
+    if (d.mv_size != 8)
+        return EIO;
+    *v = get_le64(d.mv_data);
+    return 0;
+}
+
+int slot_list_add(struct slot_list *l, uint64_t x)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        uint64_t *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+    return 0;
+}
+
+void slot_list_free(struct slot_list *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}

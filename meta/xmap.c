@@ -1,0 +1,513 @@
+/*
+ * meta/xmap.c — the extent map of chunk versions and its births index (see xmap.h).
+ *
+ * Design notes
+ *   Why chunks of 64 blocks with a version per txg (measured, docs/ARCHITECTURE.md "Extent
+ *   map"): the cost of an entry is paid per run of blocks written together, not per block.
+ *   A chunk written sequentially is one entry of 24 + 8 + 512 bytes for 256 KiB (one run,
+ *   64 checksums); a block written alone costs a bit, a run and a checksum in its chunk's
+ *   entry.  Lookups stay one seek for the live volume, because versions nobody but the
+ *   live volume sees are merged at commit (xmap_apply).
+ *
+ *   Merging is pure metadata: the merged version takes the older version's slots and
+ *   checksums for the blocks the new txg did not write; no data is read or copied.
+ */
+#include "meta/xmap.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define ENC_V1 1u
+#define HDR_BYTES 24u
+#define RUN_LEN_SHIFT 48
+
+struct key3 {
+    uint8_t b[24];
+};
+
+static inline struct key3 key3_make(uint64_t a, uint64_t b, uint64_t c)
+{
+    struct key3 k;
+    put_be64(k.b, a);
+    put_be64(k.b + 8, b);
+    put_be64(k.b + 16, c);
+    return k;
+}
+
+static inline bool key_decode(const MDB_val *k, struct xkey *out)
+{
+    if (k->mv_size != 24)
+        return false;
+    const uint8_t *b = k->mv_data;
+    out->vol = get_be64(b);
+    out->chunk = get_be64(b + 8);
+    out->birth = get_be64(b + 16);
+    return true;
+}
+
+/* ---- value encoding -------------------------------------------------------------------------- */
+
+/* Encode V into BUF (XMAP_VAL_MAX bytes); returns the length. */
+static size_t encode(const struct xver *v, uint8_t *buf)
+{
+    uint64_t data = xmap_datamask(v);
+    unsigned ndata = (unsigned)__builtin_popcountll(data);
+    uint8_t *runs = buf + HDR_BYTES;
+    unsigned nruns = 0;
+    uint64_t start = 0, len = 0;
+    uint8_t *cs = buf + HDR_BYTES + 8u * XMAP_CHUNK_BLOCKS; /* checksums, moved down below */
+    unsigned i = 0;
+    for (uint64_t m = data; m; m &= m - 1, i++) {
+        unsigned b = (unsigned)__builtin_ctzll(m);
+        put_le64(cs + 8u * i, v->csum[b]);
+        if (len > 0 && v->slot[b] == start + len) {
+            len++;
+            continue;
+        }
+        if (len > 0)
+            put_le64(runs + 8u * nruns++, start | len << RUN_LEN_SHIFT);
+        start = v->slot[b];
+        len = 1;
+    }
+    if (len > 0)
+        put_le64(runs + 8u * nruns++, start | len << RUN_LEN_SHIFT);
+    memmove(runs + 8u * nruns, cs, 8u * ndata);
+    buf[0] = ENC_V1;
+    buf[1] = 0;
+    buf[2] = (uint8_t)nruns;
+    buf[3] = (uint8_t)(nruns >> 8);
+    memset(buf + 4, 0, 4);
+    put_le64(buf + 8, v->defined);
+    put_le64(buf + 16, v->zero);
+    return HDR_BYTES + 8u * nruns + 8u * ndata;
+}
+
+/* Decode VAL into V; NULL, or the reason it does not decode. */
+static const char *decode(const struct xmap *x, const MDB_val *val, struct xver *v)
+{
+    const uint8_t *b = val->mv_data;
+    if (val->mv_size < HDR_BYTES)
+        return "value too short";
+    if (b[0] != ENC_V1)
+        return "unknown value encoding";
+    unsigned nruns = b[2] | (unsigned)b[3] << 8;
+    v->defined = get_le64(b + 8);
+    v->zero = get_le64(b + 16);
+    uint64_t data = xmap_datamask(v);
+    unsigned ndata = (unsigned)__builtin_popcountll(data);
+    if (v->defined == 0)
+        return "version defines no block";
+    if (v->zero & ~v->defined)
+        return "zero mask outside the defined mask";
+    if (val->mv_size != HDR_BYTES + 8u * nruns + 8u * ndata)
+        return "value size does not match its masks and runs";
+    const uint8_t *runs = b + HDR_BYTES, *cs = runs + 8u * nruns;
+    uint64_t m = data;
+    for (unsigned r = 0; r < nruns; r++) {
+        uint64_t e = get_le64(runs + 8u * r);
+        uint64_t s = e & XMAP_SLOT_MAX, len = e >> RUN_LEN_SHIFT;
+        if (len == 0 || s + len > x->nslots)
+            return "run of slots outside the pool";
+        for (uint64_t j = 0; j < len; j++) {
+            if (!m)
+                return "runs cover more blocks than the version has";
+            unsigned blk = (unsigned)__builtin_ctzll(m);
+            m &= m - 1;
+            v->slot[blk] = s + j;
+        }
+    }
+    if (m)
+        return "runs cover fewer blocks than the version has";
+    unsigned i = 0;
+    for (m = data; m; m &= m - 1, i++)
+        v->csum[__builtin_ctzll(m)] = get_le64(cs + 8u * i);
+    return NULL;
+}
+
+static int decode_or_eio(const struct xmap *x, const MDB_val *k, const MDB_val *val,
+                         struct xver *v)
+{
+    const char *why = decode(x, val, v);
+    if (!why)
+        return 0;
+    struct xkey xk = {0};
+    key_decode(k, &xk);
+    vv_err(VV_SS_META, "extent map entry (volume %llu, chunk %llu, gen %llu) is corrupt: %s",
+           (unsigned long long)xk.vol, (unsigned long long)xk.chunk,
+           (unsigned long long)xk.birth, why);
+    return EIO;
+}
+
+/* ---- open ------------------------------------------------------------------------------------ */
+
+int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x)
+{
+    int rc = mdb_dbi_open(txn, "xmap", flags, &x->map);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "xbirths", flags, &x->births);
+    x->nslots = nslots;
+    return kv_err(rc);
+}
+
+/* ---- lookups --------------------------------------------------------------------------------- */
+
+/*
+ * Position CUR on the newest version of (VOL, CHUNK) born at or before AS_OF: 0 with K and
+ * VAL set, or ENOENT.
+ */
+static int seek_version(MDB_cursor *cur, uint64_t vol, uint64_t chunk, uint64_t as_of,
+                        MDB_val *k, MDB_val *val)
+{
+    int rc;
+    if (as_of == UINT64_MAX) {
+        struct key3 probe = key3_make(vol, chunk + 1, 0);
+        *k = (MDB_val){sizeof(probe.b), probe.b};
+        rc = chunk == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(cur, k, val, MDB_SET_RANGE);
+    } else {
+        struct key3 probe = key3_make(vol, chunk, as_of + 1);
+        *k = (MDB_val){sizeof(probe.b), probe.b};
+        rc = mdb_cursor_get(cur, k, val, MDB_SET_RANGE);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, k, val, MDB_LAST);
+    else if (rc == 0)
+        rc = mdb_cursor_get(cur, k, val, MDB_PREV);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    struct xkey xk;
+    if (!key_decode(k, &xk) || xk.vol != vol || xk.chunk != chunk || xk.birth > as_of)
+        return ENOENT;
+    return 0;
+}
+
+/* Step CUR back to the previous version of the same chunk: 0, or ENOENT. */
+static int prev_version(MDB_cursor *cur, uint64_t vol, uint64_t chunk, MDB_val *k,
+                        MDB_val *val)
+{
+    int rc = mdb_cursor_get(cur, k, val, MDB_PREV);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    struct xkey xk;
+    if (!key_decode(k, &xk) || xk.vol != vol || xk.chunk != chunk)
+        return ENOENT;
+    return 0;
+}
+
+int xmap_view(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+              uint64_t as_of, uint64_t want, struct xview *out)
+{
+    out->data = 0;
+    MDB_val k, val;
+    int err = seek_version(cur, vol, chunk, as_of, &k, &val);
+    uint64_t decided = 0;
+    struct xver v;
+    while (!err) {
+        if ((err = decode_or_eio(x, &k, &val, &v)))
+            return err;
+        uint64_t fresh = v.defined & want & ~decided;
+        for (uint64_t m = fresh & ~v.zero; m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            out->slot[b] = v.slot[b];
+            out->csum[b] = v.csum[b];
+        }
+        out->data |= fresh & ~v.zero;
+        decided |= fresh;
+        if ((want & ~decided) == 0)
+            return 0;
+        err = prev_version(cur, vol, chunk, &k, &val);
+    }
+    return err == ENOENT ? 0 : err;
+}
+
+int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                    uint64_t *next_chunk)
+{
+    (void)x;
+    struct key3 probe = key3_make(vol, chunk, 0);
+    MDB_val k = {sizeof(probe.b), probe.b}, val;
+    int rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    struct xkey xk;
+    if (!key_decode(&k, &xk) || xk.vol != vol)
+        return ENOENT;
+    *next_chunk = xk.chunk;
+    return 0;
+}
+
+/* ---- changes --------------------------------------------------------------------------------- */
+
+static int births_put(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t birth,
+                      uint64_t chunk)
+{
+    struct key3 bk = key3_make(vol, birth, chunk);
+    MDB_val bkv = {sizeof(bk.b), bk.b}, empty = {0, NULL};
+    return kv_err(mdb_put(txn, x->births, &bkv, &empty, 0));
+}
+
+static int births_del(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t birth,
+                      uint64_t chunk)
+{
+    struct key3 bk = key3_make(vol, birth, chunk);
+    MDB_val bkv = {sizeof(bk.b), bk.b};
+    int rc = mdb_del(txn, x->births, &bkv, NULL);
+    if (rc == MDB_NOTFOUND) {
+        vv_warn(VV_SS_META, "births row missing for volume %llu chunk %llu gen %llu",
+                (unsigned long long)vol, (unsigned long long)chunk, (unsigned long long)birth);
+        rc = 0;
+    }
+    return kv_err(rc);
+}
+
+static int put_version(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t chunk,
+                       uint64_t birth, const struct xver *v)
+{
+    uint8_t buf[XMAP_VAL_MAX];
+    struct key3 key = key3_make(vol, chunk, birth);
+    MDB_val k = {sizeof(key.b), key.b}, val = {encode(v, buf), buf};
+    int err = kv_err(mdb_put(txn, x->map, &k, &val, 0));
+    if (!err)
+        err = births_put(x, txn, vol, birth, chunk);
+    return err;
+}
+
+int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
+               uint64_t chunk, uint64_t t, uint64_t snap_gen, const struct xver *delta,
+               struct slot_list *freed, struct slot_list *set, int64_t *used)
+{
+    MDB_val k, val;
+    struct xver merged, old;
+    bool older = false; /* a version the result sits on top of remains */
+    int err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    if (err && err != ENOENT)
+        return err;
+    bool have_old = !err;
+    struct xkey ok = {0};
+    if (have_old) {
+        key_decode(&k, &ok);
+        if ((err = decode_or_eio(x, &k, &val, &old)))
+            return err;
+    }
+    if (have_old && ok.birth >= t) {
+        vv_err(VV_SS_META, "volume %llu chunk %llu: version of gen %llu found while "
+               "committing gen %llu", (unsigned long long)vol, (unsigned long long)chunk,
+               (unsigned long long)ok.birth, (unsigned long long)t);
+        return EIO;
+    }
+    if (have_old && ok.birth > snap_gen) {
+        /* nobody but the live volume sees the old version: merge it into the new one */
+        merged = old;
+        uint64_t over = old.defined & delta->defined;
+        for (uint64_t m = over & ~old.zero; m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            if ((err = slot_list_add(freed, old.slot[b])))
+                return err;
+            (*used)--;
+        }
+        int rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            return kv_err(rc);
+        if ((err = births_del(x, txn, vol, ok.birth, chunk)))
+            return err;
+        err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+        if (err && err != ENOENT)
+            return err;
+        older = !err;
+        merged.defined |= delta->defined;
+        merged.zero = (merged.zero & ~delta->defined) | delta->zero;
+    } else {
+        older = have_old; /* a snapshot sees it (later: its superseded blocks go on a deadlist) */
+        merged.defined = delta->defined;
+        merged.zero = delta->zero;
+    }
+    for (uint64_t m = xmap_datamask(delta); m; m &= m - 1) {
+        unsigned b = (unsigned)__builtin_ctzll(m);
+        merged.slot[b] = delta->slot[b];
+        merged.csum[b] = delta->csum[b];
+        if ((err = slot_list_add(set, delta->slot[b])))
+            return err;
+        (*used)++;
+    }
+    if (!older) {
+        /* zeros over nothing: the blocks simply are not there */
+        merged.defined &= ~merged.zero;
+        merged.zero = 0;
+    }
+    if (merged.defined == 0)
+        return 0;
+    return put_version(x, txn, vol, chunk, t, &merged);
+}
+
+int xmap_drop(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t from,
+              size_t budget, struct slot_list *freed, int64_t *used, bool *done)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, x->map, &cur);
+    if (rc)
+        return kv_err(rc);
+    uint64_t chunk = from >> XMAP_CHUNK_SHIFT;
+    unsigned first = (unsigned)(from & (XMAP_CHUNK_BLOCKS - 1));
+    /* blocks of the first chunk that go: bits first.. */
+    uint64_t cut = first ? ~0ULL << first : ~0ULL;
+    struct key3 start = key3_make(vol, chunk, 0);
+    MDB_val k = {sizeof(start.b), start.b}, val;
+    size_t n = 0;
+    int err = 0;
+    *done = false;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE)) {
+        struct xkey xk;
+        if (!key_decode(&k, &xk) || xk.vol != vol)
+            break;
+        if (budget && n >= budget)
+            break;
+        n++;
+        struct xver v;
+        if ((err = decode_or_eio(x, &k, &val, &v)))
+            break;
+        uint64_t gone = xk.chunk == chunk ? cut : ~0ULL;
+        for (uint64_t m = xmap_datamask(&v) & gone; m; m &= m - 1) {
+            if ((err = slot_list_add(freed, v.slot[__builtin_ctzll(m)])))
+                break;
+            (*used)--;
+        }
+        if (err)
+            break;
+        v.defined &= ~gone;
+        v.zero &= ~gone;
+        if ((rc = mdb_cursor_del(cur, 0))) {
+            err = kv_err(rc);
+            break;
+        }
+        if (v.defined) {
+            /* the part of the boundary chunk before FROM stays (same key, fewer blocks) */
+            uint8_t buf[XMAP_VAL_MAX];
+            struct key3 key = key3_make(vol, xk.chunk, xk.birth);
+            MDB_val kk = {sizeof(key.b), key.b}, vv = {encode(&v, buf), buf};
+            if ((err = kv_err(mdb_put(txn, x->map, &kk, &vv, 0))))
+                break;
+        } else if ((err = births_del(x, txn, vol, xk.birth, xk.chunk))) {
+            break;
+        }
+        /* go on after this key */
+        start = key3_make(vol, xk.chunk, xk.birth + 1);
+        if (xk.birth == UINT64_MAX)
+            start = key3_make(vol, xk.chunk + 1, 0);
+        k = (MDB_val){sizeof(start.b), start.b};
+    }
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = kv_err(rc);
+    if (!err && !(budget && n >= budget))
+        *done = true;
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* ---- births ---------------------------------------------------------------------------------- */
+
+int xmap_births_open(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t after,
+                     uint64_t upto, struct xmap_births *c)
+{
+    *c = (struct xmap_births){.vol = vol, .after = after, .upto = upto};
+    return kv_err(mdb_cursor_open(txn, x->births, &c->cur));
+}
+
+int xmap_births_next(struct xmap_births *c, uint64_t *birth, uint64_t *chunk)
+{
+    MDB_val k, val;
+    int rc;
+    if (!c->started) {
+        c->started = true;
+        if (c->after == UINT64_MAX)
+            return ENOENT;
+        struct key3 probe = key3_make(c->vol, c->after + 1, 0);
+        k = (MDB_val){sizeof(probe.b), probe.b};
+        rc = mdb_cursor_get(c->cur, &k, &val, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(c->cur, &k, &val, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    if (k.mv_size != 24)
+        return EIO;
+    const uint8_t *b = k.mv_data;
+    if (get_be64(b) != c->vol || get_be64(b + 8) > c->upto)
+        return ENOENT;
+    *birth = get_be64(b + 8);
+    *chunk = get_be64(b + 16);
+    return 0;
+}
+
+void xmap_births_close(struct xmap_births *c)
+{
+    if (c->cur)
+        mdb_cursor_close(c->cur);
+    c->cur = NULL;
+}
+
+/* ---- raw access ------------------------------------------------------------------------------ */
+
+int xmap_cursor_get(const struct xmap *x, MDB_cursor *cur, MDB_cursor_op op, struct xkey *k,
+                    struct xver *v, const char **bad)
+{
+    MDB_val kv, val;
+    int rc = mdb_cursor_get(cur, &kv, &val, op);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    *k = (struct xkey){0};
+    if (!key_decode(&kv, k)) {
+        *bad = "key is not 24 bytes";
+        return EBADMSG;
+    }
+    if ((*bad = decode(x, &val, v)))
+        return EBADMSG;
+    return 0;
+}
+
+int xmap_births_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xkey *k)
+{
+    MDB_val kv, val;
+    int rc = mdb_cursor_get(cur, &kv, &val, op);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    if (kv.mv_size != 24)
+        return EBADMSG;
+    const uint8_t *b = kv.mv_data;
+    k->vol = get_be64(b);
+    k->birth = get_be64(b + 8);
+    k->chunk = get_be64(b + 16);
+    return 0;
+}
+
+int xmap_births_has(const struct xmap *x, MDB_txn *txn, const struct xkey *k)
+{
+    struct key3 bk = key3_make(k->vol, k->birth, k->chunk);
+    MDB_val kv = {sizeof(bk.b), bk.b}, val;
+    return kv_err(mdb_get(txn, x->births, &kv, &val));
+}
+
+int xmap_has(const struct xmap *x, MDB_txn *txn, const struct xkey *k)
+{
+    struct key3 key = key3_make(k->vol, k->chunk, k->birth);
+    MDB_val kv = {sizeof(key.b), key.b}, val;
+    return kv_err(mdb_get(txn, x->map, &kv, &val));
+}
+
+int xmap_put_raw(const struct xmap *x, MDB_txn *txn, const struct xkey *k,
+                 const struct xver *v)
+{
+    return put_version(x, txn, k->vol, k->chunk, k->birth, v);
+}

@@ -32,49 +32,6 @@
 /* zeros for reads of holes and for zeroing partial extents on discard */
 static const uint8_t zero_extent[VV_EXTENT_MAX];
 
-/* ---- read txn cache ------------------------------------------------------------------------ */
-
-static int rtxn_get(struct vv_pool *p, MDB_txn **txn)
-{
-    MDB_txn *t = NULL;
-    pthread_mutex_lock(&p->rtxn_mu);
-    if (p->rtxn_n > 0)
-        t = p->rtxn_free[--p->rtxn_n];
-    pthread_mutex_unlock(&p->rtxn_mu);
-    int rc = t ? mdb_txn_renew(t) : mdb_txn_begin(p->env, NULL, MDB_RDONLY, &t);
-    if (rc) {
-        if (t && rc)
-            mdb_txn_abort(t);
-        vv_err(VV_SS_META, "cannot start a metadata read: %s", mdb_strerror(rc));
-        return kv_err(rc);
-    }
-    *txn = t;
-    return 0;
-}
-
-static void rtxn_put(struct vv_pool *p, MDB_txn *txn)
-{
-    if (!txn)
-        return;
-    mdb_txn_reset(txn);
-    pthread_mutex_lock(&p->rtxn_mu);
-    if (p->rtxn_n < (int)(sizeof(p->rtxn_free) / sizeof(p->rtxn_free[0]))) {
-        p->rtxn_free[p->rtxn_n++] = txn;
-        txn = NULL;
-    }
-    pthread_mutex_unlock(&p->rtxn_mu);
-    if (txn)
-        mdb_txn_abort(txn);
-}
-
-void rtxn_drain(struct vv_pool *p)
-{
-    pthread_mutex_lock(&p->rtxn_mu);
-    while (p->rtxn_n > 0)
-        mdb_txn_abort(p->rtxn_free[--p->rtxn_n]);
-    pthread_mutex_unlock(&p->rtxn_mu);
-}
-
 /*
  * A lazily started read txn with a cursor on the extent map, for one request, and the view
  * of the last chunk it looked up in LMDB (a request reads a chunk's blocks one after another;
@@ -112,7 +69,7 @@ static int reader_cursor(struct reader *r, MDB_cursor **cur)
 static int reader_view(struct reader *r, uint64_t vol, uint64_t chunk, const struct xview **out)
 {
     if (!r->have_view || r->view_vol != vol || r->view_chunk != chunk) {
-        MDB_cursor *cur;
+        MDB_cursor *cur = NULL;
         int err = reader_cursor(r, &cur);
         if (!err)
             err = xmap_view(&r->p->xmap, cur, vol, chunk, XMAP_LIVE, ~0ULL, &r->view);
@@ -903,7 +860,7 @@ static int candidates(struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
                       struct slot_list *out)
 {
     struct reader r = READER_INIT(p);
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     int err = reader_cursor(&r, &cur);
     uint64_t c = c0;
     while (!err && c < c1) {

@@ -184,6 +184,9 @@ struct vv_pool {
     vv_volume_observer observer; /* set once before concurrent use */
     void *observer_ctx;
 
+    /* held shared by every read txn, exclusively to remap a grown LMDB map (env.c) */
+    pthread_rwlock_t map_lock;
+
     /* reset read txns kept for reuse (mdb_txn_renew is cheaper than begin) */
     pthread_mutex_t rtxn_mu;
     MDB_txn *rtxn_free[64];  /* rtxn_mu */
@@ -296,7 +299,15 @@ int dchunk_add(struct dchunk *d, unsigned b, uint64_t slot);
 void dchunk_remove(struct dchunk *d, unsigned b);
 void dirty_table_free(struct dirty_table *t);
 
-/* io.c */
+/* env.c: the LMDB environment (see its design notes for map_lock) */
+uint64_t env_map_size(const struct vv_pool *p, uint64_t nslots); /* map for a pool of NSLOTS */
+int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly);
+int env_fit(struct vv_pool *p, uint64_t map_size); /* grow the map to MAP_SIZE; no txn active */
+/* double the map; commit_mu held, no txn of the caller open */
+int env_grow(struct vv_pool *p);
+/* a read txn (from the cache), inside map_lock shared until rtxn_put */
+int rtxn_get(struct vv_pool *p, MDB_txn **txn);
+void rtxn_put(struct vv_pool *p, MDB_txn *txn);
 void rtxn_drain(struct vv_pool *p);               /* abort every cached txn (at close) */
 
 #endif

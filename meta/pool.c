@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MAP_SIZE (64ULL << 30)
 
 int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
 {
@@ -54,36 +53,6 @@ static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
             return kv_err(rc);
     }
     return xmap_open(txn, flags, p->nslots, &p->xmap);
-}
-
-/*
- * The LMDB map is address space, not disk: the file grows as metadata does.  Size it for a
- * full pool: an extent costs about 100 bytes (extent entry, births row, B-tree overhead);
- * allow 256.  At least 64 GiB.
- */
-static uint64_t pool_map_size(uint64_t nslots)
-{
-    uint64_t want = nslots * 256;
-    return want > DEFAULT_MAP_SIZE ? want : DEFAULT_MAP_SIZE;
-}
-
-static int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly)
-{
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/meta.mdb", p->dir);
-    int rc = mdb_env_create(&p->env);
-    if (rc)
-        return kv_err(rc);
-    mdb_env_set_maxdbs(p->env, 16);
-    mdb_env_set_maxreaders(p->env, 1024);
-    mdb_env_set_mapsize(p->env, map_size ? map_size : DEFAULT_MAP_SIZE);
-    rc = mdb_env_open(p->env, path, MDB_NOSUBDIR | MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
-    if (rc) {
-        mdb_env_close(p->env);
-        p->env = NULL;
-        return kv_err(rc);
-    }
-    return 0;
 }
 
 /* Take the pool lock (flock on DIR/lock), recording our pid in it. */
@@ -130,6 +99,7 @@ static struct vv_pool *pool_alloc(const char *dir)
     pthread_rwlock_init(&p->vol_mu, &ra);
     pthread_rwlock_init(&p->reuse_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
+    pthread_rwlock_init(&p->map_lock, NULL); /* reader-preferring: read txns may nest */
     pthread_mutex_init(&p->alloc_mu, NULL);
     pthread_mutex_init(&p->txg_mu, NULL);
     pthread_mutex_init(&p->commit_mu, NULL);
@@ -177,6 +147,7 @@ static void pool_free(struct vv_pool *p)
     }
     pthread_rwlock_destroy(&p->vol_mu);
     pthread_rwlock_destroy(&p->reuse_lock);
+    pthread_rwlock_destroy(&p->map_lock);
     pthread_mutex_destroy(&p->alloc_mu);
     pthread_mutex_destroy(&p->txg_mu);
     pthread_mutex_destroy(&p->commit_mu);
@@ -276,7 +247,7 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
     if (err)
         goto fail_data;
     err = env_open(p, params->map_size ? params->map_size
-                                       : pool_map_size(params->capacity / es), false);
+                                       : env_map_size(p, params->capacity / es), false);
     if (err) {
         vv_err_set(e, err, "cannot create metadata in %s: %s", p->dir, strerror(err));
         goto fail_data;
@@ -434,7 +405,7 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     int err = take_lock(p, e);
     if (err)
         goto fail;
-    err = env_open(p, 0, false);
+    err = env_open(p, 0, rdonly);
     if (err) {
         vv_err_set(e, err, "cannot open pool metadata %s: %s", path, mdb_strerror(err));
         goto fail;
@@ -532,6 +503,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         err = kv_err(mdb_txn_commit(txn));
     else
         mdb_txn_abort(txn);
+    if (!err && !rdonly)
+        err = env_fit(p, env_map_size(p, p->nslots));
     if (err) {
         vv_err_set(e, err, "cannot load pool %s: %s", p->dir, strerror(err));
         goto fail;

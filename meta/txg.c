@@ -405,6 +405,11 @@ static int commit_open_txg(struct vv_pool *p)
     if (!err) {
         pthread_mutex_lock(&p->commit_mu);
         err = apply_all(p, t, arr, n, &freed);
+        /* a full LMDB map (ENOSPC from a write txn): grow it and apply again */
+        for (int i = 0; i < 4 && err == ENOSPC && env_grow(p) == 0; i++) {
+            freed.n = 0;
+            err = apply_all(p, t, arr, n, &freed);
+        }
         pthread_mutex_unlock(&p->commit_mu);
     }
     free(arr);

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -446,6 +448,110 @@ Test(model, threads_against_in_memory_model, .timeout = 120)
     rmpool();
 }
 
+/*
+ * Randomized model check with threads sharing extents: thread i owns the 512-byte sectors s
+ * with s % MS_THREADS == i of one shared region, so every 4 KiB block is written by all of
+ * them at once, each write a partial-block merge of the block's other sectors.  If two merges
+ * of one block in one txg are not serialized, one thread's sector is lost (the later merge
+ * copies the block as it was before the earlier one).  Commits every few ms race with it.
+ */
+#define MS_THREADS 4
+#define MS_REGION (256u << 10)
+#define MS_SECTORS (MS_REGION / 512u)
+
+struct ms {
+    struct vv_vol *v;
+    int id;
+    uint32_t tag[MS_SECTORS]; /* write tag of each owned sector, 0: never written */
+    int failures;
+};
+
+static void *ms_thread(void *arg)
+{
+    struct ms *m = arg;
+    unsigned seed = (unsigned)m->id * 104729u + 3;
+    uint8_t buf[512], exp[512];
+    for (int op = 1; op <= 3000 && !m->failures; op++) {
+        uint32_t s = ((uint32_t)rand_r(&seed) % (MS_SECTORS / MS_THREADS)) * MS_THREADS +
+                     (uint32_t)m->id;
+        uint64_t off = (uint64_t)s * 512;
+        if (rand_r(&seed) % 3) {
+            uint32_t tag = (uint32_t)op << 4 | (uint32_t)m->id;
+            fill(buf, off, 512, tag);
+            if (vv_vol_write(m->v, buf, 512, off))
+                m->failures++;
+            m->tag[s] = tag;
+        } else {
+            if (vv_vol_read(m->v, buf, 512, off))
+                m->failures++;
+            if (m->tag[s])
+                fill(exp, off, 512, m->tag[s]);
+            else
+                memset(exp, 0, 512);
+            if (memcmp(buf, exp, 512))
+                m->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void ms_verify(struct vv_vol *v, struct ms *ms)
+{
+    uint8_t buf[512], exp[512];
+    for (uint32_t s = 0; s < MS_SECTORS; s++) {
+        uint32_t tag = ms[s % MS_THREADS].tag[s];
+        cr_assert_eq(vv_vol_read(v, buf, 512, (uint64_t)s * 512), 0);
+        if (tag)
+            fill(exp, (uint64_t)s * 512, 512, tag);
+        else
+            memset(exp, 0, 512);
+        cr_assert(memcmp(buf, exp, 512) == 0, "sector %u (thread %u) lost its last write", s,
+                  s % MS_THREADS);
+    }
+}
+
+static void ms_run(uint32_t extent)
+{
+    setenv("VVFS_TXG_INTERVAL_MS", "7", 1);
+    mkpool(64 << 20, extent);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "s", MS_REGION);
+    static struct ms ms[MS_THREADS];
+    pthread_t th[MS_THREADS];
+    for (int i = 0; i < MS_THREADS; i++) {
+        memset(&ms[i], 0, sizeof(ms[i]));
+        ms[i].v = v;
+        ms[i].id = i;
+        pthread_create(&th[i], NULL, ms_thread, &ms[i]);
+    }
+    for (int i = 0; i < MS_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < MS_THREADS; i++)
+        cr_assert_eq(ms[i].failures, 0, "thread %d saw %d mismatches/errors", i,
+                     ms[i].failures);
+    ms_verify(v, ms);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    p = openpool();
+    v = openvol(p, "s");
+    ms_verify(v, ms);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    unsetenv("VVFS_TXG_INTERVAL_MS");
+    rmpool();
+}
+
+Test(model, threads_sharing_extents_by_sector_4k, .timeout = 120)
+{
+    ms_run(4096);
+}
+
+Test(model, threads_sharing_extents_by_sector_16k, .timeout = 120)
+{
+    ms_run(16384);
+}
+
 /* Freed slots are reused before they are punched: a reused slot's old data must never show. */
 Test(io, reused_slots_never_show_old_data)
 {
@@ -762,5 +868,104 @@ Test(io, long_reads_leave_no_page_cache_behind)
     vv_vol_close(v);
     cr_assert_eq(vv_pool_close(p), 0);
     free(buf);
+    rmpool();
+}
+
+/* A write whose data cannot reach the data file fails with EIO and changes nothing: the block
+ * keeps what it had (full and partial writes, a block discarded earlier in the same txg, and a
+ * batch of whole blocks).  RLIMIT_FSIZE makes every pwrite past the first slot of each data
+ * file fail with EFBIG, like a disk error would. */
+Test(io, failed_write_keeps_the_old_content)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *a = malloc(1 << 20), *b = malloc(1 << 20), *r = malloc(1 << 20);
+    fill(a, 0, 4096, 1);
+    fill(a + 4096, 4096, 4096, 1);
+    cr_assert_eq(vv_vol_write(v, a, 8192, 0), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_discard(v, 4096, 4096), 0); /* block 1: a hole, in the open txg */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim = {.rlim_cur = 4096, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    fill(b, 0, 1 << 20, 2);
+    int e1 = vv_vol_write(v, b, 4096, 0);        /* whole block */
+    int e2 = vv_vol_write(v, b, 100, 1000);      /* partial block: merge */
+    int e3 = vv_vol_write(v, b, 4096, 4096);     /* block discarded in this txg */
+    int e4 = vv_vol_write(v, b, 1 << 20, 1 << 20); /* a batch of whole blocks */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(e1, EIO);
+    cr_assert_eq(e2, EIO);
+    cr_assert_eq(e3, EIO);
+    cr_assert_eq(e4, EIO);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(vv_vol_read(v, r, 8192, 0), 0);
+        cr_assert(memcmp(r, a, 4096) == 0, "block 0 changed by a failed write (round %d)", round);
+        for (int i = 4096; i < 8192; i++)
+            cr_assert_eq(r[i], 0, "discarded block 1 changed by a failed write");
+        cr_assert_eq(vv_vol_read(v, r, 1 << 20, 1 << 20), 0);
+        for (int i = 0; i < (1 << 20); i++)
+            cr_assert_eq(r[i], 0, "a failed batch left data at byte %d", i);
+        cr_assert_eq(vv_vol_flush(v), 0);
+        if (round == 0) {
+            vv_vol_close(v);
+            cr_assert_eq(vv_pool_close(p), 0);
+            p = openpool();
+            v = openvol(p, "v");
+        }
+    }
+    /* and the volume still takes writes */
+    cr_assert_eq(vv_vol_write(v, b, 4096, 0), 0);
+    cr_assert_eq(vv_vol_read(v, r, 4096, 0), 0);
+    cr_assert(memcmp(r, b, 4096) == 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(a);
+    free(b);
+    free(r);
+    rmpool();
+}
+
+/* A pool whose LMDB map fills grows it and goes on: no MDB_MAP_FULL, no poisoned pool. */
+Test(pool, full_metadata_map_grows, .timeout = 60)
+{
+    mkpool(256 << 20, 4096);
+    setenv("VVFS_LMDB_MAP_SIZE", "262144", 1); /* 256 KiB: full after a few thousand blocks */
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 128 << 20);
+    uint8_t *buf = malloc(4096), *r = malloc(4096);
+    srand(7);
+    for (int i = 0; i < 20000; i++) {
+        uint64_t blk = (uint64_t)(rand() % 32768);
+        fill(buf, blk * 4096, 4096, 3);
+        cr_assert_eq(vv_vol_write(v, buf, 4096, blk * 4096), 0, "write %d", i);
+        if (i % 2000 == 1999)
+            cr_assert_eq(vv_vol_flush(v), 0, "commit %d with a full map", i / 2000);
+    }
+    cr_assert_eq(vv_vol_flush(v), 0);
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    srand(7);
+    for (int i = 0; i < 20000; i++) {
+        uint64_t blk = (uint64_t)(rand() % 32768);
+        fill(buf, blk * 4096, 4096, 3);
+        cr_assert_eq(vv_vol_read(v, r, 4096, blk * 4096), 0);
+        cr_assert(memcmp(r, buf, 4096) == 0, "block %llu", (unsigned long long)blk);
+    }
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    unsetenv("VVFS_LMDB_MAP_SIZE");
+    char path[300];
+    snprintf(path, sizeof(path), "%s/meta.mdb", pooldir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_gt(sb.st_size, 262144, "the metadata outgrew the first map (%lld bytes)",
+                 (long long)sb.st_size);
+    fsck_clean();
+    free(buf);
+    free(r);
     rmpool();
 }

@@ -2,6 +2,10 @@
  * meta/kv.c — LMDB error translation and u64 config values (see kv.h).
  */
 #include "meta/kv.h"
+#include "meta/pool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -68,4 +72,16 @@ void slot_list_free(struct slot_list *l)
     free(l->v);
     l->v = NULL;
     l->n = l->cap = 0;
+}
+
+int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
+{
+    if (e) {
+        e->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

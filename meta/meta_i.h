@@ -248,9 +248,12 @@ static inline off_t slot_off(const struct vv_pool *p, uint64_t slot, uint64_t of
     return (off_t)((slot_pos(p, slot) << p->extent_shift) + off);
 }
 
-/* pool.c */
-struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id);   /* vol_mu held */
-int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
+/* vol.c: the volume table (vol_mu held for the lookups and vol_append) */
+struct vv_volume *vol_find_id(struct vv_pool *p, uint64_t id);
+struct vv_volume *vol_find_name(struct vv_pool *p, const char *name);
+int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
+int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
+int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
 
 /* upgrade.c: bring a format-1 pool (DBs open, config read, nothing else loaded) to format 2
  * in bounded, resumable LMDB txns */

@@ -29,18 +29,6 @@
 #include <unistd.h>
 
 
-int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
-{
-    if (e) {
-        e->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* Open the pool's databases in TXN; FLAGS MDB_CREATE creates those that are missing (a
  * read-write open: a later format's new databases come into being this way). */
 static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
@@ -315,81 +303,6 @@ fail:
     return err;
 }
 
-static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_rec *r)
-{
-    v->id = id;
-    snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r->name);
-    atomic_store(&v->size, r->size);
-    v->created = r->created;
-    v->create_gen = r->create_gen;
-    v->used_extents = r->used_extents;
-    v->snap_gen = r->snap_gen;
-}
-
-int pool_write_volrec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
-{
-    struct vol_rec r;
-    memset(&r, 0, sizeof(r));
-    r.version = VOL_REC_VERSION;
-    r.size = atomic_load(&v->size);
-    r.created = v->created;
-    r.create_gen = v->create_gen;
-    r.used_extents = v->used_extents;
-    r.snap_gen = v->snap_gen;
-    snprintf(r.name, sizeof(r.name), "%s", v->name);
-    uint8_t kb[8];
-    put_be64(kb, v->id);
-    MDB_val k = {8, kb}, d = {sizeof(r), &r};
-    return kv_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
-}
-
-static int vols_append(struct vv_pool *p, struct vv_volume *v)
-{
-    if (p->nvols == p->vols_cap) {
-        size_t cap = p->vols_cap ? p->vols_cap * 2 : 16;
-        struct vv_volume **n = realloc(p->vols, cap * sizeof(*n));
-        if (!n)
-            return ENOMEM;
-        p->vols = n;
-        p->vols_cap = cap;
-    }
-    p->vols[p->nvols++] = v;
-    return 0;
-}
-
-static int load_volumes(struct vv_pool *p, MDB_txn *txn)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, p->db_volumes, &cur);
-    if (rc)
-        return kv_err(rc);
-    MDB_val k, d;
-    int err = 0;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size != 8 || d.mv_size < VOL_REC_MIN) {
-            vv_err(VV_SS_META, "corrupt volume record (key %zu bytes, value %zu bytes)",
-                   k.mv_size, d.mv_size);
-            err = EIO;
-            break;
-        }
-        struct vol_rec r;
-        memset(&r, 0, sizeof(r));
-        memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
-        struct vv_volume *v = calloc(1, sizeof(*v));
-        if (!v || vols_append(p, v)) {
-            free(v);
-            err = ENOMEM;
-            break;
-        }
-        volume_from_rec(v, get_be64(k.mv_data), &r);
-    }
-    if (!err && rc != MDB_NOTFOUND)
-        err = kv_err(rc);
-    mdb_cursor_close(cur);
-    return err;
-}
-
 int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct vv_err *e)
 {
     char path[PATH_MAX + 16];
@@ -495,7 +408,7 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     p->quiesced_txg = gen;
     p->open_txg = gen + 1;
     p->want_txg = gen;
-    err = load_volumes(p, txn);
+    err = vol_load(p, txn);
     if (!err)
         err = alloc_init(p, txn);
     /* commit, not abort: the DB handles opened in this txn must stay open */
@@ -611,22 +524,6 @@ static void notify(struct vv_pool *p, enum vv_volume_event ev, uint64_t id, cons
         p->observer(p->observer_ctx, ev, id, name, oldname);
 }
 
-struct vv_volume *pool_find_volume_id(struct vv_pool *p, uint64_t id)
-{
-    for (size_t i = 0; i < p->nvols; i++)
-        if (p->vols[i]->id == id)
-            return p->vols[i];
-    return NULL;
-}
-
-static struct vv_volume *find_volume_name(struct vv_pool *p, const char *name)
-{
-    for (size_t i = 0; i < p->nvols; i++)
-        if (strcmp(p->vols[i]->name, name) == 0)
-            return p->vols[i];
-    return NULL;
-}
-
 static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_volume_info *o)
 {
     memset(o, 0, sizeof(*o));
@@ -678,7 +575,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         return vv_err_set(e, ENOMEM, "out of memory");
     pthread_mutex_lock(&p->commit_mu);
     pthread_rwlock_rdlock(&p->vol_mu);
-    bool exists = find_volume_name(p, name) != NULL;
+    bool exists = vol_find_name(p, name) != NULL;
     pthread_rwlock_unlock(&p->vol_mu);
     if (exists) {
         err = vv_err_set(e, EEXIST, "volume '%s' already exists", name);
@@ -696,7 +593,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
     err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (err)
         goto lmdb_fail;
-    err = pool_write_volrec(p, txn, v);
+    err = vol_write_rec(p, txn, v);
     uint8_t idb[8];
     put_be64(idb, v->id);
     MDB_val k = {strlen(name), (void *)name}, d = {8, idb};
@@ -713,7 +610,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         goto lmdb_fail;
     p->next_vol_id = v->id + 1;
     pthread_rwlock_wrlock(&p->vol_mu);
-    err = vols_append(p, v);
+    err = vol_append(p, v);
     if (!err && out)
         volume_info(p, v, out);
     pthread_rwlock_unlock(&p->vol_mu);
@@ -763,7 +660,7 @@ static struct vv_volume *claim_idle(struct vv_pool *p, const char *name, const c
                                     struct vv_err *e)
 {
     pthread_rwlock_wrlock(&p->vol_mu);
-    struct vv_volume *v = find_volume_name(p, name);
+    struct vv_volume *v = vol_find_name(p, name);
     if (!v)
         vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
     else if (v->busy)
@@ -856,7 +753,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = find_volume_name(p, name);
+    struct vv_volume *v = vol_find_name(p, name);
     uint64_t old = v ? atomic_load(&v->size) : 0;
     pthread_rwlock_unlock(&p->vol_mu);
     if (!v)
@@ -891,7 +788,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
                                     &freed);
         atomic_store(&v->size, size);
         if (!err)
-            err = pool_write_volrec(p, txn, v);
+            err = vol_write_rec(p, txn, v);
         if (!err)
             err = kv_err(mdb_txn_commit(txn));
         else
@@ -928,8 +825,8 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
         return err;
     pthread_mutex_lock(&p->commit_mu);
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = find_volume_name(p, name);
-    bool taken = find_volume_name(p, newname) != NULL;
+    struct vv_volume *v = vol_find_name(p, name);
+    bool taken = vol_find_name(p, newname) != NULL;
     pthread_rwlock_unlock(&p->vol_mu);
     if (!v) {
         err = vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
@@ -955,7 +852,7 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
     if (!err)
         err = kv_err(mdb_put(txn, p->db_volnames, &nk, &d, MDB_NOOVERWRITE));
     if (!err)
-        err = pool_write_volrec(p, txn, &copy);
+        err = vol_write_rec(p, txn, &copy);
     if (!err)
         err = kv_err(mdb_txn_commit(txn));
     else
@@ -984,7 +881,7 @@ int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *ou
     if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = find_volume_name(p, name);
+    struct vv_volume *v = vol_find_name(p, name);
     if (v)
         volume_info(p, v, out);
     pthread_rwlock_unlock(&p->vol_mu);
@@ -994,7 +891,7 @@ int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *ou
 int vv_volume_get_by_id(struct vv_pool *p, uint64_t id, struct vv_volume_info *out)
 {
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = pool_find_volume_id(p, id);
+    struct vv_volume *v = vol_find_id(p, id);
     if (v)
         volume_info(p, v, out);
     pthread_rwlock_unlock(&p->vol_mu);
@@ -1022,43 +919,4 @@ int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n)
     qsort(arr, *n, sizeof(*arr), info_cmp);
     *out = arr;
     return 0;
-}
-
-/* ---- handles ---------------------------------------------------------------------------- */
-
-int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out)
-{
-    struct vv_vol *h = calloc(1, sizeof(*h));
-    if (!h)
-        return ENOMEM;
-    pthread_rwlock_wrlock(&p->vol_mu);
-    struct vv_volume *v = pool_find_volume_id(p, id);
-    int err = !v ? ENOENT : v->busy ? EBUSY : 0;
-    if (!err)
-        v->open_count++;
-    pthread_rwlock_unlock(&p->vol_mu);
-    if (err) {
-        free(h);
-        return err;
-    }
-    h->pool = p;
-    h->vol = v;
-    *out = h;
-    return 0;
-}
-
-void vv_vol_close(struct vv_vol *h)
-{
-    if (!h)
-        return;
-    struct vv_pool *p = h->pool;
-    pthread_rwlock_wrlock(&p->vol_mu);
-    h->vol->open_count--;
-    pthread_rwlock_unlock(&p->vol_mu);
-    free(h);
-}
-
-uint64_t vv_vol_size(const struct vv_vol *h)
-{
-    return atomic_load(&h->vol->size);
 }

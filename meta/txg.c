@@ -303,7 +303,7 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
         struct dchunk *d = arr[i];
         if (!v || v->id != d->vol) {
             pthread_rwlock_rdlock(&p->vol_mu);
-            v = pool_find_volume_id(p, d->vol);
+            v = vol_find_id(p, d->vol);
             pthread_rwlock_unlock(&p->vol_mu);
             if (!v) {
                 /* cannot happen: deletion commits first and refuses open volumes */
@@ -339,7 +339,7 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
     for (size_t i = 0; i < ndeltas && !err; i++) {
         struct vv_volume tmp = *deltas[i].v;
         tmp.used_extents = (uint64_t)((int64_t)tmp.used_extents + deltas[i].used);
-        err = pool_write_volrec(p, txn, &tmp);
+        err = vol_write_rec(p, txn, &tmp);
     }
     if (!err)
         err = kv_put_u64(txn, p->db_config, "gen", t);

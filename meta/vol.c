@@ -1,0 +1,146 @@
+/*
+ * meta/vol.c — the in-memory volume table and the encoding of volume records.
+ *
+ * Design notes
+ *   p->vols mirrors the `volumes` DB: loaded at open (vol_load), changed by the volume
+ *   operations in pool.c only after the LMDB txn that changes the DB has committed.  It sits
+ *   below txg.c (a commit looks volumes up and writes their counters) and pool.c.
+ *   The table and each entry's name and open_count are protected by vol_mu (see meta_i.h).
+ */
+#include "meta/meta_i.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_rec *r)
+{
+    v->id = id;
+    snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r->name);
+    atomic_store(&v->size, r->size);
+    v->created = r->created;
+    v->create_gen = r->create_gen;
+    v->used_extents = r->used_extents;
+    v->snap_gen = r->snap_gen;
+}
+
+int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
+{
+    struct vol_rec r;
+    memset(&r, 0, sizeof(r));
+    r.version = VOL_REC_VERSION;
+    r.size = atomic_load(&v->size);
+    r.created = v->created;
+    r.create_gen = v->create_gen;
+    r.used_extents = v->used_extents;
+    r.snap_gen = v->snap_gen;
+    snprintf(r.name, sizeof(r.name), "%s", v->name);
+    uint8_t kb[8];
+    put_be64(kb, v->id);
+    MDB_val k = {8, kb}, d = {sizeof(r), &r};
+    return kv_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
+}
+
+int vol_append(struct vv_pool *p, struct vv_volume *v)
+{
+    if (p->nvols == p->vols_cap) {
+        size_t cap = p->vols_cap ? p->vols_cap * 2 : 16;
+        struct vv_volume **n = realloc(p->vols, cap * sizeof(*n));
+        if (!n)
+            return ENOMEM;
+        p->vols = n;
+        p->vols_cap = cap;
+    }
+    p->vols[p->nvols++] = v;
+    return 0;
+}
+
+int vol_load(struct vv_pool *p, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->db_volumes, &cur);
+    if (rc)
+        return kv_err(rc);
+    MDB_val k, d;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != 8 || d.mv_size < VOL_REC_MIN) {
+            vv_err(VV_SS_META, "corrupt volume record (key %zu bytes, value %zu bytes)",
+                   k.mv_size, d.mv_size);
+            err = EIO;
+            break;
+        }
+        struct vol_rec r;
+        memset(&r, 0, sizeof(r));
+        memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
+        struct vv_volume *v = calloc(1, sizeof(*v));
+        if (!v || vol_append(p, v)) {
+            free(v);
+            err = ENOMEM;
+            break;
+        }
+        volume_from_rec(v, get_be64(k.mv_data), &r);
+    }
+    if (!err && rc != MDB_NOTFOUND)
+        err = kv_err(rc);
+    mdb_cursor_close(cur);
+    return err;
+}
+
+struct vv_volume *vol_find_id(struct vv_pool *p, uint64_t id)
+{
+    for (size_t i = 0; i < p->nvols; i++)
+        if (p->vols[i]->id == id)
+            return p->vols[i];
+    return NULL;
+}
+
+struct vv_volume *vol_find_name(struct vv_pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->nvols; i++)
+        if (strcmp(p->vols[i]->name, name) == 0)
+            return p->vols[i];
+    return NULL;
+}
+
+/* ---- handles ---------------------------------------------------------------------------- */
+
+int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out)
+{
+    struct vv_vol *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ENOMEM;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    struct vv_volume *v = vol_find_id(p, id);
+    int err = !v ? ENOENT : v->busy ? EBUSY : 0;
+    if (!err)
+        v->open_count++;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (err) {
+        free(h);
+        return err;
+    }
+    h->pool = p;
+    h->vol = v;
+    *out = h;
+    return 0;
+}
+
+void vv_vol_close(struct vv_vol *h)
+{
+    if (!h)
+        return;
+    struct vv_pool *p = h->pool;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    h->vol->open_count--;
+    pthread_rwlock_unlock(&p->vol_mu);
+    free(h);
+}
+
+uint64_t vv_vol_size(const struct vv_vol *h)
+{
+    return atomic_load(&h->vol->size);
+}

@@ -237,7 +237,11 @@ static void print_status(const json_t *st)
     printf("capacity:         %s\n", fmt_size_exact(cap, b, sizeof(b)));
     printf("used:             %s (%.1f%%)\n", fmt_size(used, b2, sizeof(b2)),
            cap ? 100.0 * (double)used / (double)cap : 0.0);
-    printf("free:             %s\n", fmt_size(jnum(st, "free"), b, sizeof(b)));
+    printf("free:             %s", fmt_size(jnum(st, "free"), b, sizeof(b)));
+    if (jnum(st, "freeing"))
+        printf(" (and %s of deleted volumes being freed)",
+               fmt_size(jnum(st, "freeing"), b2, sizeof(b2)));
+    printf("\n");
     printf("volumes:          %llu\n", (unsigned long long)jnum(st, "volumes"));
     printf("provisioned:      %s (%.0f%% of capacity)\n", fmt_size(prov, b2, sizeof(b2)),
            cap ? 100.0 * (double)prov / (double)cap : 0.0);

@@ -29,6 +29,8 @@
 
 struct fvol {
     uint64_t id, size, used_rec, used_seen, snap_gen;
+    uint64_t drop_from; /* DROP_NONE, or blocks from here on are being freed */
+    bool deleting;
     char name[VV_NAME_MAX + 1];
 };
 
@@ -94,6 +96,17 @@ static int check_volumes(struct fsck *f)
         v->used_rec = r.used_extents;
         v->snap_gen = r.snap_gen;
         snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r.name);
+        v->deleting = r.flags & VOL_F_DELETING;
+        v->drop_from = r.flags & VOL_F_DROP ? r.drop_from : DROP_NONE;
+        if (v->deleting && v->drop_from != 0)
+            problem(f, "volume %llu is being deleted but its record keeps blocks",
+                    (unsigned long long)v->id);
+        if (v->deleting) {
+            printf("fsck: note: volume %llu (was '%s') is deleted; %llu blocks are still to be "
+                   "freed (the daemon does it in the background)\n",
+                   (unsigned long long)v->id, v->name, (unsigned long long)v->used_rec);
+            continue;
+        }
         if (vv_name_check(v->name))
             problem(f, "volume %llu has an invalid name", (unsigned long long)v->id);
         if (r.size == 0 || r.size % 4096)
@@ -179,6 +192,11 @@ static int check_map(struct fsck *f)
             continue;
         }
         uint64_t nblocks = (fv->size + p->extent_size - 1) / p->extent_size;
+        if (!fv->deleting && fv->drop_from != DROP_NONE && fv->drop_from < nblocks)
+            problem(f, "volume '%s' frees blocks from %llu on, inside its size", fv->name,
+                    (unsigned long long)fv->drop_from);
+        if (fv->drop_from != DROP_NONE)
+            nblocks = UINT64_MAX; /* a shrink in progress: what lies past the end is going */
         uint64_t base = k.chunk << XMAP_CHUNK_SHIFT;
         if (base >= nblocks || (nblocks - base < XMAP_CHUNK_BLOCKS &&
                                 (v.defined >> (nblocks - base)) != 0))

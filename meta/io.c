@@ -548,7 +548,7 @@ static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
     unsigned b = block_of(idx);
     uint64_t bit = 1ULL << b;
     bool full = eoff == 0 && n == es;
-    bool retried = false;
+    int retried = 0;
     uint64_t t;
 again:;
     int err = txg_hold(p, &t);
@@ -626,9 +626,11 @@ done:
 nospace:
     pthread_mutex_unlock(&s->mu);
     txg_rele(p, t);
-    if (!retried) {
-        /* slots freed by the open txg come back once it commits */
-        retried = true;
+    if (retried < 2) {
+        /* slots freed by the open txg come back once it commits; the blocks of a deleted
+         * volume once the reaper has freed them (a few seconds for a big one) */
+        if (retried++ == 1)
+            (void)reap_wait_idle(p, 30000); /* at once if nothing is being freed */
         err = txg_sync(p);
         if (err)
             return err;

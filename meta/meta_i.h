@@ -16,11 +16,13 @@
 #include "util/name.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #define SLOT_NONE UINT64_MAX
+#define DROP_NONE UINT64_MAX
 #define DATA_FILES_MAX 64
 #define DATA_FILES_DEFAULT 8
 #define NSTRIPES 64
@@ -48,8 +50,12 @@ struct vol_rec {
     uint64_t used_extents;
     uint64_t snap_gen; /* newest snapshot generation; versions born <= it are shared */
     char name[72];
+    /* from here on: fields format 1 did not have (a shorter record reads them as 0) */
+    uint64_t drop_from; /* VOL_F_DROP: blocks at and past it are being freed (reap.c) */
 };
-#define VOL_REC_MIN sizeof(struct vol_rec) /* format 1's size: every field above */
+#define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
+#define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
+#define VOL_F_DROP 2u     /* drop_from is set */
 
 #define SPACEMAP_CHUNK_BYTES 1024u
 #define SPACEMAP_CHUNK_SLOTS (SPACEMAP_CHUNK_BYTES * 8u)
@@ -65,6 +71,9 @@ struct vv_volume {
     uint64_t snap_gen;                 /* commit_mu */
     uint32_t open_count;               /* vol_mu */
     bool busy;                         /* delete/shrink in progress: opens refused; vol_mu */
+    bool deleting;                     /* on p->dying, not in p->vols; commit_mu */
+    uint64_t drop_from;                /* blocks at/past it are being freed, or DROP_NONE;
+                                        * commit_mu */
 };
 
 /*
@@ -174,6 +183,15 @@ struct vv_pool {
     /* serializes LMDB write transactions and the in-memory state they mirror */
     pthread_mutex_t commit_mu;
 
+    /* the reaper (reap.c): frees deleted volumes and the tails of shrunk ones in bounded txns */
+    struct vv_volume **dying;      /* commit_mu: deleted volumes whose blocks are being freed */
+    size_t ndying, dying_cap;      /* commit_mu */
+    pthread_cond_t reap_cv;        /* with commit_mu: work was added, or a step was done */
+    bool reap_stop;                /* commit_mu */
+    bool reaper_running;
+    pthread_t reaper;
+    _Atomic uint64_t freeing;      /* blocks of pending drops not yet freed (for the status) */
+
     /* readers hold it shared across lookup+pread; the committer's exclusive barrier makes sure
      * no reader still uses a slot before that slot is punched and reused */
     pthread_rwlock_t reuse_lock;
@@ -253,7 +271,19 @@ struct vv_volume *vol_find_id(struct vv_pool *p, uint64_t id);
 struct vv_volume *vol_find_name(struct vv_pool *p, const char *name);
 int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
 int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
+int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; ENOMEM */
+void vol_dying_remove(struct vv_pool *p, struct vv_volume *v); /* commit_mu held */
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
+
+/* reap.c: freeing deleted volumes and shrunk tails, in bounded txns, resumed at open */
+int reap_start(struct vv_pool *p);
+void reap_stop(struct vv_pool *p);
+void reap_kick(struct vv_pool *p); /* commit_mu held: there is new work */
+/* one bounded txn of V's pending drop (commit_mu held); slots freed go to FREED, for the
+ * caller to alloc_release(); *DONE when nothing is left */
+int reap_step(struct vv_pool *p, struct vv_volume *v, struct slot_list *freed, bool *done);
+/* wait (at most MS milliseconds) until no drop is pending; true if none is */
+bool reap_wait_idle(struct vv_pool *p, unsigned ms);
 
 /* upgrade.c: bring a format-1 pool (DBs open, config read, nothing else loaded) to format 2
  * in bounded, resumable LMDB txns */

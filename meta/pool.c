@@ -99,6 +99,7 @@ static struct vv_pool *pool_alloc(const char *dir)
     pthread_cond_init(&p->txg_committed, &ca);
     pthread_cond_init(&p->commit_wanted, &ca);
     pthread_cond_init(&p->reclaim_wanted, &ca);
+    pthread_cond_init(&p->reap_cv, &ca);
     pthread_condattr_destroy(&ca);
     for (int i = 0; i < NSTRIPES; i++) {
         pthread_mutex_init(&p->stripes[i].mu, NULL);
@@ -111,7 +112,8 @@ static void pool_free(struct vv_pool *p)
 {
     if (!p)
         return;
-    alloc_reclaimer_stop(p); /* (a failed open may have started it) */
+    reap_stop(p);            /* (a failed open may have started them) */
+    alloc_reclaimer_stop(p);
     rtxn_drain(p);
     if (p->env)
         mdb_env_close(p->env);
@@ -126,6 +128,9 @@ static void pool_free(struct vv_pool *p)
     for (size_t i = 0; i < p->nvols; i++)
         free(p->vols[i]);
     free(p->vols);
+    for (size_t i = 0; i < p->ndying; i++)
+        free(p->dying[i]);
+    free(p->dying);
     alloc_fini(p);
     for (int i = 0; i < NSTRIPES; i++) {
         for (int t = 0; t < 2; t++)
@@ -144,6 +149,7 @@ static void pool_free(struct vv_pool *p)
     pthread_cond_destroy(&p->txg_committed);
     pthread_cond_destroy(&p->commit_wanted);
     pthread_cond_destroy(&p->reclaim_wanted);
+    pthread_cond_destroy(&p->reap_cv);
     free(p);
 }
 
@@ -443,6 +449,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         err = alloc_reclaimer_start(p);
         if (!err)
             err = txg_start(p);
+        if (!err)
+            err = reap_start(p);
         if (err) {
             vv_err_set(e, err, "cannot start the committer: %s", strerror(err));
             goto fail;
@@ -463,6 +471,7 @@ int vv_pool_close(struct vv_pool *p)
     if (!p)
         return 0;
     int err = 0;
+    reap_stop(p); /* a step in progress finishes; what is left resumes at the next open */
     if (p->committer_running)
         err = txg_stop(p);
     alloc_reclaimer_stop(p); /* after the final commit: it punches what that freed */
@@ -494,6 +503,7 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->used = p->nused * p->extent_size;
     pthread_mutex_unlock(&p->alloc_mu);
     st->free = st->capacity - st->used;
+    st->freeing = atomic_load(&p->freeing) * p->extent_size;
     pthread_rwlock_rdlock(&p->vol_mu);
     st->volumes = p->nvols;
     for (size_t i = 0; i < p->nvols; i++)
@@ -582,6 +592,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         goto out;
     }
     v->id = p->next_vol_id;
+    v->drop_from = DROP_NONE;
     snprintf(v->name, sizeof(v->name), "%s", name);
     atomic_store(&v->size, size);
     v->created = (uint64_t)time(NULL);
@@ -634,27 +645,6 @@ out:
     return err;
 }
 
-/*
- * Delete the blocks of V from index FROM_IDX on (every version); collect their slots in FREED
- * and clear them in the space map.  O(versions removed).
- */
-static int pool_drop_extents(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v,
-                             uint64_t from_idx, struct slot_list *freed)
-{
-    int64_t used = 0;
-    bool done;
-    int err = xmap_drop(&p->xmap, txn, v->id, from_idx, 0, freed, &used, &done);
-    if (!err) {
-        struct slot_list none = {0};
-        err = alloc_persist(p, txn, &none, freed);
-    }
-    if (!err) {
-        uint64_t dropped = (uint64_t)-used;
-        v->used_extents -= dropped < v->used_extents ? dropped : v->used_extents;
-    }
-    return err;
-}
-
 /* Mark volume NAME busy (no new opens) if it is not open.  Returns it, or NULL with E set. */
 static struct vv_volume *claim_idle(struct vv_pool *p, const char *name, const char *what,
                                     struct vv_err *e)
@@ -693,34 +683,42 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     struct vv_volume *v = claim_idle(p, name, "delete", e);
     if (!v)
         return e ? e->code : EBUSY;
-    /* commit whatever the volume still has dirty, so the LMDB walk below sees all of it */
+    /* commit whatever the volume still has dirty, so that the reaper finds all of it */
     err = txg_sync(p);
     if (err) {
         unclaim(p, v);
         return vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
     }
-    struct slot_list freed = {0};
+    /* one small txn: the name goes, the record says "deleting"; the reaper frees the blocks */
     pthread_mutex_lock(&p->commit_mu);
-    MDB_txn *txn;
-    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    err = vol_dying_add(p, v); /* (room first: after the commit nothing may fail) */
     if (!err) {
-        err = pool_drop_extents(p, txn, v, 0, &freed);
-        uint8_t kb[8];
-        put_be64(kb, v->id);
-        MDB_val k = {8, kb}, nk = {strlen(v->name), v->name};
-        if (!err)
-            err = kv_err(mdb_del(txn, p->db_volumes, &k, NULL));
-        if (!err)
+        p->ndying--;
+        MDB_txn *txn;
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (!err) {
+            struct vv_volume tmp = *v;
+            tmp.deleting = true;
+            tmp.drop_from = 0;
+            MDB_val nk = {strlen(v->name), v->name};
             err = kv_err(mdb_del(txn, p->db_volnames, &nk, NULL));
-        if (!err)
-            err = kv_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
+            uint8_t kb[8];
+            put_be64(kb, v->id);
+            MDB_val k = {8, kb};
+            /* no data block means no version either (xmap.h): nothing for the reaper */
+            if (!err && v->used_extents == 0)
+                err = kv_err(mdb_del(txn, p->db_volumes, &k, NULL));
+            else if (!err)
+                err = vol_write_rec(p, txn, &tmp);
+            if (!err)
+                err = kv_err(mdb_txn_commit(txn));
+            else
+                mdb_txn_abort(txn);
+        }
     }
     if (err) {
         pthread_mutex_unlock(&p->commit_mu);
         vv_err(VV_SS_META, "delete volume '%s' failed: %s", name, strerror(err));
-        slot_list_free(&freed);
         unclaim(p, v);
         return vv_err_set(e, err, "cannot delete volume '%s': %s", name, strerror(err));
     }
@@ -731,15 +729,21 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
             break;
         }
     }
+    v->deleting = true;
+    v->drop_from = 0;
     pthread_rwlock_unlock(&p->vol_mu);
+    uint64_t id = v->id, used = v->used_extents;
+    if (used) {
+        p->dying[p->ndying++] = v;
+        atomic_fetch_add(&p->freeing, used);
+        reap_kick(p);
+    } else {
+        free(v);
+    }
     pthread_mutex_unlock(&p->commit_mu);
-    /* nobody can read the volume (it had no opens), so its slots may be punched and reused */
-    alloc_release(p, &freed);
-    vv_info(VV_SS_META, "deleted volume '%s' (id %llu), %zu extents freed", name,
-            (unsigned long long)v->id, freed.n);
-    notify(p, VV_VOL_DELETED, v->id, name, NULL);
-    slot_list_free(&freed);
-    free(v);
+    vv_info(VV_SS_META, "deleted volume '%s' (id %llu); its %llu blocks are freed in the "
+            "background", name, (unsigned long long)id, (unsigned long long)used);
+    notify(p, VV_VOL_DELETED, id, name, NULL);
     return 0;
 }
 
@@ -777,37 +781,55 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
             return vv_err_set(e, err, "cannot shrink volume '%s': %s", name, strerror(err));
         }
     }
+    /* A shrink records the new size and where the drop starts in one small txn, then frees
+     * the tail in bounded steps (reap.c; resumed at open after a crash).  A grow first
+     * finishes a drop still pending, so that no freed block can reappear past the old end. */
     pthread_mutex_lock(&p->commit_mu);
+    bool done = false;
+    while (!err && !done && v->drop_from != DROP_NONE) {
+        err = reap_step(p, v, &freed, &done);
+        alloc_release(p, &freed);
+        slot_list_free(&freed);
+        pthread_mutex_unlock(&p->commit_mu);
+        pthread_mutex_lock(&p->commit_mu);
+    }
     MDB_txn *txn;
-    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err)
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (!err) {
-        uint64_t saved = atomic_load(&v->size);
-        uint64_t saved_used = v->used_extents;
-        if (size < old)
-            err = pool_drop_extents(p, txn, v, (size + p->extent_size - 1) >> p->extent_shift,
-                                    &freed);
-        atomic_store(&v->size, size);
-        if (!err)
-            err = vol_write_rec(p, txn, v);
+        struct vv_volume tmp = *v;
+        atomic_store(&tmp.size, size);
+        if (size < old) {
+            uint64_t nblocks = (size + p->extent_size - 1) >> p->extent_shift;
+            tmp.drop_from = nblocks;
+        }
+        err = vol_write_rec(p, txn, &tmp);
         if (!err)
             err = kv_err(mdb_txn_commit(txn));
         else
             mdb_txn_abort(txn);
-        if (err) {
-            atomic_store(&v->size, saved);
-            v->used_extents = saved_used;
+        if (!err) {
+            pthread_rwlock_wrlock(&p->vol_mu);
+            atomic_store(&v->size, size);
+            v->drop_from = tmp.drop_from;
+            pthread_rwlock_unlock(&p->vol_mu);
         }
+    }
+    done = false;
+    while (!err && !done && size < old) {
+        err = reap_step(p, v, &freed, &done);
+        alloc_release(p, &freed);
+        slot_list_free(&freed);
+        pthread_mutex_unlock(&p->commit_mu);
+        pthread_mutex_lock(&p->commit_mu);
     }
     pthread_mutex_unlock(&p->commit_mu);
     if (size < old)
         unclaim(p, v);
     if (err) {
-        slot_list_free(&freed);
         vv_err(VV_SS_META, "resize volume '%s' failed: %s", name, strerror(err));
         return vv_err_set(e, err, "cannot resize volume '%s': %s", name, strerror(err));
     }
-    alloc_release(p, &freed);
-    slot_list_free(&freed);
     vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
             (unsigned long long)old, (unsigned long long)size);
     notify(p, VV_VOL_RESIZED, v->id, name, NULL);

@@ -84,6 +84,7 @@ struct vv_pool_status {
     uint64_t capacity;       /* bytes */
     uint64_t used;           /* bytes held by committed and dirty extents */
     uint64_t free;           /* capacity - used */
+    uint64_t freeing;        /* bytes of deleted volumes (and shrunk tails) still being freed */
     uint64_t volumes;        /* number of volumes */
     uint64_t provisioned;    /* sum of volume sizes (may exceed capacity: thin) */
     uint64_t committed_gen;  /* generation of the last committed txg */
@@ -112,7 +113,9 @@ struct vv_volume_info {
  * Volume operations.  Names are checked with vv_name_check() (EINVAL).  Sizes must be a
  * positive multiple of 4096 (EINVAL) and at most VV_VOLUME_MAX_SIZE (EFBIG).
  *   create: EEXIST if the name is taken.
- *   delete: ENOENT; EBUSY while the volume is open.  Frees all its extents (O(its extents)).
+ *   delete: ENOENT; EBUSY while the volume is open.  Returns at once (one small txn); its
+ *           space is freed in the background in bounded txns (status: freeing), resumed at
+ *           the next open after a crash.
  *   resize: ENOENT; shrinking discards data past the new end; EBUSY when shrinking an open volume.
  *   rename: ENOENT, EEXIST.
  */

@@ -24,6 +24,8 @@ static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_r
     v->create_gen = r->create_gen;
     v->used_extents = r->used_extents;
     v->snap_gen = r->snap_gen;
+    v->deleting = r->flags & VOL_F_DELETING;
+    v->drop_from = r->flags & VOL_F_DROP ? r->drop_from : DROP_NONE;
 }
 
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
@@ -37,6 +39,12 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
     r.used_extents = v->used_extents;
     r.snap_gen = v->snap_gen;
     snprintf(r.name, sizeof(r.name), "%s", v->name);
+    if (v->deleting)
+        r.flags |= VOL_F_DELETING;
+    if (v->drop_from != DROP_NONE) {
+        r.flags |= VOL_F_DROP;
+        r.drop_from = v->drop_from;
+    }
     uint8_t kb[8];
     put_be64(kb, v->id);
     MDB_val k = {8, kb}, d = {sizeof(r), &r};
@@ -55,6 +63,31 @@ int vol_append(struct vv_pool *p, struct vv_volume *v)
     }
     p->vols[p->nvols++] = v;
     return 0;
+}
+
+int vol_dying_add(struct vv_pool *p, struct vv_volume *v)
+{
+    if (p->ndying == p->dying_cap) {
+        size_t cap = p->dying_cap ? p->dying_cap * 2 : 8;
+        struct vv_volume **n = realloc(p->dying, cap * sizeof(*n));
+        if (!n)
+            return ENOMEM;
+        p->dying = n;
+        p->dying_cap = cap;
+    }
+    p->dying[p->ndying++] = v;
+    return 0;
+}
+
+void vol_dying_remove(struct vv_pool *p, struct vv_volume *v)
+{
+    for (size_t i = 0; i < p->ndying; i++) {
+        if (p->dying[i] == v) {
+            memmove(&p->dying[i], &p->dying[i + 1], (p->ndying - i - 1) * sizeof(*p->dying));
+            p->ndying--;
+            return;
+        }
+    }
 }
 
 int vol_load(struct vv_pool *p, MDB_txn *txn)
@@ -77,12 +110,16 @@ int vol_load(struct vv_pool *p, MDB_txn *txn)
         memset(&r, 0, sizeof(r));
         memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
         struct vv_volume *v = calloc(1, sizeof(*v));
-        if (!v || vol_append(p, v)) {
+        if (v)
+            volume_from_rec(v, get_be64(k.mv_data), &r);
+        /* a deleted volume whose blocks were still being freed: the reaper goes on */
+        if (!v || (v->deleting ? vol_dying_add(p, v) : vol_append(p, v))) {
             free(v);
             err = ENOMEM;
             break;
         }
-        volume_from_rec(v, get_be64(k.mv_data), &r);
+        if (v->drop_from != DROP_NONE)
+            atomic_fetch_add(&p->freeing, v->used_extents);
     }
     if (!err && rc != MDB_NOTFOUND)
         err = kv_err(rc);

@@ -969,3 +969,60 @@ Test(pool, full_metadata_map_grows, .timeout = 60)
     free(r);
     rmpool();
 }
+
+static uint64_t pool_used(struct vv_pool *p, uint64_t *freeing)
+{
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    if (freeing)
+        *freeing = st.freeing;
+    return st.used;
+}
+
+/* Deleting a volume returns at once and frees its blocks in the background, in small txns;
+ * a close in the middle leaves a pool that fsck finds clean and that the next open finishes
+ * freeing.  The name is free for a new volume at once. */
+Test(volume, delete_frees_in_the_background_and_resumes, .timeout = 60)
+{
+    setenv("VVFS_REAP_BATCH", "4", 1);     /* 4 chunk versions (1 MiB) a txn */
+    setenv("VVFS_REAP_PAUSE_MS", "100", 1); /* and slowly: the close comes in the middle */
+    mkpool(256 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "big", 64 << 20);
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t o = 0; o < (64 << 20); o += 1 << 20) {
+        fill(buf, o, 1 << 20, 9);
+        cr_assert_eq(vv_vol_write(v, buf, 1 << 20, o), 0);
+    }
+    vv_vol_close(v);
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_delete(p, "big", &e), 0, "%s", e.msg);
+    uint64_t freeing;
+    uint64_t used = pool_used(p, &freeing);
+    cr_assert_gt(freeing, 32 << 20, "freeing %llu right after the delete",
+                 (unsigned long long)freeing);
+    cr_assert_gt(used, 32 << 20, "the blocks are freed in the background, not in the delete");
+    v = mkvol(p, "big", 4 << 20); /* the name is free again */
+    fill(buf, 0, 1 << 20, 10);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean(); /* in the middle of freeing: clean */
+    unsetenv("VVFS_REAP_PAUSE_MS");
+    p = openpool();
+    for (int i = 0; i < 100 && (pool_used(p, &freeing) > (1 << 20) || freeing); i++)
+        usleep(100000);
+    cr_assert_eq(pool_used(p, &freeing), 1 << 20, "only the new volume's 1 MiB is in use");
+    cr_assert_eq(freeing, 0);
+    v = openvol(p, "big");
+    uint8_t *r = malloc(1 << 20);
+    cr_assert_eq(vv_vol_read(v, r, 1 << 20, 0), 0);
+    cr_assert(memcmp(r, buf, 1 << 20) == 0, "the new volume of the same name kept its data");
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    unsetenv("VVFS_REAP_BATCH");
+    fsck_clean();
+    free(buf);
+    free(r);
+    rmpool();
+}

@@ -855,30 +855,23 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /*
- * The chunks in [c0, c1) of VOL that may hold data: chunks with versions in LMDB and chunks
- * with dirty entries, sorted and unique.  O(such chunks + dirty chunks of the pool).
+ * Iterating the chunks in [c0, c1) of VOL that may hold data, in ascending order: chunks with
+ * versions in LMDB (a cursor skips the others, a fresh read txn each step) merged with the
+ * volume's dirty chunks, collected once at the start.  Memory is bounded by the dirty chunks
+ * (DIRTY_COUNT_BOUND), not by the range; time is O(candidates + dirty chunks).  A chunk first
+ * dirtied after cand_init is not seen (a concurrent write).
  */
-static int candidates(struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
-                      struct slot_list *out)
+struct cand {
+    struct vv_pool *p;
+    uint64_t vol, next, c1;
+    struct slot_list dirty; /* sorted, unique */
+    size_t di;
+};
+
+static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1)
 {
-    struct reader r = READER_INIT(p);
-    MDB_cursor *cur = NULL;
-    int err = reader_cursor(&r, &cur);
-    uint64_t c = c0;
-    while (!err && c < c1) {
-        uint64_t next;
-        err = xmap_next_chunk(&p->xmap, cur, vol, c, &next);
-        if (err == ENOENT) {
-            err = 0;
-            break;
-        }
-        if (!err && next < c1)
-            err = slot_list_add(out, next);
-        if (next == UINT64_MAX)
-            break;
-        c = next + 1;
-    }
-    reader_done(&r);
+    *it = (struct cand){.p = p, .vol = vol, .next = c0, .c1 = c1};
+    int err = 0;
     for (int i = 0; i < NSTRIPES && !err; i++) {
         struct stripe *s = &p->stripes[i];
         pthread_mutex_lock(&s->mu);
@@ -887,19 +880,56 @@ static int candidates(struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
             for (size_t b = 0; b < tab->nbuckets && !err; b++)
                 for (struct dchunk *e = tab->buckets[b]; e && !err; e = e->next)
                     if (e->vol == vol && e->chunk >= c0 && e->chunk < c1)
-                        err = slot_list_add(out, e->chunk);
+                        err = slot_list_add(&it->dirty, e->chunk);
         }
         pthread_mutex_unlock(&s->mu);
     }
-    if (err || out->n == 0)
+    struct slot_list *d = &it->dirty;
+    if (!err && d->n) {
+        qsort(d->v, d->n, sizeof(uint64_t), u64_cmp);
+        size_t w = 0;
+        for (size_t i = 0; i < d->n; i++)
+            if (w == 0 || d->v[w - 1] != d->v[i])
+                d->v[w++] = d->v[i];
+        d->n = w;
+    }
+    return err;
+}
+
+/* the next candidate chunk: 0, or ENOENT when there is none left */
+static int cand_next(struct cand *it, uint64_t *chunk)
+{
+    if (it->next >= it->c1)
+        return ENOENT;
+    struct reader r = READER_INIT(it->p);
+    MDB_cursor *cur = NULL;
+    uint64_t lm = UINT64_MAX;
+    int err = reader_cursor(&r, &cur);
+    if (!err)
+        err = xmap_next_chunk(&it->p->xmap, cur, it->vol, it->next, &lm);
+    reader_done(&r);
+    if (err == ENOENT) {
+        err = 0;
+        lm = UINT64_MAX;
+    }
+    if (err)
         return err;
-    qsort(out->v, out->n, sizeof(uint64_t), u64_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < out->n; i++)
-        if (w == 0 || out->v[w - 1] != out->v[i])
-            out->v[w++] = out->v[i];
-    out->n = w;
+    while (it->di < it->dirty.n && it->dirty.v[it->di] < it->next)
+        it->di++;
+    uint64_t dm = it->di < it->dirty.n ? it->dirty.v[it->di] : UINT64_MAX;
+    uint64_t c = lm < dm ? lm : dm;
+    if (c >= it->c1) {
+        it->next = it->c1;
+        return ENOENT;
+    }
+    it->next = c + 1;
+    *chunk = c;
     return 0;
+}
+
+static void cand_done(struct cand *it)
+{
+    slot_list_free(&it->dirty);
 }
 
 /* blocks [b0, b1) of a chunk as a mask (b1 <= XMAP_CHUNK_BLOCKS) */
@@ -950,17 +980,11 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
     uint64_t i0 = head_end >> p->extent_shift, i1 = tail_start >> p->extent_shift;
     if (err || i0 >= i1)
         return err;
-    struct slot_list chunks = {0};
-    uint64_t c0 = chunk_of(i0), c1 = chunk_of(i1 - 1) + 1;
-    if (c1 - c0 <= 4) {
-        for (uint64_t c = c0; c < c1 && !err; c++)
-            err = slot_list_add(&chunks, c);
-    } else {
-        err = candidates(p, vol, c0, c1, &chunks);
-    }
+    uint64_t c0 = chunk_of(i0), c1 = chunk_of(i1 - 1) + 1, c;
+    struct cand it;
+    err = cand_init(&it, p, vol, c0, c1);
     struct reader r = READER_INIT(p);
-    for (size_t i = 0; i < chunks.n && !err; i++) {
-        uint64_t c = chunks.v[i];
+    while (!err && !(err = cand_next(&it, &c))) {
         unsigned b0 = c == chunk_of(i0) ? block_of(i0) : 0;
         unsigned b1 = c == chunk_of(i1 - 1) ? block_of(i1 - 1) + 1 : XMAP_CHUNK_BLOCKS;
         uint64_t data;
@@ -970,8 +994,8 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
         if (!err && data)
             err = discard_blocks(p, vol, c, data);
     }
-    slot_list_free(&chunks);
-    return err;
+    cand_done(&it);
+    return err == ENOENT ? 0 : err;
 }
 
 int vv_vol_flush(struct vv_vol *h)
@@ -1011,25 +1035,24 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
             *out = size;
         return err;
     }
-    /* SEEK_DATA: visit only chunks that have entries */
-    struct slot_list c = {0};
-    err = candidates(p, vol, c0, c1, &c);
-    for (size_t i = 0; i < c.n && !err; i++) {
+    /* SEEK_DATA: visit only chunks that may have data */
+    struct cand it;
+    uint64_t c;
+    err = cand_init(&it, p, vol, c0, c1);
+    while (!err && !(err = cand_next(&it, &c))) {
         uint64_t data;
-        err = chunk_data(p, &r, vol, c.v[i], &data);
+        err = chunk_data(p, &r, vol, c, &data);
         reader_done(&r);
-        if (c.v[i] == c0)
+        if (c == c0)
             data &= block_range(block_of(idx), XMAP_CHUNK_BLOCKS);
         if (!err && data) {
-            uint64_t o = ((c.v[i] << XMAP_CHUNK_SHIFT) + (uint64_t)__builtin_ctzll(data))
+            uint64_t o = ((c << XMAP_CHUNK_SHIFT) + (uint64_t)__builtin_ctzll(data))
                          << p->extent_shift;
-            slot_list_free(&c);
-            if (o >= size)
-                return ENXIO;
             *out = o > off ? o : off;
-            return 0;
+            err = o >= size ? ENXIO : 0;
+            break;
         }
     }
-    slot_list_free(&c);
-    return err ? err : ENXIO;
+    cand_done(&it);
+    return err == ENOENT ? ENXIO : err;
 }

@@ -436,10 +436,10 @@ static int commit_open_txg(struct vv_pool *p)
     struct slot_list dropped = p->dropped[t & 1];
     memset(&p->dropped[t & 1], 0, sizeof(p->dropped[t & 1]));
     pthread_mutex_unlock(&p->alloc_mu);
-    for (size_t i = 0; i < dropped.n; i++)
-        slot_list_add(&freed, dropped.v[i]);
-    slot_list_free(&dropped);
     alloc_release(p, &freed);
+    alloc_release(p, &dropped); /* slots of blocks written and discarded within t */
+    size_t nfreed = freed.n + dropped.n;
+    slot_list_free(&dropped);
 
     /* published last, so a flush returns with the space of superseded slots already back */
     pthread_mutex_lock(&p->txg_mu);
@@ -453,7 +453,7 @@ static int commit_open_txg(struct vv_pool *p)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     vv_debug(VV_SS_TXG, "committed txg %llu: %zu chunks, %llu bytes, %zu slots freed, %.1f ms",
-             (unsigned long long)t, n, (unsigned long long)bytes, freed.n,
+             (unsigned long long)t, n, (unsigned long long)bytes, nfreed,
              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     slot_list_free(&freed);
     return 0;

@@ -1026,3 +1026,35 @@ Test(volume, delete_frees_in_the_background_and_resumes, .timeout = 60)
     free(r);
     rmpool();
 }
+
+/* SEEK_DATA, SEEK_HOLE and discard on a 1 PiB thin volume, data only near its end and in the
+ * open txg: they visit chunks that have data, not the range (the test's timeout bounds it). */
+Test(io, seek_and_discard_on_a_huge_sparse_volume, .timeout = 20)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    uint64_t size = 1ULL << 50, at = size - (1 << 20);
+    struct vv_vol *v = mkvol(p, "huge", size);
+    uint8_t buf[4096];
+    fill(buf, at, 4096, 5);
+    cr_assert_eq(vv_vol_write(v, buf, 4096, at), 0);
+    for (int round = 0; round < 2; round++) { /* dirty, then committed */
+        uint64_t o = 0;
+        cr_assert_eq(vv_vol_seek(v, 0, 3 /* SEEK_DATA */, &o), 0);
+        cr_assert_eq(o, at, "SEEK_DATA found %llu", (unsigned long long)o);
+        cr_assert_eq(vv_vol_seek(v, at, 4 /* SEEK_HOLE */, &o), 0);
+        cr_assert_eq(o, at + 4096);
+        cr_assert_eq(vv_vol_seek(v, at + 4096, 3, &o), ENXIO);
+        cr_assert_eq(vv_vol_flush(v), 0);
+    }
+    cr_assert_eq(vv_vol_discard(v, 0, size), 0);
+    uint64_t o;
+    cr_assert_eq(vv_vol_seek(v, 0, 3, &o), ENXIO);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_seek(v, 0, 3, &o), ENXIO);
+    cr_assert_eq(pool_used(p, NULL), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    rmpool();
+}

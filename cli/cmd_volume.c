@@ -238,6 +238,9 @@ static void print_status(const json_t *st)
     printf("used:             %s (%.1f%%)\n", fmt_size(used, b2, sizeof(b2)),
            cap ? 100.0 * (double)used / (double)cap : 0.0);
     printf("free:             %s", fmt_size(jnum(st, "free"), b, sizeof(b)));
+    printf("; %s available for new data (%s kept for overwrites)",
+           fmt_size(jnum(st, "available"), b2, sizeof(b2)),
+           fmt_size(jnum(st, "reserve"), mnt, sizeof(mnt)));
     if (jnum(st, "freeing"))
         printf(" (and %s of deleted volumes being freed)",
                fmt_size(jnum(st, "freeing"), b2, sizeof(b2)));

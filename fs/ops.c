@@ -421,7 +421,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     sv.f_frsize = 4096;
     sv.f_blocks = ps.capacity / 4096;
     sv.f_bfree = ps.free / 4096;
-    sv.f_bavail = ps.free / 4096;
+    sv.f_bavail = ps.available / 4096; /* the reserve is for overwrites only */
     sv.f_files = ps.volumes + 3;
     sv.f_ffree = 0;
     sv.f_favail = 0;

@@ -20,6 +20,10 @@
  *   their space returns to the host.  A slot handed out that is not known to be zeros is
  *   reported as such (alloc_slot's *zero), and the writer fills what it does not write.
  *   Open punches every free run once, so after a crash no stale data lingers in free space.
+ *
+ *   `reserve` slots (1/32 of the pool) are kept for overwrites: a block that already has data
+ *   may take one of them (its old slot comes back at the commit), a new block may not.  So
+ *   when new data is refused (ENOSPC), rewrites, partial discards and deletes still work.
  */
 #include "meta/meta_i.h"
 #include "util/log.h"
@@ -100,6 +104,10 @@ int alloc_init(struct vv_pool *p, MDB_txn *txn)
     p->nused = 0;
     for (size_t w = 0; w < words; w++)
         p->nused += (uint64_t)__builtin_popcountll(p->inuse[w]);
+    /* the slop for overwrites (OpenZFS keeps 1/32 of a pool): redirect-on-write needs a new
+     * slot before the commit frees the old one, so a full pool would fail overwrites of its
+     * own data, and a filesystem on it could not even rewrite its journal */
+    p->reserve = p->nslots >= 2 ? (p->nslots / 32 > 0 ? p->nslots / 32 : 1) : 0;
     return 0;
 }
 
@@ -195,16 +203,22 @@ static size_t take_bitmap_run(struct vv_pool *p, uint64_t s, size_t max, uint64_
  * that finds nothing moves the rotor past what it saw, so the next one looks further */
 #define RUN_SCAN_WORDS 256u
 
-int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n)
+int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n,
+              bool reserve)
 {
     size_t words = (p->nslots + 63) / 64;
     size_t got = 0;
     pthread_mutex_lock(&p->alloc_mu);
-    if (p->nused >= p->nslots) {
+    uint64_t avail = p->nslots - p->nused;
+    if (!reserve)
+        avail = avail > p->reserve ? avail - p->reserve : 0;
+    if (avail == 0) {
         pthread_mutex_unlock(&p->alloc_mu);
         *n = 0;
         return ENOSPC;
     }
+    if (max > avail)
+        max = (size_t)avail;
     /*
      * Recently freed slots first: reusing one spares the reclaimer a punch.  Oldest first, in
      * the order they were freed: a commit frees in (volume, extent) order, so a sequential
@@ -262,10 +276,10 @@ out:
     return got ? 0 : ENOSPC;
 }
 
-int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero)
+int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero, bool reserve)
 {
     size_t n;
-    return alloc_run(p, 1, slot, zero, &n);
+    return alloc_run(p, 1, slot, zero, &n, reserve);
 }
 
 void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n)

@@ -538,6 +538,8 @@ static void undo_fresh(struct vv_pool *p, struct stripe *s, struct dchunk *d, un
     alloc_unreserve(p, &slot, &zero_slot, 1);
 }
 
+static int has_data(struct vv_pool *p, uint64_t vol, uint64_t idx, bool *yes);
+
 static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
                         const void *data)
 {
@@ -549,6 +551,8 @@ static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
     uint64_t bit = 1ULL << b;
     bool full = eoff == 0 && n == es;
     int retried = 0;
+    bool reserve = false; /* the block has data: its new slot may come from the reserve */
+    bool had = false;
     uint64_t t;
 again:;
     int err = txg_hold(p, &t);
@@ -568,8 +572,10 @@ again:;
     bool was_zero = d && (d->mask & bit);
     uint64_t slot;
     bool zero;
-    if ((err = alloc_slot(p, &slot, &zero)))
+    if ((err = alloc_slot(p, &slot, &zero, reserve))) {
+        had = was_zero; /* its slot was dropped in this txg and comes back at the commit */
         goto nospace;
+    }
     if (!d)
         err = dchunk_get(&s->tab[t & 1], vol, chunk, t, &d);
     if (!err && !was_zero)
@@ -626,6 +632,15 @@ done:
 nospace:
     pthread_mutex_unlock(&s->mu);
     txg_rele(p, t);
+    if (!reserve) {
+        /* an overwrite may use the reserve: is there data to overwrite? */
+        if (!had && (err = has_data(p, vol, idx, &had)))
+            return err;
+        if (had) {
+            reserve = true;
+            goto again;
+        }
+    }
     if (retried < 2) {
         /* slots freed by the open txg come back once it commits; the blocks of a deleted
          * volume once the reaper has freed them (a few seconds for a big one) */
@@ -688,7 +703,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
             /* new slots a run at a time, so that concurrent writers do not interleave theirs */
             if (ri == rn) {
                 ri = 0;
-                if (alloc_run(p, count - k, run, run_zero, &rn)) {
+                if (alloc_run(p, count - k, run, run_zero, &rn, false)) {
                     rn = 0;
                     stop = true;
                     break;

@@ -148,6 +148,7 @@ struct vv_pool {
     pthread_mutex_t alloc_mu;
     uint64_t *inuse;          /* alloc_mu */
     uint64_t nused;           /* alloc_mu: bits set in inuse */
+    uint64_t reserve;         /* slots only overwrites may take (set at open) */
     uint64_t rotor;           /* alloc_mu: next word to search */
     struct slot_list dropped[2]; /* alloc_mu: slots released by discards in txg t (t & 1) */
     uint64_t *zeroed;         /* alloc_mu: free slots known to be holes */
@@ -293,10 +294,13 @@ int upgrade_from_v1(struct vv_pool *p, struct vv_err *e);
 int alloc_init(struct vv_pool *p, MDB_txn *txn);
 void alloc_fini(struct vv_pool *p);
 /* a free slot, or ENOSPC; *zero: the slot is known to read as zeros (else: stale data) */
-int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero);
+/* RESERVE: the slot replaces one that the open txg's commit frees (an overwrite), so it may
+ * come from the reserve kept for overwrites */
+int alloc_slot(struct vv_pool *p, uint64_t *slot, bool *zero, bool reserve);
 /* 1 to MAX free slots in *N, consecutive in one data file as far as free space allows (a
  * sequential write's run), or ENOSPC; ZERO (optional) as alloc_slot's, per slot */
-int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n);
+int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t *n,
+              bool reserve);
 /* give back N slots taken by alloc_run (ZERO: what it said) and never referenced */
 void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n);
 void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* free (punched later) */

@@ -501,8 +501,10 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->capacity = p->capacity;
     pthread_mutex_lock(&p->alloc_mu);
     st->used = p->nused * p->extent_size;
+    st->reserve = p->reserve * p->extent_size;
     pthread_mutex_unlock(&p->alloc_mu);
     st->free = st->capacity - st->used;
+    st->available = st->free > st->reserve ? st->free - st->reserve : 0;
     st->freeing = atomic_load(&p->freeing) * p->extent_size;
     pthread_rwlock_rdlock(&p->vol_mu);
     st->volumes = p->nvols;

@@ -29,6 +29,16 @@ free=$(pool_field free)
 info "pool used $used, free $free"
 [ "$used" -ge $((60 * MiB)) ] || fail "ENOSPC with only $used of $((64 * MiB)) bytes used"
 [ "$used" -le $((64 * MiB)) ] || fail "pool used $used exceeds its capacity"
+assert_eq "$(pool_field available)" 0 "space available for new data when full"
+[ "$(pool_field reserve)" -gt 0 ] || fail "no reserve kept for overwrites"
+
+step "a full pool still takes overwrites of data already written (the reserve)"
+expect_exit 0 vvio write "$small" 0 4M --seed 11 --fsync
+expect_exit 0 vvio write "$small" 0 4M --seed 12 --fsync
+expect_exit 0 vvio verify "$small" 0 4M --seed 12
+expect_exit 0 vvio write "$small" 0 4M --seed 1 --fsync
+df_avail=$(df -B1 --output=avail "$MNT" | tail -n 1 | tr -d ' ')
+assert_eq "$df_avail" 0 "df's available space on a full pool (statfs f_bavail)"
 
 step "dd sees ENOSPC too, and the mount still works"
 expect_exit 1 dd if="$small" of="$big" bs=1M count=8 seek=200 conv=notrunc,fsync status=none
@@ -40,6 +50,12 @@ expect_exit 0 vvfs volume list
 step "delete 'small': 16 MiB come back and writes work again"
 expect_exit 0 vvfs volume delete small
 sync_pool
+# the delete returns at once; its blocks are freed in the background (status: freeing)
+end=$((SECONDS + 20))
+while [ "$(pool_field freeing)" != 0 ]; do
+    [ $SECONDS -lt $end ] || fail "the deleted volume's space was not freed within 20 s"
+    sleep 0.1
+done
 free2=$(pool_field free)
 [ $((free2 - free)) -ge $((16 * MiB)) ] || fail "deleting 'small' freed only $((free2 - free)) bytes"
 expect_exit 0 vvio write "$big" 200M 8M --seed 3 --fsync

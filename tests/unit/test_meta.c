@@ -1058,3 +1058,62 @@ Test(io, seek_and_discard_on_a_huge_sparse_volume, .timeout = 20)
     fsck_clean();
     rmpool();
 }
+
+/* A full pool keeps a reserve for overwrites: once new data is refused (ENOSPC), data already
+ * written can still be rewritten, whole or in part, again and again, and partial discards
+ * work; the status says what new data may still take. */
+static void full_pool_overwrites(uint32_t extent)
+{
+    mkpool(4 << 20, extent);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 8 << 20);
+    uint8_t *buf = malloc(extent), *r = malloc(extent);
+    uint64_t n = 0;
+    for (;; n++) {
+        fill(buf, n * extent, extent, 1);
+        int err = vv_vol_write(v, buf, extent, n * extent);
+        if (err) {
+            cr_assert_eq(err, ENOSPC, "write %llu: %d", (unsigned long long)n, err);
+            break;
+        }
+    }
+    cr_assert_eq(vv_vol_flush(v), 0);
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    cr_assert_gt(st.reserve, 0);
+    cr_assert_eq(st.available, 0, "available %llu when full", (unsigned long long)st.available);
+    cr_assert_eq(st.used + st.reserve, st.capacity, "the pool fills up to its reserve");
+    for (int round = 2; round < 40; round++) {
+        for (uint64_t i = 0; i < n; i += 3) {
+            fill(buf, i * extent, extent, (uint32_t)round);
+            cr_assert_eq(vv_vol_write(v, buf, extent, i * extent), 0,
+                         "overwrite of block %llu in round %d", (unsigned long long)i, round);
+        }
+        fill(buf, 1 * extent + 100, 200, (uint32_t)round);
+        cr_assert_eq(vv_vol_write(v, buf, 200, 1 * extent + 100), 0, "partial overwrite");
+        cr_assert_eq(vv_vol_discard(v, 4 * extent + 10, 100), 0, "partial discard");
+        if (round % 8 == 0)
+            cr_assert_eq(vv_vol_flush(v), 0);
+    }
+    fill(buf, n * extent, extent, 1);
+    cr_assert_eq(vv_vol_write(v, buf, extent, n * extent), ENOSPC, "new data is still refused");
+    fill(buf, 0, extent, 39);
+    cr_assert_eq(vv_vol_read(v, r, extent, 0), 0);
+    cr_assert(memcmp(r, buf, extent) == 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(r);
+    rmpool();
+}
+
+Test(io, full_pool_still_takes_overwrites_4k, .timeout = 60)
+{
+    full_pool_overwrites(4096);
+}
+
+Test(io, full_pool_still_takes_overwrites_64k, .timeout = 60)
+{
+    full_pool_overwrites(65536);
+}

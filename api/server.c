@@ -176,7 +176,11 @@ static json_t *status_json(struct vv_pool *pool)
     struct vv_pool_status st;
     memset(&st, 0, sizeof(st));
     vv_pool_get_status(pool, &st);
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
+    /* one specifier per line, beside its key: a shifted format reads garbage varargs */
+    return json_pack("{"
+                     "s:s," "s:I," "s:I," "s:I," "s:I," "s:I," "s:I,"
+                     "s:I," "s:I," "s:I," "s:b," "s:I," "s:I," "s:I,"
+                     "s:I," "s:I," "s:I," "s:b," "s:I}",
                      "pool_dir", vv_pool_dir(pool),
                      "format_version", (json_int_t)st.format_version,
                      "upgraded_from", (json_int_t)st.upgraded_from,
@@ -187,6 +191,7 @@ static json_t *status_json(struct vv_pool *pool)
                      "freeing", (json_int_t)st.freeing,
                      "reserve", (json_int_t)st.reserve,
                      "available", (json_int_t)st.available,
+                     "host_full", (int)st.host_full,
                      "volumes", (json_int_t)st.volumes,
                      "provisioned", (json_int_t)st.provisioned,
                      "committed_gen", (json_int_t)st.committed_gen,

@@ -211,7 +211,7 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
     pthread_mutex_lock(&p->alloc_mu);
     uint64_t avail = p->nslots - p->nused;
     if (!reserve)
-        avail = avail > p->reserve ? avail - p->reserve : 0;
+        avail = avail > p->reserve && !atomic_load(&p->host_full) ? avail - p->reserve : 0;
     if (avail == 0) {
         pthread_mutex_unlock(&p->alloc_mu);
         *n = 0;

@@ -19,7 +19,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAP_SIZE_MIN (64ULL << 30)
 
@@ -132,4 +135,46 @@ void rtxn_drain(struct vv_pool *p)
     while (p->rtxn_n > 0)
         mdb_txn_abort(p->rtxn_free[--p->rtxn_n]);
     pthread_mutex_unlock(&p->rtxn_mu);
+}
+
+#define ENV_ROOM (64ULL << 20)
+
+int env_keep_room(struct vv_pool *p)
+{
+    int fd;
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int err = kv_err(mdb_env_get_fd(p->env, &fd));
+    if (!err)
+        err = kv_err(mdb_env_info(p->env, &info));
+    if (!err)
+        err = kv_err(mdb_env_stat(p->env, &st));
+    if (!err && fstat(fd, &sb) != 0)
+        err = errno;
+    if (err)
+        return err;
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t have = (uint64_t)sb.st_size;
+    bool was_full = atomic_load(&p->host_full);
+    if (have >= used + ENV_ROOM / 2 && !was_full)
+        return 0;
+    uint64_t want = (used + ENV_ROOM + ENV_ROOM - 1) / ENV_ROOM * ENV_ROOM;
+    if (want > info.me_mapsize)
+        want = info.me_mapsize;
+    if (want > have && fallocate(fd, 0, (off_t)have, (off_t)(want - have)) != 0) {
+        err = errno;
+        if (!was_full)
+            vv_warn(VV_SS_META, "pool %s: cannot reserve room for metadata (%s): the "
+                    "filesystem under the pool is full; new data is refused until space is "
+                    "freed (rewrites, discards and deletes go on)", p->dir, strerror(err));
+        atomic_store(&p->host_full, true);
+        return err;
+    }
+    if (was_full) {
+        atomic_store(&p->host_full, false);
+        vv_info(VV_SS_META, "pool %s: the filesystem under the pool has room again; new data "
+                "is accepted", p->dir);
+    }
+    return 0;
 }

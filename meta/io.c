@@ -641,6 +641,10 @@ nospace:
             goto again;
         }
     }
+    if (atomic_load(&p->host_full) && retried < 2 && env_keep_room(p) == 0) {
+        retried++; /* the host has room again (space was freed there): go on */
+        goto again;
+    }
     if (retried < 2) {
         /* slots freed by the open txg come back once it commits; the blocks of a deleted
          * volume once the reaper has freed them (a few seconds for a big one) */
@@ -766,7 +770,8 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     }
     txg_rele(p, t);
     *done = err ? 0 : taken;
-    return err ? EIO : 0;
+    /* ENOSPC: the filesystem under the pool is full (the blocks were taken back out) */
+    return err ? (err == ENOSPC ? ENOSPC : EIO) : 0;
 }
 
 int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)

@@ -149,6 +149,8 @@ struct vv_pool {
     uint64_t *inuse;          /* alloc_mu */
     uint64_t nused;           /* alloc_mu: bits set in inuse */
     uint64_t reserve;         /* slots only overwrites may take (set at open) */
+    _Atomic bool host_full;   /* the host filesystem has no room for metadata: new data is
+                               * refused (env_keep_room) */
     uint64_t rotor;           /* alloc_mu: next word to search */
     struct slot_list dropped[2]; /* alloc_mu: slots released by discards in txg t (t & 1) */
     uint64_t *zeroed;         /* alloc_mu: free slots known to be holes */
@@ -340,6 +342,9 @@ void dirty_table_free(struct dirty_table *t);
 uint64_t env_map_size(const struct vv_pool *p, uint64_t nslots); /* map for a pool of NSLOTS */
 int env_open(struct vv_pool *p, uint64_t map_size, bool rdonly);
 int env_fit(struct vv_pool *p, uint64_t map_size); /* grow the map to MAP_SIZE; no txn active */
+/* keep meta.mdb allocated some room past what LMDB uses; ENOSPC (and host_full set) when
+ * the filesystem under the pool cannot give it */
+int env_keep_room(struct vv_pool *p);
 /* double the map; commit_mu held, no txn of the caller open */
 int env_grow(struct vv_pool *p);
 /* a read txn (from the cache), inside map_lock shared until rtxn_put */

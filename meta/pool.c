@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -424,6 +425,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         mdb_txn_abort(txn);
     if (!err && !rdonly)
         err = env_fit(p, env_map_size(p, p->nslots));
+    if (!err && !rdonly)
+        (void)env_keep_room(p); /* a full host: the pool opens, new data is refused */
     if (err) {
         vv_err_set(e, err, "cannot load pool %s: %s", p->dir, strerror(err));
         goto fail;
@@ -505,6 +508,13 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     pthread_mutex_unlock(&p->alloc_mu);
     st->free = st->capacity - st->used;
     st->available = st->free > st->reserve ? st->free - st->reserve : 0;
+    /* what can really be written: the filesystem under the pool may hold less (thin) */
+    struct statvfs sv;
+    if (atomic_load(&p->host_full))
+        st->available = 0;
+    else if (statvfs(p->dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < st->available)
+        st->available = (uint64_t)sv.f_bavail * sv.f_frsize;
+    st->host_full = atomic_load(&p->host_full);
     st->freeing = atomic_load(&p->freeing) * p->extent_size;
     pthread_rwlock_rdlock(&p->vol_mu);
     st->volumes = p->nvols;

@@ -85,7 +85,9 @@ struct vv_pool_status {
     uint64_t used;           /* bytes held by committed and dirty extents */
     uint64_t free;           /* capacity - used */
     uint64_t reserve;        /* of the capacity, kept for overwrites of data already written */
-    uint64_t available;      /* what new data may still take: free - reserve (or 0) */
+    uint64_t available;      /* what new data may still take: free - reserve, or less when
+                              * the filesystem under the pool has less room */
+    bool host_full;          /* that filesystem is full: new data is refused for now */
     uint64_t freeing;        /* bytes of deleted volumes (and shrunk tails) still being freed */
     uint64_t volumes;        /* number of volumes */
     uint64_t provisioned;    /* sum of volume sizes (may exceed capacity: thin) */

@@ -441,6 +441,8 @@ static int commit_open_txg(struct vv_pool *p)
     size_t nfreed = freed.n + dropped.n;
     slot_list_free(&dropped);
 
+    (void)env_keep_room(p); /* room for the next commits, or refuse new data (env.c) */
+
     /* published last, so a flush returns with the space of superseded slots already back */
     pthread_mutex_lock(&p->txg_mu);
     p->committed_txg = t;

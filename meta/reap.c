@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REAP_BATCH 2048u /* chunk versions per txn: up to 128K blocks */
+#define REAP_BATCH 512u /* chunk versions per txn: up to 32K blocks (128 MiB at 4 KiB) */
 
 static size_t reap_batch(void)
 {

@@ -419,31 +419,46 @@ int xmap_births_open(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
     return kv_err(mdb_cursor_open(txn, x->births, &c->cur));
 }
 
+/* Step CUR (on xbirths) with OP, from SEEK for MDB_SET_RANGE, and decode the row. */
+static int births_get(MDB_cursor *cur, MDB_cursor_op op, const struct key3 *seek,
+                      struct xkey *k)
+{
+    MDB_val kv = {0, NULL}, val;
+    if (seek)
+        kv = (MDB_val){sizeof(seek->b), (void *)seek->b};
+    int rc = mdb_cursor_get(cur, &kv, &val, op);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    if (kv.mv_size != 24)
+        return EBADMSG;
+    const uint8_t *b = kv.mv_data;
+    k->vol = get_be64(b);
+    k->birth = get_be64(b + 8);
+    k->chunk = get_be64(b + 16);
+    return 0;
+}
+
 int xmap_births_next(struct xmap_births *c, uint64_t *birth, uint64_t *chunk)
 {
-    MDB_val k, val;
-    int rc;
+    struct xkey k;
+    int err;
     if (!c->started) {
         c->started = true;
         if (c->after == UINT64_MAX)
             return ENOENT;
         struct key3 probe = key3_make(c->vol, c->after + 1, 0);
-        k = (MDB_val){sizeof(probe.b), probe.b};
-        rc = mdb_cursor_get(c->cur, &k, &val, MDB_SET_RANGE);
+        err = births_get(c->cur, MDB_SET_RANGE, &probe, &k);
     } else {
-        rc = mdb_cursor_get(c->cur, &k, &val, MDB_NEXT);
+        err = births_get(c->cur, MDB_NEXT, NULL, &k);
     }
-    if (rc == MDB_NOTFOUND)
+    if (err)
+        return err == EBADMSG ? EIO : err;
+    if (k.vol != c->vol || k.birth > c->upto)
         return ENOENT;
-    if (rc)
-        return kv_err(rc);
-    if (k.mv_size != 24)
-        return EIO;
-    const uint8_t *b = k.mv_data;
-    if (get_be64(b) != c->vol || get_be64(b + 8) > c->upto)
-        return ENOENT;
-    *birth = get_be64(b + 8);
-    *chunk = get_be64(b + 16);
+    *birth = k.birth;
+    *chunk = k.chunk;
     return 0;
 }
 
@@ -477,19 +492,7 @@ int xmap_cursor_get(const struct xmap *x, MDB_cursor *cur, MDB_cursor_op op, str
 
 int xmap_births_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xkey *k)
 {
-    MDB_val kv, val;
-    int rc = mdb_cursor_get(cur, &kv, &val, op);
-    if (rc == MDB_NOTFOUND)
-        return ENOENT;
-    if (rc)
-        return kv_err(rc);
-    if (kv.mv_size != 24)
-        return EBADMSG;
-    const uint8_t *b = kv.mv_data;
-    k->vol = get_be64(b);
-    k->birth = get_be64(b + 8);
-    k->chunk = get_be64(b + 16);
-    return 0;
+    return births_get(cur, op, NULL, k);
 }
 
 int xmap_births_has(const struct xmap *x, MDB_txn *txn, const struct xkey *k)

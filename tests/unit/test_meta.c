@@ -1117,3 +1117,64 @@ Test(io, full_pool_still_takes_overwrites_64k, .timeout = 60)
 {
     full_pool_overwrites(65536);
 }
+
+/* The births index answers "which chunks changed between gen a and gen b" (what replication
+ * and snapshot deletion walk): chunks written in three txgs, walked between their gens. */
+Test(xmap, births_walk_between_gens)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 32 << 20);
+    uint8_t buf[4096];
+    memset(buf, 7, sizeof(buf));
+    uint64_t gens[3];
+    /* txg k writes chunks 10k .. 10k+k (256 KiB each at 4 KiB blocks) */
+    for (int k = 0; k < 3; k++) {
+        for (int c = 10 * k; c <= 10 * k + k; c++)
+            cr_assert_eq(vv_vol_write(v, buf, 4096, (uint64_t)c << 18), 0);
+        cr_assert_eq(vv_vol_flush(v), 0);
+        struct vv_pool_status st;
+        vv_pool_get_status(p, &st);
+        gens[k] = st.committed_gen;
+    }
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    meta_db_open("xbirths", MDB_RDONLY, &env, &txn, &dbi);
+    struct xmap x = {.births = dbi};
+    struct {
+        uint64_t after, upto;
+        int n;
+        int chunks[8];
+    } cases[] = {
+        {0, UINT64_MAX - 1, 6, {0, 10, 11, 20, 21, 22}},
+        {gens[0], gens[1], 2, {10, 11}},
+        {gens[0], gens[2], 5, {10, 11, 20, 21, 22}},
+        {gens[1], gens[2], 3, {20, 21, 22}},
+        {gens[2], UINT64_MAX - 1, 0, {0}},
+        {0, gens[0], 1, {0}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct xmap_births c;
+        cr_assert_eq(xmap_births_open(&x, txn, 1, cases[i].after, cases[i].upto, &c), 0);
+        uint64_t birth, chunk, prev_birth = 0;
+        int n = 0;
+        int err;
+        while ((err = xmap_births_next(&c, &birth, &chunk)) == 0) {
+            cr_assert_lt(n, cases[i].n, "case %zu: more chunks than expected", i);
+            cr_assert_eq(chunk, (uint64_t)cases[i].chunks[n], "case %zu: chunk %d", i, n);
+            cr_assert(birth > cases[i].after && birth <= cases[i].upto);
+            cr_assert_geq(birth, prev_birth, "births come in gen order");
+            prev_birth = birth;
+            n++;
+        }
+        cr_assert_eq(err, ENOENT);
+        cr_assert_eq(n, cases[i].n, "case %zu: %d chunks", i, n);
+        xmap_births_close(&c);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    rmpool();
+}

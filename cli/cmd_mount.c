@@ -24,7 +24,7 @@
  */
 #include "cli/cli_i.h"
 
-#include "fs/fs.h"
+#include "daemon/daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>

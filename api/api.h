@@ -11,6 +11,9 @@
  *   POST   /v1/pool/sync            commit now -> 200 pool status
  * Status codes: 400 bad request/body/name/size, 404 no such volume/route, 405 method,
  * 409 exists/busy, 413 too large, 507 pool out of space, 500 internal.
+ * Strictness: an unknown field in a body, any query parameter ("?force=1") and any body on a
+ * request that takes none are 400, naming what was refused, so a typo never passes silently.
+ * Bodies are capped at 64 KiB (413).
  */
 #ifndef VV_API_API_H
 #define VV_API_API_H

@@ -11,10 +11,14 @@
  *   thread, so no handler runs once it returns and the caller may close the pool.
  *
  *   Life of a request.  MHD calls on_request() several times per request:
- *     1. after the headers (*req_cls == NULL): we allocate a struct request; a Content-Length
- *        over API_BODY_MAX is answered 413 at once (MHD then drops the body and the connection);
+ *     1. after the headers (*req_cls == NULL): we allocate a struct request.  A Content-Length
+ *        over API_BODY_MAX marks the request too large.  It is answered 413 at once if the
+ *        client waits for "100 Continue" or the body is over API_DISCARD_MAX (MHD then drops
+ *        the connection, and a client still sending sees a broken pipe); otherwise we read and
+ *        drop the body and answer 413 at the end, so the client gets to read the answer;
  *     2. once per piece of body: appended to req->body; past API_BODY_MAX the rest is discarded
- *        and req->too_large set (this covers chunked bodies, which carry no Content-Length);
+ *        and req->too_large set (this covers chunked bodies, which carry no Content-Length),
+ *        past API_DISCARD_MAX we answer 413 without reading on;
  *     3. at the end (upload_data_size == 0): route, run the handler, queue the reply.
  *   on_completed() frees the struct request however the request ended.
  *
@@ -54,6 +58,7 @@
 #include <unistd.h>
 
 #define API_BODY_MAX (64u << 10) /* bytes of request body we accept */
+#define API_DISCARD_MAX (1u << 20) /* bytes of a larger body we read and drop before the 413 */
 #define API_MAX_CONNECTIONS 64u  /* concurrent connections (one thread each) */
 #define API_IDLE_TIMEOUT 60u     /* seconds before an idle connection is closed */
 #define API_LISTEN_BACKLOG 64
@@ -68,7 +73,8 @@ struct vv_api {
 struct request {
     char *body; /* not NUL-terminated */
     size_t len, cap;
-    bool too_large; /* body passed API_BODY_MAX; the excess was discarded */
+    uint64_t received; /* bytes of body seen, kept or not */
+    bool too_large;    /* body passed API_BODY_MAX; the excess was discarded */
 };
 
 /* What a handler answers. */
@@ -487,8 +493,9 @@ static int pct_decode(const char *in, char *out, size_t len)
     return 0;
 }
 
-/* Route METHOD URL with body REQ; fill R (and *ALLOW for a 405). */
-static void dispatch(struct vv_api *api, const char *method, const char *url,
+/* Route METHOD URL with body REQ and query parameter QARG (the first one the request had, or
+ * NULL); fill R (and *ALLOW for a 405). */
+static void dispatch(struct vv_api *api, const char *method, const char *url, const char *qarg,
                      const struct request *req, struct reply *r, char *allow, size_t allow_len,
                      const struct route **matched)
 {
@@ -525,6 +532,20 @@ static void dispatch(struct vv_api *api, const char *method, const char *url,
         return;
     }
     *matched = rt;
+    /* Nothing takes parameters or (but PATCH and POST /v1/volumes) a body; one sent anyway
+     * is a mistake (a typo, a client that thinks "?force=1" does something), not noise. */
+    if (qarg) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "unknown query parameter \"%s\" (no resource takes parameters)",
+                    sanitize(qarg, clean, sizeof(clean)));
+        return;
+    }
+    if (!rt->takes_body && req->len) {
+        char cmethod[32];
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s %s takes no request body",
+                    sanitize(method, cmethod, sizeof(cmethod)), rt->path);
+        return;
+    }
 
     struct call c = {.api = api};
     char name[VV_NAME_MAX + 2];
@@ -563,6 +584,21 @@ static void dispatch(struct vv_api *api, const char *method, const char *url,
 }
 
 /* ---- MHD glue ------------------------------------------------------------------------------ */
+
+/* MHD_KeyValueIterator: copy the first key into the buffer CLS (struct qarg) and stop. */
+struct qarg {
+    char key[64];
+    bool found;
+};
+
+static enum MHD_Result first_key(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct qarg *q = cls;
+    snprintf(q->key, sizeof(q->key), "%s", key ? key : "");
+    q->found = true;
+    return MHD_NO;
+}
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r, const char *allow)
 {
@@ -650,13 +686,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *req_cls = req;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
-            return send_too_large(conn);
+        const char *expect =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        if (clen > API_BODY_MAX) {
+            if (expect || clen > API_DISCARD_MAX)
+                return send_too_large(conn);
+            req->too_large = true;
+        }
         return MHD_YES;
     }
     if (*upload_data_size) { /* a piece of body */
+        req->received += *upload_data_size;
         body_append(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        if (req->too_large && req->received > API_DISCARD_MAX)
+            return send_too_large(conn);
         return MHD_YES;
     }
     if (req->too_large)
@@ -665,7 +710,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct reply r = {0};
     char allow[64];
     const struct route *rt = NULL;
-    dispatch(api, method, url, req, &r, allow, sizeof(allow), &rt);
+    struct qarg q = {.found = false};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, first_key, &q);
+    dispatch(api, method, url, q.found ? q.key : NULL, req, &r, allow, sizeof(allow), &rt);
     if (!r.json && r.status != MHD_HTTP_NO_CONTENT)
         reply_error(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 

@@ -20,11 +20,21 @@
  *   daemon commits everything and exits; "all data committed" is printed only once its pid is
  *   gone.  Without root, umount2() gets EPERM and we fall back to fusermount3 -u.
  *
+ *   A daemon whose mount was taken away (fusermount3 -u, umount) commits before it exits and
+ *   holds the pool lock until then, so a mount right after an unmount would fail with "in
+ *   use".  So before forking, mount looks at the lock: if it is held (a LOCK_SH|LOCK_NB probe
+ *   fails) by a live pid and no fuse.vvfs mount in mountinfo has this pool directory as its
+ *   source (compared by device and inode, so symlinks and bind mounts of the pool count),
+ *   it waits up to PREV_TIMEOUT_MS for the lock to be released, saying so once.  A holder
+ *   with a live mount is left to the daemon's own refusal ("in use by process N"), at once.
+ *   The probe holds the lock for an instant when it is free; a daemon starting in that
+ *   instant from another "vvfs mount" fails as if the two had raced for the pool anyway.
+ *
  *   mountinfo fields are space-separated with " \t\n\\" written as octal escapes ("\040").
  */
 #include "cli/cli_i.h"
 
-#include "fs/fs.h"
+#include "daemon/daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +54,7 @@
 
 #define READY_TIMEOUT_MS 30000 /* for the daemon's "OK" */
 #define REAP_TIMEOUT_MS 10000  /* for a daemon that reported failure to exit */
+#define PREV_TIMEOUT_MS 30000  /* for an unmounted daemon to finish committing, at mount */
 #define EXIT_TIMEOUT_MS 120000 /* for the daemon to commit and exit after umount */
 #define EXIT_NOTICE_MS 2000    /* say that we are waiting after this long */
 #define POLL_MS 50
@@ -323,6 +335,86 @@ static int clear_stale_mount(const char *mnt)
     return 0;
 }
 
+/* ---- the previous daemon ------------------------------------------------------------------ */
+
+static bool alive(pid_t pid);
+
+/* Does a fuse.vvfs mount have the directory POOL as its source (by device and inode)?  When
+ * mountinfo cannot be read, says yes (so we do not wait on what we cannot see). */
+static bool pool_has_mount(const char *pool)
+{
+    struct stat want, st;
+    if (stat(pool, &want) != 0)
+        return true;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return true;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    struct mount_entry cur;
+    while (!found && getline(&line, &cap, f) > 0) {
+        if (parse_mountinfo_line(line, &cur) != 0 || strcmp(cur.fstype, VVFS_FSTYPE) != 0)
+            continue;
+        /* the source of a vvfs mount is a plain directory, never a FUSE mount: stat is safe */
+        found = strcmp(cur.source, pool) == 0 ||
+                (cur.source[0] == '/' && stat(cur.source, &st) == 0 && st.st_dev == want.st_dev &&
+                 st.st_ino == want.st_ino);
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Is POOL/lock held?  Returns true with *PID (0 if unreadable) when another process holds it;
+ * false when it is free, missing, or cannot be probed (the daemon will say why). */
+static bool lock_held(const char *pool, pid_t *pid)
+{
+    char path[PATH_MAX + 16], buf[32];
+    snprintf(path, sizeof(path), "%s/lock", pool);
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+        close(fd); /* releases our probe */
+        return false;
+    }
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    long v = strtol(buf, NULL, 10);
+    *pid = v > 0 ? (pid_t)v : 0;
+    return true;
+}
+
+/* Wait (bounded) for a daemon of POOL that has lost its mount to release the pool.  Returns 0
+ * (go ahead: the pool is free, or held by a mounted daemon, which the daemon will report) or
+ * CLI_FAIL (reported). */
+static int wait_previous_daemon(const char *pool)
+{
+    long start = now_ms();
+    bool told = false;
+    pid_t pid;
+    while (lock_held(pool, &pid)) {
+        if (pid <= 0 || !alive(pid) || pool_has_mount(pool))
+            return 0;
+        if (now_ms() - start >= PREV_TIMEOUT_MS)
+            return cli_fail("pool %s is still in use by process %ld, %d s after its mount went "
+                            "away; see %s/vvfs.log",
+                            pool, (long)pid, PREV_TIMEOUT_MS / 1000, pool);
+        if (!told) {
+            fprintf(stderr,
+                    "vvfs: waiting for the previous daemon of %s (pid %ld) to finish "
+                    "committing\n",
+                    pool, (long)pid);
+            told = true;
+        }
+        sleep_ms(POLL_MS);
+    }
+    return 0;
+}
+
 int cmd_mount(struct cli *c)
 {
     char pool[PATH_MAX], mnt[PATH_MAX], meta[PATH_MAX + 16];
@@ -353,6 +445,8 @@ int cmd_mount(struct cli *c)
         return cli_fail("pool %s is already mounted at %s", pool, e.point);
     if (find_mount(mnt, VVFS_FSTYPE, NULL, &e) == 0)
         return cli_fail("%s is already the mount point of pool %s", mnt, e.source);
+    if (wait_previous_daemon(pool) != 0)
+        return CLI_FAIL;
 
     if (c->foreground)
         return vv_daemon_run(&opts, -1) == 0 ? CLI_OK : CLI_FAIL;

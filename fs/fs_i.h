@@ -20,11 +20,13 @@ struct fs_handle {
     struct fs_handle *prev, *next;  /* vv_fs.handles, under vv_fs.handles_mu */
 };
 
+/* Set up by vv_fs_start() before any request is served, then read-only, except handles. */
 struct vv_fs {
-    struct vv_pool *pool;
+    struct vv_pool *pool;           /* borrowed from the composition root (daemon/) */
     struct fuse_session *se;        /* set before the session loop starts */
     unsigned threads;
     time_t start_time;
+    bool mounted;                   /* fuse_session_mount succeeded */
     pthread_mutex_t handles_mu;
     struct fs_handle *handles;      /* handles_mu: every open handle */
 };

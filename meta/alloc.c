@@ -327,6 +327,15 @@ static void punch(struct vv_pool *p, unsigned file, uint64_t first, uint64_t cou
     }
 }
 
+/*
+ * Bytes one punch covers at most.  A punch holds its data file's locks for as long as the
+ * filesystem takes to free the range (on a filesystem mounted with `discard`, a synchronous
+ * device discard): punching a deleted 12 GiB volume in runs of 1.5 GiB stalled an fsync on
+ * another volume for 277 ms (contrib/bench/delete-latency.sh).  Pieces of 64 MiB let other
+ * I/O in between.
+ */
+#define PUNCH_MAX (64u << 20)
+
 /* Punch every free run of the pool (at open, before the committer starts). */
 void alloc_punch_free(struct vv_pool *p)
 {
@@ -349,6 +358,42 @@ void alloc_punch_free(struct vv_pool *p)
     size_t words = (p->nslots + 63) / 64;
     for (size_t w = 0; w < words; w++)
         p->zeroed[w] = ~p->inuse[w];
+}
+
+/*
+ * Punch the slots of L (freed, referenced by nobody, still marked in use) at once, then return
+ * them to the allocator as holes: for the long runs a deleted volume frees.  Going through
+ * the reclaim queue instead put millions of single slots on it, and every reclaim round
+ * walked and sorted them under alloc_mu.  Sorts L.  No lock may be held: this is I/O.
+ */
+void alloc_punch_release(struct vv_pool *p, struct slot_list *l)
+{
+    if (l->n == 0)
+        return;
+    uint64_t *v = l->v;
+    size_t n = l->n;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint64_t)slot_file(p, v[i]) << 48 | slot_pos(p, v[i]);
+    qsort(v, n, sizeof(*v), slot_cmp);
+    for (size_t done = 0; done < n;) {
+        size_t j = done + 1;
+        while (j < n && v[j] == v[j - 1] + 1 && ((j - done) << p->extent_shift) < PUNCH_MAX)
+            j++;
+        punch(p, (unsigned)(v[done] >> 48), v[done] & ((1ULL << 48) - 1), j - done);
+        done = j;
+    }
+    pthread_mutex_lock(&p->alloc_mu);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = slot_at(p, (unsigned)(v[i] >> 48), v[i] & ((1ULL << 48) - 1));
+        if (!bit_get(p->inuse, s)) {
+            vv_err(VV_SS_META, "slot %llu released twice", (unsigned long long)s);
+            continue;
+        }
+        bit_clear(p->inuse, s);
+        bit_set(p->zeroed, s);
+        p->nused--;
+    }
+    pthread_mutex_unlock(&p->alloc_mu);
 }
 
 /*
@@ -387,14 +432,6 @@ void alloc_release(struct vv_pool *p, const struct slot_list *l)
  */
 #define RECLAIM_PUNCHES_MAX 512u
 
-/*
- * Bytes one punch covers at most.  A punch holds its data file's locks for as long as the
- * filesystem takes to free the range (on a filesystem mounted with `discard`, a synchronous
- * device discard): punching a deleted 12 GiB volume in runs of 1.5 GiB stalled an fsync on
- * another volume for 277 ms (contrib/bench/delete-latency.sh).  Pieces of 64 MiB let other
- * I/O in between.
- */
-#define PUNCH_MAX (64u << 20)
 
 /*
  * One reclaim round: punch the slots queued a round ago that are still free (ALL: every one

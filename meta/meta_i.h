@@ -191,6 +191,7 @@ struct vv_pool {
     size_t ndying, dying_cap;      /* commit_mu */
     pthread_cond_t reap_cv;        /* with commit_mu: work was added, or a step was done */
     bool reap_stop;                /* commit_mu */
+    bool reap_releasing;           /* commit_mu: the reaper is punching what a step freed */
     bool reaper_running;
     pthread_t reaper;
     _Atomic uint64_t freeing;      /* blocks of pending drops not yet freed (for the status) */
@@ -306,6 +307,8 @@ int alloc_run(struct vv_pool *p, size_t max, uint64_t *slots, bool *zero, size_t
 /* give back N slots taken by alloc_run (ZERO: what it said) and never referenced */
 void alloc_unreserve(struct vv_pool *p, const uint64_t *slots, const bool *zero, size_t n);
 void alloc_release(struct vv_pool *p, const struct slot_list *l);  /* free (punched later) */
+/* punch now, then free (slots nobody references; no lock held; sorts L) */
+void alloc_punch_release(struct vv_pool *p, struct slot_list *l);
 int alloc_reclaimer_start(struct vv_pool *p);
 void alloc_reclaimer_stop(struct vv_pool *p);  /* punches what is still queued */
 void alloc_punch_free(struct vv_pool *p);

@@ -800,9 +800,9 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     bool done = false;
     while (!err && !done && v->drop_from != DROP_NONE) {
         err = reap_step(p, v, &freed, &done);
-        alloc_release(p, &freed);
-        slot_list_free(&freed);
         pthread_mutex_unlock(&p->commit_mu);
+        alloc_punch_release(p, &freed);
+        slot_list_free(&freed);
         pthread_mutex_lock(&p->commit_mu);
     }
     MDB_txn *txn;
@@ -830,9 +830,9 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     done = false;
     while (!err && !done && size < old) {
         err = reap_step(p, v, &freed, &done);
-        alloc_release(p, &freed);
-        slot_list_free(&freed);
         pthread_mutex_unlock(&p->commit_mu);
+        alloc_punch_release(p, &freed);
+        slot_list_free(&freed);
         pthread_mutex_lock(&p->commit_mu);
     }
     pthread_mutex_unlock(&p->commit_mu);

@@ -14,9 +14,10 @@
  *   records still flagged tell vol_load what is left, and the reaper resumes.  The last step
  *   deletes a dying volume's record (or clears a shrunk volume's flag).
  *
- *   Slots a step frees are released at once (before commit_mu is dropped, so that a writer
- *   woken by the step finds them): nobody reads them (a deleted volume has no handles;
- *   blocks past a volume's end are never read).
+ *   Slots a step frees are punched and released by the reaper at once, not through the
+ *   allocator's reclaim queue (millions of single slots there cost every reclaim round a walk
+ *   and a sort under alloc_mu): nobody reads them (a deleted volume has no handles; blocks
+ *   past a volume's end are never read).
  */
 #include "meta/meta_i.h"
 #include "util/log.h"
@@ -121,10 +122,16 @@ static void *reaper_main(void *arg)
                     (unsigned long long)v->id);
             free(v);
         }
-        /* released before commit_mu: whoever waits for the reaper finds the space back */
-        alloc_release(p, &freed);
+        /* punched and released outside commit_mu (I/O); reap_releasing keeps whoever waits
+         * for the reaper waiting until the space is back */
+        p->reap_releasing = true;
         pthread_mutex_unlock(&p->commit_mu);
+        alloc_punch_release(p, &freed);
         slot_list_free(&freed);
+        pthread_mutex_lock(&p->commit_mu);
+        p->reap_releasing = false;
+        pthread_cond_broadcast(&p->reap_cv);
+        pthread_mutex_unlock(&p->commit_mu);
         if (err) {
             vv_err(VV_SS_META, "freeing the blocks of volume %llu failed: %s; retrying in 1 s",
                    (unsigned long long)v->id, strerror(err));
@@ -176,11 +183,11 @@ bool reap_wait_idle(struct vv_pool *p, unsigned ms)
     }
     pthread_mutex_lock(&p->commit_mu);
     bool idle;
-    while (!(idle = !p->reaper_running || !next_work(p)))
+    while (!(idle = !p->reaper_running || (!next_work(p) && !p->reap_releasing)))
         if (pthread_cond_timedwait(&p->reap_cv, &p->commit_mu, &ts) == ETIMEDOUT)
             break;
     if (!idle)
-        idle = !next_work(p);
+        idle = !next_work(p) && !p->reap_releasing;
     pthread_mutex_unlock(&p->commit_mu);
     return idle;
 }

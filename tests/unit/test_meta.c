@@ -1029,7 +1029,7 @@ Test(volume, delete_frees_in_the_background_and_resumes, .timeout = 60)
 
 /* SEEK_DATA, SEEK_HOLE and discard on a 1 PiB thin volume, data only near its end and in the
  * open txg: they visit chunks that have data, not the range (the test's timeout bounds it). */
-Test(io, seek_and_discard_on_a_huge_sparse_volume, .timeout = 20)
+Test(io, seek_and_discard_on_a_huge_sparse_volume, .timeout = 60)
 {
     mkpool(64 << 20, 4096);
     struct vv_pool *p = openpool();

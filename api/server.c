@@ -183,29 +183,39 @@ static json_t *status_json(struct vv_pool *pool)
     memset(&st, 0, sizeof(st));
     vv_pool_get_status(pool, &st);
     /* one specifier per line, beside its key: a shifted format reads garbage varargs */
-    return json_pack("{"
-                     "s:s," "s:I," "s:I," "s:I," "s:I," "s:I," "s:I,"
-                     "s:I," "s:I," "s:I," "s:b," "s:I," "s:I," "s:I,"
-                     "s:I," "s:I," "s:I," "s:b," "s:I}",
-                     "pool_dir", vv_pool_dir(pool),
-                     "format_version", (json_int_t)st.format_version,
-                     "upgraded_from", (json_int_t)st.upgraded_from,
-                     "extent_size", (json_int_t)st.extent_size,
-                     "capacity", (json_int_t)st.capacity,
-                     "used", (json_int_t)st.used,
-                     "free", (json_int_t)st.free,
-                     "freeing", (json_int_t)st.freeing,
-                     "reserve", (json_int_t)st.reserve,
-                     "available", (json_int_t)st.available,
-                     "host_full", (int)st.host_full,
-                     "volumes", (json_int_t)st.volumes,
-                     "provisioned", (json_int_t)st.provisioned,
-                     "committed_gen", (json_int_t)st.committed_gen,
-                     "dirty_bytes", (json_int_t)st.dirty_bytes,
-                     "commits", (json_int_t)st.commits,
-                     "checksum_errors", (json_int_t)st.checksum_errors,
-                     "direct_io", (int)st.direct_io,
-                     "bounced_writes", (json_int_t)st.bounced_writes);
+    json_t *j = json_pack("{"
+                          "s:s," "s:I," "s:I," "s:I," "s:I," "s:I," "s:I,"
+                          "s:I," "s:I," "s:I," "s:b," "s:I," "s:I," "s:I,"
+                          "s:I," "s:I," "s:I," "s:b," "s:I," "s:s}",
+                          "pool_dir", vv_pool_dir(pool),
+                          "format_version", (json_int_t)st.format_version,
+                          "upgraded_from", (json_int_t)st.upgraded_from,
+                          "extent_size", (json_int_t)st.extent_size,
+                          "capacity", (json_int_t)st.capacity,
+                          "used", (json_int_t)st.used,
+                          "free", (json_int_t)st.free,
+                          "freeing", (json_int_t)st.freeing,
+                          "reserve", (json_int_t)st.reserve,
+                          "available", (json_int_t)st.available,
+                          "host_full", (int)st.host_full,
+                          "volumes", (json_int_t)st.volumes,
+                          "provisioned", (json_int_t)st.provisioned,
+                          "committed_gen", (json_int_t)st.committed_gen,
+                          "dirty_bytes", (json_int_t)st.dirty_bytes,
+                          "commits", (json_int_t)st.commits,
+                          "checksum_errors", (json_int_t)st.checksum_errors,
+                          "direct_io", (int)st.direct_io,
+                          "bounced_writes", (json_int_t)st.bounced_writes,
+                          "state", st.read_only_errno ? "read-only" : "ok");
+    if (j && st.read_only_errno) {
+        char why[200];
+        snprintf(why, sizeof(why), "a commit failed (%s); writes fail until the pool is "
+                 "remounted, which brings it back at its last committed state",
+                 strerror(st.read_only_errno));
+        json_object_set_new(j, "state_reason", json_string(why));
+        json_object_set_new(j, "state_since", json_integer((json_int_t)st.read_only_since));
+    }
+    return j;
 }
 /* clang-format on */
 

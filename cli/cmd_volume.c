@@ -253,6 +253,17 @@ static void print_status(const json_t *st)
     printf("dirty:            %s\n", fmt_size(jnum(st, "dirty_bytes"), b, sizeof(b)));
     printf("commits:          %llu\n", (unsigned long long)jnum(st, "commits"));
     printf("checksum errors:  %llu\n", (unsigned long long)jnum(st, "checksum_errors"));
+    const char *state = jstr(st, "state");
+    printf("state:            %s", state);
+    if (strcmp(state, "ok") != 0) {
+        time_t since = (time_t)jnum(st, "state_since");
+        char when[64] = "?";
+        struct tm tm;
+        if (localtime_r(&since, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        printf(" since %s: %s", when, jstr(st, "state_reason"));
+    }
+    printf("\n");
     if (json_is_true(json_object_get(st, "direct_io")))
         printf("data writes:      direct I/O (%llu bounced)\n",
                (unsigned long long)jnum(st, "bounced_writes"));

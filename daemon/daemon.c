@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,6 +83,9 @@ int vv_daemon_run(const struct vv_daemon_opts *o, int ready_fd)
         ready_say(&ready_fd, "ERR %s", e.msg);
         return 1;
     }
+    /* a file size limit must give writes EFBIG (the pool then says why it stopped), not kill
+     * the daemon that serves every volume */
+    signal(SIGXFSZ, SIG_IGN);
     if (vv_pool_open(o->pool_dir, 0, &pool, &e) != 0) {
         ready_say(&ready_fd, "ERR %s", e.msg);
         return 1;

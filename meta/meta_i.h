@@ -176,6 +176,7 @@ struct vv_pool {
     uint64_t dirty_count[2];       /* txg_mu: dirty entries created in txg t (t & 1) */
     uint64_t commits;              /* txg_mu */
     int poisoned;                  /* txg_mu: errno of a failed commit; all I/O then fails */
+    uint64_t poisoned_at;          /* txg_mu: when (unix seconds) */
     bool stopping;                 /* txg_mu */
     bool committer_running;
     pthread_t committer;

@@ -525,6 +525,8 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->committed_gen = p->committed_txg;
     st->dirty_bytes = p->dirty_bytes[p->open_txg & 1];
     st->commits = p->commits;
+    st->read_only_errno = p->poisoned;
+    st->read_only_since = p->poisoned_at;
     pthread_mutex_unlock(&p->txg_mu);
     st->checksum_errors = atomic_load(&p->checksum_errors);
     st->direct_io = p->dio_fd[0] >= 0;

@@ -95,6 +95,9 @@ struct vv_pool_status {
     uint64_t dirty_bytes;    /* data written to the open txg, not yet committed */
     uint64_t commits;        /* txgs committed since open */
     uint64_t checksum_errors;/* checksum mismatches seen on reads since open */
+    int read_only_errno;     /* 0: the pool takes writes; else a commit failed with this errno
+                              * and every write fails (EIO) until the pool is remounted */
+    uint64_t read_only_since;/* when that commit failed (unix seconds) */
     bool direct_io;          /* whole-extent writes bypass the page cache (O_DIRECT) */
     uint64_t bounced_writes; /* of those, runs copied first because the buffer was unaligned */
 };

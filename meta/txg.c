@@ -362,8 +362,10 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
 static void poison(struct vv_pool *p, int err)
 {
     pthread_mutex_lock(&p->txg_mu);
-    if (!p->poisoned)
+    if (!p->poisoned) {
         p->poisoned = err ? err : EIO;
+        p->poisoned_at = (uint64_t)time(NULL);
+    }
     pthread_cond_broadcast(&p->txg_committed);
     pthread_cond_broadcast(&p->txg_quiesced);
     pthread_mutex_unlock(&p->txg_mu);

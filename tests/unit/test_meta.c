@@ -1178,3 +1178,48 @@ Test(xmap, births_walk_between_gens)
     mdb_env_close(env);
     rmpool();
 }
+
+/* A commit that fails makes the pool read-only, and the status says so, with the errno and
+ * when; a remount brings the pool back at its last committed state.  RLIMIT_FSIZE makes
+ * LMDB's page writes fail (EFBIG) at the commit. */
+Test(pool, failed_commit_shows_read_only_state, .timeout = 60)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *buf = malloc(1 << 20), *r = malloc(1 << 20);
+    fill(buf, 0, 1 << 20, 1);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    struct vv_pool_status st;
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(st.read_only_errno, 0);
+    fill(buf, 0, 1 << 20, 2);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0); /* data written, not committed */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim = {.rlim_cur = 8192, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int err = vv_vol_flush(v);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_neq(err, 0, "the commit must fail");
+    vv_pool_get_status(p, &st);
+    cr_assert_neq(st.read_only_errno, 0, "the status must say the pool is read-only");
+    cr_assert_gt(st.read_only_since, 0);
+    cr_assert_neq(vv_vol_write(v, buf, 4096, 0), 0, "writes are refused");
+    vv_vol_close(v);
+    cr_assert_neq(vv_pool_close(p), 0, "close reports the failed commit");
+    p = openpool();
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(st.read_only_errno, 0, "a remount clears it");
+    v = openvol(p, "v");
+    fill(buf, 0, 1 << 20, 1);
+    cr_assert_eq(vv_vol_read(v, r, 1 << 20, 0), 0);
+    cr_assert(memcmp(r, buf, 1 << 20) == 0, "the pool is at its last committed state");
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(r);
+    rmpool();
+}

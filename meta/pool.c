@@ -288,6 +288,16 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
             goto fail_meta;
         }
     }
+    /* the new files' names must be durable too: a crash right after create keeps the pool */
+    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        err = vv_err_set(e, errno, "fsync of the pool directory %s: %s", p->dir,
+                         strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        goto fail_meta;
+    }
+    close(dfd);
     vv_info(VV_SS_META, "created pool %s: capacity %llu bytes, extent size %u", p->dir,
             (unsigned long long)params->capacity, es);
     pool_free(p);

@@ -167,12 +167,13 @@ static void reply_errno(struct reply *r, int code, const struct vv_err *e)
 /* clang-format off */
 static json_t *volume_json(const struct vv_volume_info *v)
 {
-    return json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I}",
+    return json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
                      "id", (json_int_t)v->id,
                      "name", v->name,
                      "size", (json_int_t)v->size,
                      "used", (json_int_t)v->used,
                      "created", (json_int_t)v->created,
+                     "modified", (json_int_t)(v->modified_ns / 1000000000ULL),
                      "create_gen", (json_int_t)v->create_gen,
                      "open_count", (json_int_t)v->open_count);
 }

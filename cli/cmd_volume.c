@@ -147,6 +147,7 @@ int cmd_volume_show(struct cli *c)
     printf("size:        %s\n", fmt_size_exact(jnum(v, "size"), b, sizeof(b)));
     printf("used:        %s\n", fmt_size_exact(jnum(v, "used"), b, sizeof(b)));
     printf("created:     %s\n", fmt_time(jnum(v, "created"), true, b, sizeof(b)));
+    printf("modified:    %s\n", fmt_time(jnum(v, "modified"), true, b, sizeof(b)));
     printf("create_gen:  %llu\n", (unsigned long long)jnum(v, "create_gen"));
     printf("open_count:  %llu\n", (unsigned long long)jnum(v, "open_count"));
     json_decref(v);

@@ -62,7 +62,10 @@ static int vol_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
     st->st_size = (off_t)vi.size;
     st->st_blksize = 4096;
     st->st_blocks = (blkcnt_t)(vi.used / 512);
-    st->st_atime = st->st_mtime = st->st_ctime = (time_t)vi.created;
+    /* mtime and ctime: the last write (creation time stays in `vvfs volume show`) */
+    st->st_mtim.tv_sec = (time_t)(vi.modified_ns / 1000000000ULL);
+    st->st_mtim.tv_nsec = (long)(vi.modified_ns % 1000000000ULL);
+    st->st_ctim = st->st_atim = st->st_mtim;
     return 0;
 }
 

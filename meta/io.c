@@ -781,6 +781,7 @@ int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
         return EROFS;
     uint64_t es = p->extent_size;
     const uint8_t *b = buf;
+    vol_touch(h->vol);
     while (len > 0) {
         uint64_t idx = off >> p->extent_shift;
         uint64_t eoff = off & (es - 1);
@@ -977,6 +978,7 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
     uint64_t end = off + len;
+    vol_touch(h->vol);
     int err = 0;
     /* partial extents at either end: write zeros over the range, if there is data */
     uint64_t head_end = (off + es - 1) & ~(es - 1);

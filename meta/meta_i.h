@@ -52,6 +52,7 @@ struct vol_rec {
     char name[72];
     /* from here on: fields format 1 did not have (a shorter record reads them as 0) */
     uint64_t drop_from; /* VOL_F_DROP: blocks at and past it are being freed (reap.c) */
+    uint64_t mtime_ns;  /* last write, discard or resize (unix ns); 0: never, use created */
 };
 #define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
 #define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
@@ -74,6 +75,8 @@ struct vv_volume {
     bool deleting;                     /* on p->dying, not in p->vols; commit_mu */
     uint64_t drop_from;                /* blocks at/past it are being freed, or DROP_NONE;
                                         * commit_mu */
+    _Atomic uint64_t mtime_ns;         /* last write, discard or resize (unix ns), 0: never;
+                                        * set anywhere, persisted with the record */
 };
 
 /*
@@ -279,6 +282,7 @@ int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at ope
 int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; ENOMEM */
 void vol_dying_remove(struct vv_pool *p, struct vv_volume *v); /* commit_mu held */
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
+void vol_touch(struct vv_volume *v); /* its data changed now (mtime) */
 
 /* reap.c: freeing deleted volumes and shrunk tails, in bounded txns, resumed at open */
 int reap_start(struct vv_pool *p);

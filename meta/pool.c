@@ -566,6 +566,9 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
     o->size = atomic_load(&v->size);
     o->used = v->used_extents * p->extent_size;
     o->created = v->created;
+    o->modified_ns = atomic_load(&v->mtime_ns);
+    if (!o->modified_ns)
+        o->modified_ns = v->created * 1000000000ULL;
     o->create_gen = v->create_gen;
     o->open_count = v->open_count;
 }
@@ -821,6 +824,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     if (!err)
         err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (!err) {
+        vol_touch(v);
         struct vv_volume tmp = *v;
         atomic_store(&tmp.size, size);
         if (size < old) {

@@ -112,6 +112,7 @@ struct vv_volume_info {
     uint64_t size;         /* bytes, a multiple of 4096 */
     uint64_t used;         /* bytes of pool space its extents hold (committed view) */
     uint64_t created;      /* unix seconds */
+    uint64_t modified_ns;  /* last write, discard or resize, unix ns (created if never) */
     uint64_t create_gen;   /* pool generation when it was created */
     uint32_t open_count;   /* open handles (FUSE opens, loop devices...) */
 };

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_rec *r)
 {
@@ -24,6 +25,7 @@ static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_r
     v->create_gen = r->create_gen;
     v->used_extents = r->used_extents;
     v->snap_gen = r->snap_gen;
+    atomic_store(&v->mtime_ns, r->mtime_ns);
     v->deleting = r->flags & VOL_F_DELETING;
     v->drop_from = r->flags & VOL_F_DROP ? r->drop_from : DROP_NONE;
 }
@@ -39,6 +41,7 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
     r.used_extents = v->used_extents;
     r.snap_gen = v->snap_gen;
     snprintf(r.name, sizeof(r.name), "%s", v->name);
+    r.mtime_ns = atomic_load(&v->mtime_ns);
     if (v->deleting)
         r.flags |= VOL_F_DELETING;
     if (v->drop_from != DROP_NONE) {
@@ -175,6 +178,13 @@ void vv_vol_close(struct vv_vol *h)
     h->vol->open_count--;
     pthread_rwlock_unlock(&p->vol_mu);
     free(h);
+}
+
+void vol_touch(struct vv_volume *v)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    atomic_store(&v->mtime_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 }
 
 uint64_t vv_vol_size(const struct vv_vol *h)

@@ -118,6 +118,27 @@ umount_pool "$POOL" "$MNT"
 mount_pool "$POOL" "$MNT"
 check_all "after remount"
 
+step "mtime and ctime follow writes; the creation time stays in volume show"
+created=$(volume_field v1 created)
+m0=$(stat -c %Y "$vol")
+sleep 1.1
+expect_exit 0 vvio write "$vol" 1M 4096 --seed 5 --fsync
+m1=$(stat -c %Y "$vol")
+c1=$(stat -c %Z "$vol")
+[ "$m1" -gt "$m0" ] || fail "mtime did not move with a write ($m0 -> $m1)"
+assert_eq "$c1" "$m1" "ctime after a write"
+assert_eq "$(volume_field v1 created)" "$created" "creation time after a write"
+assert_eq "$(volume_field v1 modified)" "$m1" "modified in the API"
+sleep 1.1
+expect_exit 0 vvio punch "$vol" 1M 4096
+sync_pool
+[ "$(stat -c %Y "$vol")" -gt "$m1" ] || fail "mtime did not move with a discard"
+expect_exit 0 vvio write "$vol" 1M 4096 --seed 5 --fsync
+m2=$(stat -c %Y "$vol")
+umount_pool "$POOL" "$MNT"
+mount_pool "$POOL" "$MNT"
+assert_eq "$(stat -c %Y "$vol")" "$m2" "mtime across a remount"
+
 step "space accounting"
 # The writes touched extents 0 (regions 1, 2), 1 (region 2), 3..19 (region 3, 1 MiB + 3 at
 # 3E+5), 128..131 (the direct 256K at 8M), 639..641 (region 4) and 1023 (the last byte):

@@ -54,32 +54,29 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
     return kv_err(mdb_put(txn, p->db_volumes, &k, &d, 0));
 }
 
+/* Append V to the growable array *ARR of *N entries (*CAP allocated).  0 or ENOMEM. */
+static int push(struct vv_volume ***arr, size_t *n, size_t *cap, struct vv_volume *v)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        struct vv_volume **a = realloc(*arr, c * sizeof(*a));
+        if (!a)
+            return ENOMEM;
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
 int vol_append(struct vv_pool *p, struct vv_volume *v)
 {
-    if (p->nvols == p->vols_cap) {
-        size_t cap = p->vols_cap ? p->vols_cap * 2 : 16;
-        struct vv_volume **n = realloc(p->vols, cap * sizeof(*n));
-        if (!n)
-            return ENOMEM;
-        p->vols = n;
-        p->vols_cap = cap;
-    }
-    p->vols[p->nvols++] = v;
-    return 0;
+    return push(&p->vols, &p->nvols, &p->vols_cap, v);
 }
 
 int vol_dying_add(struct vv_pool *p, struct vv_volume *v)
 {
-    if (p->ndying == p->dying_cap) {
-        size_t cap = p->dying_cap ? p->dying_cap * 2 : 8;
-        struct vv_volume **n = realloc(p->dying, cap * sizeof(*n));
-        if (!n)
-            return ENOMEM;
-        p->dying = n;
-        p->dying_cap = cap;
-    }
-    p->dying[p->ndying++] = v;
-    return 0;
+    return push(&p->dying, &p->ndying, &p->dying_cap, v);
 }
 
 void vol_dying_remove(struct vv_pool *p, struct vv_volume *v)

@@ -124,20 +124,29 @@ static struct dchunk *dirty_ready(struct stripe *s, uint64_t t, uint64_t vol, ui
     return d;
 }
 
+/* The dirty chunks of (vol, chunk) in stripe S (locked): D[0] of the newer uncommitted txg,
+ * D[1] of the older; either may be NULL. */
+static void dirty_pair(struct stripe *s, uint64_t vol, uint64_t chunk, struct dchunk *d[2])
+{
+    struct dchunk *x = dchunk_find(&s->tab[0], vol, chunk);
+    struct dchunk *y = dchunk_find(&s->tab[1], vol, chunk);
+    bool swap = !x || (y && y->txg > x->txg);
+    d[0] = swap ? y : x;
+    d[1] = swap ? x : y;
+}
+
 /* The newest dirty chunk of (vol, chunk) in stripe S (locked) that maps block B, waiting
  * while B is FILLING there; NULL if no uncommitted txg maps B. */
 static struct dchunk *dirty_current(struct stripe *s, uint64_t vol, uint64_t chunk, unsigned b)
 {
     for (;;) {
-        struct dchunk *x = dchunk_find(&s->tab[0], vol, chunk);
-        struct dchunk *y = dchunk_find(&s->tab[1], vol, chunk);
-        if (x && !(x->mask >> b & 1))
-            x = NULL;
-        if (y && !(y->mask >> b & 1))
-            y = NULL;
-        struct dchunk *d = !x ? y : !y ? x : x->txg > y->txg ? x : y;
-        if (!d || !(d->filling >> b & 1))
-            return d;
+        struct dchunk *d[2];
+        dirty_pair(s, vol, chunk, d);
+        struct dchunk *c = d[0] && (d[0]->mask >> b & 1) ? d[0] : d[1];
+        if (c && !(c->mask >> b & 1))
+            c = NULL;
+        if (!c || !(c->filling >> b & 1))
+            return c;
         pthread_cond_wait(&s->filled, &s->mu);
     }
 }
@@ -150,21 +159,14 @@ static struct dchunk *dirty_current(struct stripe *s, uint64_t vol, uint64_t chu
 static uint64_t data_mask(struct stripe *s, uint64_t vol, uint64_t chunk,
                           const struct xview *view)
 {
-    struct dchunk *x = dchunk_find(&s->tab[0], vol, chunk);
-    struct dchunk *y = dchunk_find(&s->tab[1], vol, chunk);
-    if (x && y && y->txg > x->txg) {
-        struct dchunk *t = x;
-        x = y;
-        y = t;
-    }
-    if (!x) {
-        x = y;
-        y = NULL;
-    }
+    struct dchunk *d[2];
+    dirty_pair(s, vol, chunk, d);
     uint64_t decided = 0, data = 0;
-    for (struct dchunk *d = x; d; d = d == x ? y : NULL) {
-        data |= d->mask & ~d->zero & ~decided;
-        decided |= d->mask;
+    for (int i = 0; i < 2; i++) {
+        if (!d[i])
+            continue;
+        data |= d[i]->mask & ~d[i]->zero & ~decided;
+        decided |= d[i]->mask;
     }
     if (view)
         data |= view->data & ~decided;
@@ -518,6 +520,27 @@ static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t 
     return err;
 }
 
+/* Block B of D (stripe locked) gets SLOT, new in this txg, and is FILLING until fill_done. */
+static void fill_begin(struct dchunk *d, unsigned b, uint64_t slot)
+{
+    dchunk_blk(d, b)->slot = slot;
+    d->zero &= ~(1ULL << b);
+    d->filling |= 1ULL << b;
+    d->csum_ok &= ~(1ULL << b);
+}
+
+/* Block B of D (stripe S locked) is written; CSUM_OK: CSUM is its slot's checksum. */
+static void fill_done(struct stripe *s, struct dchunk *d, unsigned b, bool csum_ok,
+                      uint64_t csum)
+{
+    d->filling &= ~(1ULL << b);
+    if (csum_ok) {
+        dchunk_blk(d, b)->csum = csum;
+        d->csum_ok |= 1ULL << b;
+    }
+    pthread_cond_broadcast(&s->filled);
+}
+
 /* A first write of a block in this txg failed: take the block back out of D (stripe S locked),
  * so that the block keeps the content it had before (WAS_ZERO: it was discarded earlier in
  * this txg), and give the slot back. */
@@ -585,10 +608,7 @@ again:;
         pthread_mutex_unlock(&s->mu);
         goto done;
     }
-    dchunk_blk(d, b)->slot = slot;
-    d->zero &= ~bit;
-    d->filling |= bit;
-    d->csum_ok &= ~bit;
+    fill_begin(d, b, slot);
     pthread_mutex_unlock(&s->mu);
     txg_note_dirty(p, t, es, was_zero ? 0 : 1);
 
@@ -609,16 +629,10 @@ again:;
         err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
     uint64_t csum = full && !err ? XXH3_64bits(data, n) : 0;
     pthread_mutex_lock(&s->mu);
-    if (err) {
+    if (err)
         undo_fresh(p, s, d, b, was_zero, zero);
-    } else {
-        d->filling &= ~bit;
-        if (full) {
-            dchunk_blk(d, b)->csum = csum;
-            d->csum_ok |= bit;
-        }
-        pthread_cond_broadcast(&s->filled);
-    }
+    else
+        fill_done(s, d, b, full, csum);
     pthread_mutex_unlock(&s->mu);
 done:
     txg_rele(p, t);
@@ -722,10 +736,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
             slots[k] = run[ri];
             zeroed[k] = run_zero[ri];
             ri++;
-            dchunk_blk(d, b)->slot = slots[k];
-            d->zero &= ~bit;
-            d->filling |= bit;
-            d->csum_ok &= ~bit;
+            fill_begin(d, b, slots[k]);
             kind[k] = was_zero ? TAKE_WAS_ZERO : TAKE_NEW;
             nfresh++;
         }
@@ -760,12 +771,8 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
                 undo_fresh(p, s, d, b, kind[k] == TAKE_WAS_ZERO, zeroed[k]);
                 continue;
             }
-            struct dblk *e = dchunk_blk(d, b);
-            e->csum = XXH3_64bits(data + k * es, es);
-            d->filling &= ~(1ULL << b);
-            d->csum_ok |= 1ULL << b;
+            fill_done(s, d, b, true, XXH3_64bits(data + k * es, es));
         }
-        pthread_cond_broadcast(&s->filled);
         pthread_mutex_unlock(&s->mu);
     }
     txg_rele(p, t);

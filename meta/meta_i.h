@@ -2,7 +2,8 @@
  * meta/meta_i.h — private to meta/: the pool's in-memory state and on-disk encodings.
  *
  * Lock order (outer to inner; never take an outer lock while holding an inner one):
- *     commit_mu  >  vol_mu  >  stripe.mu  >  txg_mu  >  alloc_mu
+ *     volume.op_mu  >  commit_mu  >  vol_mu  >  stripe.mu  >  txg_mu  >  alloc_mu
+ * (one op_mu at a time: an operation claims one volume, see vol_claim)
  * reuse_lock is taken (shared) by readers around lookup+pread and (exclusive, empty section)
  * by the committer as a barrier; nothing else is taken inside its exclusive section.
  * No data-file I/O and no LMDB commit happens under stripe.mu, txg_mu or alloc_mu.
@@ -72,11 +73,17 @@ struct vv_volume {
     uint64_t snap_gen;                 /* commit_mu */
     uint32_t open_count;               /* vol_mu */
     bool busy;                         /* delete/shrink in progress: opens refused; vol_mu */
-    bool deleting;                     /* on p->dying, not in p->vols; commit_mu */
+    bool deleting;                     /* on p->dying, not in p->vols; written with commit_mu
+                                        * and vol_mu held, read under either */
     uint64_t drop_from;                /* blocks at/past it are being freed, or DROP_NONE;
                                         * commit_mu */
     _Atomic uint64_t mtime_ns;         /* last write, discard or resize (unix ns), 0: never;
                                         * set anywhere, persisted with the record */
+    /* Lifetime: one reference for being in p->vols or p->dying, one per claim (vol_claim)
+     * and one per open handle.  The last vol_put frees the struct, so a pointer is good
+     * exactly as long as a reference taken under vol_mu (or commit_mu, for p->dying). */
+    _Atomic uint32_t refs;
+    pthread_mutex_t op_mu;             /* held by the one volume operation working on it */
 };
 
 /*
@@ -275,8 +282,19 @@ static inline off_t slot_off(const struct vv_pool *p, uint64_t slot, uint64_t of
 }
 
 /* vol.c: the volume table (vol_mu held for the lookups and vol_append) */
+struct vv_volume *vol_new(void);                  /* one reference (the table's); NULL: ENOMEM */
+void vol_ref(struct vv_volume *v);                /* V is reachable: a table lookup, a claim */
+void vol_put(struct vv_volume *v);                /* no lock needed; the last one frees V */
 struct vv_volume *vol_find_id(struct vv_pool *p, uint64_t id);
 struct vv_volume *vol_find_name(struct vv_pool *p, const char *name);
+/*
+ * Claim volume NAME for one control operation (no meta lock held): a reference and its
+ * op_mu, waiting while another operation has it.  On return 0, *OUT is still called NAME and
+ * not deleted, and stays so until vol_unclaim(): rename and delete need the claim.  ENOENT
+ * (E set) when no volume has that name.
+ */
+int vol_claim(struct vv_pool *p, const char *name, struct vv_volume **out, struct vv_err *e);
+void vol_unclaim(struct vv_volume *v);
 int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
 int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
 int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; ENOMEM */

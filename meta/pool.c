@@ -127,10 +127,10 @@ static void pool_free(struct vv_pool *p)
     if (p->lock_fd >= 0)
         close(p->lock_fd); /* releases the flock */
     for (size_t i = 0; i < p->nvols; i++)
-        free(p->vols[i]);
+        vol_put(p->vols[i]);
     free(p->vols);
     for (size_t i = 0; i < p->ndying; i++)
-        free(p->dying[i]);
+        vol_put(p->dying[i]);
     free(p->dying);
     alloc_fini(p);
     for (int i = 0; i < NSTRIPES; i++) {
@@ -607,7 +607,7 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         err = writable(p, e);
     if (err)
         return err;
-    struct vv_volume *v = calloc(1, sizeof(*v));
+    struct vv_volume *v = vol_new();
     if (!v)
         return vv_err_set(e, ENOMEM, "out of memory");
     pthread_mutex_lock(&p->commit_mu);
@@ -619,7 +619,6 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         goto out;
     }
     v->id = p->next_vol_id;
-    v->drop_from = DROP_NONE;
     snprintf(v->name, sizeof(v->name), "%s", name);
     atomic_store(&v->size, size);
     v->created = (uint64_t)time(NULL);
@@ -668,55 +667,41 @@ lmdb_fail:
     vv_err_set(e, err, "cannot record volume '%s': %s", name, strerror(err));
 out:
     pthread_mutex_unlock(&p->commit_mu);
-    free(v);
+    vol_put(v);
     return err;
 }
 
-/* Mark volume NAME busy (no new opens) if it is not open.  Returns it, or NULL with E set. */
-static struct vv_volume *claim_idle(struct vv_pool *p, const char *name, const char *what,
-                                    struct vv_err *e)
+/* With V claimed: refuse new opens (busy) unless it is open now (EBUSY, E set). */
+static int refuse_opens(struct vv_pool *p, struct vv_volume *v, const char *what,
+                        struct vv_err *e)
 {
+    int err = 0;
     pthread_rwlock_wrlock(&p->vol_mu);
-    struct vv_volume *v = vol_find_name(p, name);
-    if (!v)
-        vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
-    else if (v->busy)
-        vv_err_set(e, EBUSY, "volume '%s' is busy with another operation", name);
-    else if (v->open_count)
-        vv_err_set(e, EBUSY, "cannot %s volume '%s': it is open (%u handle%s, e.g. a loop "
-                   "device or a process)", what, name, v->open_count,
-                   v->open_count == 1 ? "" : "s");
+    if (v->open_count)
+        err = vv_err_set(e, EBUSY, "cannot %s volume '%s': it is open (%u handle%s, e.g. a "
+                         "loop device or a process)", what, v->name, v->open_count,
+                         v->open_count == 1 ? "" : "s");
     else
         v->busy = true;
-    bool ok = v && v->busy && !v->open_count;
     pthread_rwlock_unlock(&p->vol_mu);
-    return ok ? v : NULL;
+    return err;
 }
 
-static void unclaim(struct vv_pool *p, struct vv_volume *v)
+static void allow_opens(struct vv_pool *p, struct vv_volume *v)
 {
     pthread_rwlock_wrlock(&p->vol_mu);
     v->busy = false;
     pthread_rwlock_unlock(&p->vol_mu);
 }
 
-int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
+/* With V claimed and busy: one small txn takes the name away and marks the record
+ * "deleting" (the reaper frees the blocks), then V leaves the table for p->dying. */
+static int delete_claimed(struct vv_pool *p, struct vv_volume *v, struct vv_err *e)
 {
-    int err = check_name(name, e);
-    if (!err)
-        err = writable(p, e);
-    if (err)
-        return err;
-    struct vv_volume *v = claim_idle(p, name, "delete", e);
-    if (!v)
-        return e ? e->code : EBUSY;
     /* commit whatever the volume still has dirty, so that the reaper finds all of it */
-    err = txg_sync(p);
-    if (err) {
-        unclaim(p, v);
+    int err = txg_sync(p);
+    if (err)
         return vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
-    }
-    /* one small txn: the name goes, the record says "deleting"; the reaper frees the blocks */
     pthread_mutex_lock(&p->commit_mu);
     err = vol_dying_add(p, v); /* (room first: after the commit nothing may fail) */
     if (!err) {
@@ -745,9 +730,8 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     }
     if (err) {
         pthread_mutex_unlock(&p->commit_mu);
-        vv_err(VV_SS_META, "delete volume '%s' failed: %s", name, strerror(err));
-        unclaim(p, v);
-        return vv_err_set(e, err, "cannot delete volume '%s': %s", name, strerror(err));
+        vv_err(VV_SS_META, "delete volume '%s' failed: %s", v->name, strerror(err));
+        return vv_err_set(e, err, "cannot delete volume '%s': %s", v->name, strerror(err));
     }
     pthread_rwlock_wrlock(&p->vol_mu);
     for (size_t i = 0; i < p->nvols; i++) {
@@ -759,43 +743,49 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     v->deleting = true;
     v->drop_from = 0;
     pthread_rwlock_unlock(&p->vol_mu);
-    uint64_t id = v->id, used = v->used_extents;
+    uint64_t used = v->used_extents;
     if (used) {
-        p->dying[p->ndying++] = v;
+        p->dying[p->ndying++] = v; /* the table's reference moves to the dying list */
         atomic_fetch_add(&p->freeing, used);
         reap_kick(p);
     } else {
-        free(v);
+        vol_put(v); /* the table's; the claim still holds V */
     }
     pthread_mutex_unlock(&p->commit_mu);
     vv_info(VV_SS_META, "deleted volume '%s' (id %llu); its %llu blocks are freed in the "
-            "background", name, (unsigned long long)id, (unsigned long long)used);
-    notify(p, VV_VOL_DELETED, id, name, NULL);
+            "background", v->name, (unsigned long long)v->id, (unsigned long long)used);
     return 0;
 }
 
-int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e)
+int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
 {
     int err = check_name(name, e);
     if (!err)
-        err = check_size(size, e);
-    if (!err)
         err = writable(p, e);
+    struct vv_volume *v = NULL;
+    if (!err)
+        err = vol_claim(p, name, &v, e);
     if (err)
         return err;
-    pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = vol_find_name(p, name);
-    uint64_t old = v ? atomic_load(&v->size) : 0;
-    pthread_rwlock_unlock(&p->vol_mu);
-    if (!v)
-        return vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
-    if (size == old)
-        return 0;
+    uint64_t id = v->id;
+    err = refuse_opens(p, v, "delete", e);
+    if (!err) {
+        err = delete_claimed(p, v, e);
+        if (err)
+            allow_opens(p, v);
+    }
+    vol_unclaim(v);
+    if (!err)
+        notify(p, VV_VOL_DELETED, id, name, NULL);
+    return err;
+}
+
+/* With V claimed (and busy for a shrink): record SIZE, and free what lies past it. */
+static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, uint64_t size)
+{
+    int err = 0;
     struct slot_list freed = {0};
     if (size < old) {
-        v = claim_idle(p, name, "shrink", e);
-        if (!v)
-            return e ? e->code : EBUSY;
         /* zero the tail of the last extent that stays, then drop whole extents past it */
         struct vv_vol h = {p, v};
         uint64_t es = p->extent_size;
@@ -803,10 +793,8 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
         err = keep_end > size ? vv_vol_discard(&h, size, keep_end - size) : 0;
         if (!err)
             err = txg_sync(p);
-        if (err) {
-            unclaim(p, v);
-            return vv_err_set(e, err, "cannot shrink volume '%s': %s", name, strerror(err));
-        }
+        if (err)
+            return err;
     }
     /* A shrink records the new size and where the drop starts in one small txn, then frees
      * the tail in bounded steps (reap.c; resumed at open after a crash).  A grow first
@@ -824,20 +812,20 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     if (!err)
         err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
     if (!err) {
-        vol_touch(v);
         struct vv_volume tmp = *v;
+        vol_touch(&tmp);
         atomic_store(&tmp.size, size);
-        if (size < old) {
-            uint64_t nblocks = (size + p->extent_size - 1) >> p->extent_shift;
-            tmp.drop_from = nblocks;
-        }
+        if (size < old)
+            tmp.drop_from = (size + p->extent_size - 1) >> p->extent_shift;
         err = vol_write_rec(p, txn, &tmp);
         if (!err)
             err = kv_err(mdb_txn_commit(txn));
         else
             mdb_txn_abort(txn);
+        /* published only once committed */
         if (!err) {
             pthread_rwlock_wrlock(&p->vol_mu);
+            atomic_store(&v->mtime_ns, atomic_load(&tmp.mtime_ns));
             atomic_store(&v->size, size);
             v->drop_from = tmp.drop_from;
             pthread_rwlock_unlock(&p->vol_mu);
@@ -852,38 +840,52 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
         pthread_mutex_lock(&p->commit_mu);
     }
     pthread_mutex_unlock(&p->commit_mu);
-    if (size < old)
-        unclaim(p, v);
-    if (err) {
-        vv_err(VV_SS_META, "resize volume '%s' failed: %s", name, strerror(err));
-        return vv_err_set(e, err, "cannot resize volume '%s': %s", name, strerror(err));
-    }
-    vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
-            (unsigned long long)old, (unsigned long long)size);
-    notify(p, VV_VOL_RESIZED, v->id, name, NULL);
-    return 0;
+    return err;
 }
 
-int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e)
+int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e)
 {
     int err = check_name(name, e);
     if (!err)
-        err = check_name(newname, e);
+        err = check_size(size, e);
     if (!err)
         err = writable(p, e);
+    struct vv_volume *v = NULL;
+    if (!err)
+        err = vol_claim(p, name, &v, e);
     if (err)
         return err;
+    uint64_t id = v->id, old = atomic_load(&v->size);
+    if (size < old)
+        err = refuse_opens(p, v, "shrink", e);
+    if (!err && size != old) {
+        err = resize_claimed(p, v, old, size);
+        if (size < old)
+            allow_opens(p, v);
+        if (err) {
+            vv_err(VV_SS_META, "resize volume '%s' failed: %s", name, strerror(err));
+            vv_err_set(e, err, "cannot resize volume '%s': %s", name, strerror(err));
+        }
+    }
+    vol_unclaim(v);
+    if (err || size == old)
+        return err;
+    vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
+            (unsigned long long)old, (unsigned long long)size);
+    notify(p, VV_VOL_RESIZED, id, name, NULL);
+    return 0;
+}
+
+/* With V claimed: NEWNAME replaces its name, if no volume has it (commit_mu: so that no
+ * create or other rename takes it meanwhile). */
+static int rename_claimed(struct vv_pool *p, struct vv_volume *v, const char *newname,
+                          struct vv_err *e)
+{
     pthread_mutex_lock(&p->commit_mu);
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vv_volume *v = vol_find_name(p, name);
     bool taken = vol_find_name(p, newname) != NULL;
     pthread_rwlock_unlock(&p->vol_mu);
-    if (!v) {
-        err = vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
-        goto out;
-    }
-    if (strcmp(name, newname) == 0)
-        goto out;
+    int err = 0;
     if (taken) {
         err = vv_err_set(e, EEXIST, "volume '%s' already exists", newname);
         goto out;
@@ -896,7 +898,7 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
     snprintf(copy.name, sizeof(copy.name), "%s", newname);
     uint8_t idb[8];
     put_be64(idb, v->id);
-    MDB_val ok = {strlen(name), (void *)name}, nk = {strlen(newname), (void *)newname};
+    MDB_val ok = {strlen(v->name), v->name}, nk = {strlen(newname), (void *)newname};
     MDB_val d = {8, idb};
     err = kv_err(mdb_del(txn, p->db_volnames, &ok, NULL));
     if (!err)
@@ -912,16 +914,37 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
     pthread_rwlock_wrlock(&p->vol_mu);
     snprintf(v->name, sizeof(v->name), "%s", newname);
     pthread_rwlock_unlock(&p->vol_mu);
-    pthread_mutex_unlock(&p->commit_mu);
-    vv_info(VV_SS_META, "renamed volume '%s' to '%s'", name, newname);
-    notify(p, VV_VOL_RENAMED, v->id, newname, name);
-    return 0;
+    goto out;
 fail:
-    vv_err(VV_SS_META, "rename volume '%s' failed: %s", name, strerror(err));
-    vv_err_set(e, err, "cannot rename volume '%s': %s", name, strerror(err));
+    vv_err(VV_SS_META, "rename volume '%s' failed: %s", v->name, strerror(err));
+    vv_err_set(e, err, "cannot rename volume '%s': %s", v->name, strerror(err));
 out:
     pthread_mutex_unlock(&p->commit_mu);
     return err;
+}
+
+int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = check_name(newname, e);
+    if (!err)
+        err = writable(p, e);
+    struct vv_volume *v = NULL;
+    if (!err)
+        err = vol_claim(p, name, &v, e);
+    if (err)
+        return err;
+    uint64_t id = v->id;
+    bool same = strcmp(name, newname) == 0;
+    if (!same)
+        err = rename_claimed(p, v, newname, e);
+    vol_unclaim(v);
+    if (err || same)
+        return err;
+    vv_info(VV_SS_META, "renamed volume '%s' to '%s'", name, newname);
+    notify(p, VV_VOL_RENAMED, id, newname, name);
+    return 0;
 }
 
 int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *out,

@@ -118,7 +118,12 @@ struct vv_volume_info {
 };
 
 /*
- * Volume operations.  Names are checked with vv_name_check() (EINVAL).  Sizes must be a
+ * Volume operations.  Each claims the volume it works on for its whole run: operations on one
+ * volume (delete, resize, rename) run one after another (a second one waits for the first,
+ * then finds the volume as the first left it: gone, or under its new name, is ENOENT);
+ * operations on different volumes run side by side.  A volume's memory lives as long as any
+ * claim or handle on it, so no call ever sees it freed.
+ * Names are checked with vv_name_check() (EINVAL).  Sizes must be a
  * positive multiple of 4096 (EINVAL) and at most VV_VOLUME_MAX_SIZE (EFBIG).
  *   create: EEXIST if the name is taken.
  *   delete: ENOENT; EBUSY while the volume is open.  Returns at once (one small txn); its
@@ -156,8 +161,9 @@ int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n);
 /* ---- volume I/O -------------------------------------------------------------------------- */
 
 /*
- * Open volume ID for I/O.  ENOENT if it does not exist (or is being deleted).  The handle
- * keeps the volume from being deleted or shrunk until vv_vol_close().
+ * Open volume ID for I/O.  ENOENT if it does not exist (or is being deleted), EBUSY while a
+ * delete or shrink of it runs.  The handle keeps the volume from being deleted or shrunk
+ * (EBUSY) and holds a reference to it until vv_vol_close().
  */
 int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out);
 void vv_vol_close(struct vv_vol *v);

@@ -115,12 +115,13 @@ static void *reaper_main(void *arg)
         }
         struct slot_list freed = {0};
         bool done;
+        uint64_t id = v->id; /* (V may be gone once commit_mu is dropped) */
         int err = reap_step(p, v, &freed, &done);
         if (!err && done && v->deleting) {
             vol_dying_remove(p, v);
             vv_info(VV_SS_META, "deleted volume (id %llu): all its space is free",
                     (unsigned long long)v->id);
-            free(v);
+            vol_put(v); /* the dying list's reference */
         }
         /* punched and released outside commit_mu (I/O); reap_releasing keeps whoever waits
          * for the reaper waiting until the space is back */
@@ -134,7 +135,7 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&p->commit_mu);
         if (err) {
             vv_err(VV_SS_META, "freeing the blocks of volume %llu failed: %s; retrying in 1 s",
-                   (unsigned long long)v->id, strerror(err));
+                   (unsigned long long)id, strerror(err));
             sleep(1);
         } else if (pause_ms) {
             struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};

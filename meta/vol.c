@@ -6,6 +6,9 @@
  *   operations in pool.c only after the LMDB txn that changes the DB has committed.  It sits
  *   below txg.c (a commit looks volumes up and writes their counters) and pool.c.
  *   The table and each entry's name and open_count are protected by vol_mu (see meta_i.h).
+ *   A struct vv_volume is reference-counted (meta_i.h, "Lifetime"): the table holds one, and
+ *   so does each claim and each open handle, so that a control operation that waits for a
+ *   lock, or a handle, never finds its volume freed under it by a concurrent delete.
  */
 #include "meta/meta_i.h"
 #include "util/log.h"
@@ -15,6 +18,64 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+struct vv_volume *vol_new(void)
+{
+    struct vv_volume *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    if (pthread_mutex_init(&v->op_mu, NULL)) {
+        free(v);
+        return NULL;
+    }
+    v->drop_from = DROP_NONE;
+    atomic_store(&v->refs, 1);
+    return v;
+}
+
+void vol_ref(struct vv_volume *v)
+{
+    atomic_fetch_add(&v->refs, 1);
+}
+
+void vol_put(struct vv_volume *v)
+{
+    if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
+        pthread_mutex_destroy(&v->op_mu);
+        free(v);
+    }
+}
+
+int vol_claim(struct vv_pool *p, const char *name, struct vv_volume **out, struct vv_err *e)
+{
+    /* A rename can move NAME to another volume while we wait: look it up again then (a
+     * bounded number of times; each retry means some other operation finished). */
+    for (int tries = 0; tries < 64; tries++) {
+        pthread_rwlock_rdlock(&p->vol_mu);
+        struct vv_volume *v = vol_find_name(p, name);
+        if (v)
+            vol_ref(v);
+        pthread_rwlock_unlock(&p->vol_mu);
+        if (!v)
+            break;
+        pthread_mutex_lock(&v->op_mu);
+        pthread_rwlock_rdlock(&p->vol_mu);
+        bool same = !v->deleting && strcmp(v->name, name) == 0;
+        pthread_rwlock_unlock(&p->vol_mu);
+        if (same) {
+            *out = v;
+            return 0;
+        }
+        vol_unclaim(v);
+    }
+    return vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
+}
+
+void vol_unclaim(struct vv_volume *v)
+{
+    pthread_mutex_unlock(&v->op_mu);
+    vol_put(v);
+}
 
 static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_rec *r)
 {
@@ -109,12 +170,12 @@ int vol_load(struct vv_pool *p, MDB_txn *txn)
         struct vol_rec r;
         memset(&r, 0, sizeof(r));
         memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
-        struct vv_volume *v = calloc(1, sizeof(*v));
+        struct vv_volume *v = vol_new();
         if (v)
             volume_from_rec(v, get_be64(k.mv_data), &r);
         /* a deleted volume whose blocks were still being freed: the reaper goes on */
         if (!v || (v->deleting ? vol_dying_add(p, v) : vol_append(p, v))) {
-            free(v);
+            vol_put(v);
             err = ENOMEM;
             break;
         }
@@ -153,8 +214,10 @@ int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out)
     pthread_rwlock_wrlock(&p->vol_mu);
     struct vv_volume *v = vol_find_id(p, id);
     int err = !v ? ENOENT : v->busy ? EBUSY : 0;
-    if (!err)
+    if (!err) {
         v->open_count++;
+        vol_ref(v);
+    }
     pthread_rwlock_unlock(&p->vol_mu);
     if (err) {
         free(h);
@@ -174,6 +237,7 @@ void vv_vol_close(struct vv_vol *h)
     pthread_rwlock_wrlock(&p->vol_mu);
     h->vol->open_count--;
     pthread_rwlock_unlock(&p->vol_mu);
+    vol_put(h->vol);
     free(h);
 }
 

@@ -29,7 +29,7 @@
 # exits 124.
 #
 # Environment (meson sets the first three):
-#   VVFS, VVIO, CRASHWRITER   paths of build/cli/vvfs, build/tests/{vvio,crashwriter}
+#   VVFS, VVIO, CRASHWRITER, APISTRESS   build/cli/vvfs, build/tests/{vvio,crashwriter,apistress}
 #   VV_BUILDDIR               where to look for them when unset (default: build/)
 #   VV_TMPDIR                 where per-test directories go (default /var/tmp)
 #   VV_KEEP=1                 keep $VV_TESTDIR after the test (mounts are still undone)
@@ -47,7 +47,8 @@ _vv_builddir=${VV_BUILDDIR:-$_vv_srcdir/../../build}
 : "${VVFS:=$_vv_builddir/cli/vvfs}"
 : "${VVIO:=$_vv_builddir/tests/vvio}"
 : "${CRASHWRITER:=$_vv_builddir/tests/crashwriter}"
-export VVFS VVIO CRASHWRITER
+: "${APISTRESS:=$_vv_builddir/tests/apistress}"
+export VVFS VVIO CRASHWRITER APISTRESS
 unset VVFS_POOL
 
 # ---- messages ---------------------------------------------------------------------------------
@@ -110,8 +111,8 @@ requires_loop()
 _vv_check_binaries()
 {
     local b
-    for b in "$VVFS" "$VVIO" "$CRASHWRITER"; do
-        [ -x "$b" ] || fail "$b is not built (run ninja -C build, or set VVFS/VVIO/CRASHWRITER)"
+    for b in "$VVFS" "$VVIO" "$CRASHWRITER" "$APISTRESS"; do
+        [ -x "$b" ] || fail "$b is not built (run ninja -C build, or set its variable)"
     done
 }
 

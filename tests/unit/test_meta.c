@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1221,5 +1222,173 @@ Test(pool, failed_commit_shows_read_only_state, .timeout = 60)
     fsck_clean();
     free(buf);
     free(r);
+    rmpool();
+}
+
+/* ---- control operations under concurrency ----------------------------------------------- */
+
+#define CC_NAMES 5
+#define CC_THREADS 6
+
+struct cc {
+    struct vv_pool *p;
+    _Atomic bool stop;
+    _Atomic unsigned long ops, bad;
+    char bad_msg[512];
+    pthread_mutex_t mu;
+};
+
+static void cc_check(struct cc *c, const char *op, int err, const struct vv_err *e)
+{
+    atomic_fetch_add(&c->ops, 1);
+    if (err == 0 || err == ENOENT || err == EEXIST || err == EBUSY || err == ENOSPC)
+        return;
+    if (atomic_fetch_add(&c->bad, 1) == 0) {
+        pthread_mutex_lock(&c->mu);
+        snprintf(c->bad_msg, sizeof(c->bad_msg), "%s: %s (%s)", op, strerror(err),
+                 e ? e->msg : "");
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+/* create / resize / rename / delete / get / list / open+write on a few shared names */
+static void *cc_thread(void *arg)
+{
+    struct cc *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    uint8_t blk[4096];
+    memset(blk, 0xa5, sizeof(blk));
+    while (!atomic_load(&c->stop)) {
+        char a[8], b[8];
+        snprintf(a, sizeof(a), "s%d", rand_r(&seed) % CC_NAMES);
+        snprintf(b, sizeof(b), "s%d", rand_r(&seed) % CC_NAMES);
+        uint64_t size = (uint64_t)(1 + rand_r(&seed) % 64) << 16;
+        struct vv_err e = {0};
+        struct vv_volume_info vi;
+        int err;
+        switch (rand_r(&seed) % 8) {
+        case 0:
+            err = vv_volume_create(c->p, a, size, &vi, &e);
+            cc_check(c, "create", err, &e);
+            break;
+        case 1:
+            err = vv_volume_delete(c->p, a, &e);
+            cc_check(c, "delete", err, &e);
+            break;
+        case 2:
+        case 3:
+            err = vv_volume_resize(c->p, a, size, &e);
+            cc_check(c, "resize", err, &e);
+            break;
+        case 4:
+            err = vv_volume_rename(c->p, a, b, &e);
+            cc_check(c, "rename", err, &e);
+            break;
+        case 5:
+            err = vv_volume_get(c->p, a, &vi, &e);
+            cc_check(c, "get", err, &e);
+            if (!err && (strcmp(vi.name, a) || vi.size == 0 || vi.size % 4096))
+                cc_check(c, "get returned a wrong record", EPROTO, NULL);
+            break;
+        case 6: {
+            struct vv_volume_info *l;
+            size_t n;
+            err = vv_volume_list(c->p, &l, &n);
+            cc_check(c, "list", err, NULL);
+            for (size_t i = 0; !err && i + 1 < n; i++)
+                if (strcmp(l[i].name, l[i + 1].name) >= 0)
+                    cc_check(c, "list has a name twice or unsorted", EPROTO, NULL);
+            if (!err)
+                free(l);
+            break;
+        }
+        default: {
+            /* a handle on a volume keeps it from being deleted or shrunk meanwhile */
+            err = vv_volume_get(c->p, a, &vi, NULL);
+            struct vv_vol *h;
+            if (!err)
+                err = vv_vol_open(c->p, vi.id, &h);
+            cc_check(c, "open", err, NULL);
+            if (!err) {
+                uint64_t sz = vv_vol_size(h);
+                err = vv_vol_write(h, blk, sizeof(blk), (rand_r(&seed) % (sz / 4096)) * 4096);
+                cc_check(c, "write", err, NULL);
+                vv_vol_close(h);
+            }
+        }
+        }
+    }
+    return NULL;
+}
+
+/* a writer on a volume of its own: every block it wrote reads back */
+static void *cc_writer(void *arg)
+{
+    struct cc *c = arg;
+    struct vv_vol *v = openvol(c->p, "data");
+    uint8_t *buf = malloc(65536), *r = malloc(65536);
+    uint32_t tag = 0;
+    while (!atomic_load(&c->stop)) {
+        uint64_t off = (uint64_t)(tag % 256) * 65536;
+        fill(buf, off, 65536, ++tag);
+        int err = vv_vol_write(v, buf, 65536, off);
+        if (!err)
+            err = vv_vol_read(v, r, 65536, off);
+        if (err || memcmp(r, buf, 65536))
+            cc_check(c, "data volume write/read back", err ? err : EILSEQ, NULL);
+        if (tag % 64 == 0)
+            cc_check(c, "flush", vv_vol_flush(v), NULL);
+    }
+    vv_vol_close(v);
+    free(buf);
+    free(r);
+    return NULL;
+}
+
+static char *cc_list(struct vv_pool *p)
+{
+    struct vv_volume_info *l;
+    size_t n;
+    cr_assert_eq(vv_volume_list(p, &l, &n), 0);
+    char *s = calloc(n + 1, 128);
+    for (size_t i = 0; i < n; i++)
+        sprintf(s + strlen(s), "%llu %s %llu\n", (unsigned long long)l[i].id, l[i].name,
+                (unsigned long long)l[i].size);
+    free(l);
+    return s;
+}
+
+/* The operations of the control API against meta/ directly, from many threads on a few
+ * shared names, while a writer works on another volume: every call answers 0 or an expected
+ * refusal, the writer reads back what it wrote, the pool reopens to the same volumes, and
+ * fsck is clean. */
+Test(volume, concurrent_control_operations, .timeout = 120)
+{
+    mkpool(256 << 20, 4096);
+    struct cc c = {.p = openpool()};
+    pthread_mutex_init(&c.mu, NULL);
+    vv_vol_close(mkvol(c.p, "data", 16 << 20));
+    pthread_t t[CC_THREADS], w;
+    for (int i = 0; i < CC_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, cc_thread, &c), 0);
+    cr_assert_eq(pthread_create(&w, NULL, cc_writer, &c), 0);
+    const char *s = getenv("VVFS_CC_SECONDS");
+    sleep(s && atoi(s) > 0 ? (unsigned)atoi(s) : 6);
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < CC_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_join(w, NULL);
+    cr_assert_eq(atomic_load(&c.bad), 0, "%lu of %lu calls failed; first: %s",
+                 atomic_load(&c.bad), atomic_load(&c.ops), c.bad_msg);
+    cr_assert_gt(atomic_load(&c.ops), 1000, "only %lu operations ran", atomic_load(&c.ops));
+    char *before = cc_list(c.p);
+    cr_assert_eq(vv_pool_close(c.p), 0);
+    c.p = openpool();
+    char *after = cc_list(c.p);
+    cr_assert_str_eq(after, before, "the volumes after a reopen differ from those before");
+    cr_assert_eq(vv_pool_close(c.p), 0);
+    fsck_clean();
+    free(before);
+    free(after);
     rmpool();
 }

@@ -302,20 +302,25 @@ static int write_slots(struct vv_pool *p, uint64_t slot, const uint8_t *data, si
 }
 
 /*
- * Reads stay buffered: through the O_DIRECT descriptors they were no faster (1266-1293 vs
- * 1289-1340 MB/s sequential at 4K extents) and lose readahead.  But a long run, once read
- * and verified, is dropped from the page cache: it is streaming data that the daemon will not
- * read again soon (the kernel caches volume files on its side for buffered readers), and in a
- * memory-limited daemon a streaming read otherwise fills memory with readahead pages and
- * pushes out LMDB's mapped pages, which every lookup then faults back in (perf: 13% of the
- * daemon in direct reclaim; 1 MiB sequential reads after an overwrite pass 1277 MB/s without
- * the drop, 1598 MB/s with it, in a 512M memory cgroup).  Short runs (random reads) stay
- * cached.
+ * Long runs are read buffered: through the O_DIRECT descriptors they were no faster
+ * (1266-1293 vs 1289-1340 MB/s sequential at 4K extents) and lose readahead.  But a long run,
+ * once read and verified, is dropped from the page cache: it is streaming data that the
+ * daemon will not read again soon (the kernel caches volume files on its side for buffered
+ * readers), and in a memory-limited daemon a streaming read otherwise fills memory with
+ * readahead pages and pushes out LMDB's mapped pages, which every lookup then faults back in
+ * (perf: 13% of the daemon in direct reclaim; 1 MiB sequential reads after an overwrite pass
+ * 1277 MB/s without the drop, 1598 MB/s with it, in a 512M memory cgroup).
+ * Short runs (random reads) go through O_DIRECT when the buffer allows: cached, they filled a
+ * memory-limited daemon's page cache with blocks read once and pushed out LMDB's pages the
+ * same way, for no gain (a buffered reader of a volume file is cached by the kernel on its
+ * side; a direct reader wants no cache).  See ARCHITECTURE.md, "Random reads".
  */
 static int read_slots(struct vv_pool *p, uint64_t slot, uint8_t *buf, size_t len)
 {
-    int fd = slot_fd(p, slot);
+    int fd = slot_fd(p, slot), dfd = slot_dio_fd(p, slot);
     off_t off = slot_off(p, slot, 0);
+    if (dfd >= 0 && len < DROP_AFTER_READ && dio_aligned(p, buf))
+        return pread_full(dfd, buf, len, off);
     int err = pread_full(fd, buf, len, off);
     if (!err && len >= DROP_AFTER_READ)
         (void)posix_fadvise(fd, off, (off_t)len, POSIX_FADV_DONTNEED);
@@ -361,9 +366,9 @@ static int read_partial(struct vv_pool *p, struct reader *r, uint64_t vol, uint6
         return err ? EIO : 0;
     }
     /* committed data is verified on every read: a partial read reads the whole extent */
-    if (!*whole && !(*whole = malloc(p->extent_size)))
+    if (!*whole && posix_memalign((void **)whole, 4096, p->extent_size))
         return ENOMEM;
-    err = pread_full(slot_fd(p, m.slot), *whole, p->extent_size, slot_off(p, m.slot, 0));
+    err = read_slots(p, m.slot, *whole, p->extent_size);
     if (err) {
         log_read_error(vol, idx, m.slot, err);
         return EIO;

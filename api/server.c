@@ -81,13 +81,14 @@ struct request {
 struct reply {
     unsigned status;
     json_t *json;      /* body (owned), or NULL for none */
-    char location[96]; /* Location header, or "" */
+    char location[200]; /* Location header, or "" */
 };
 
 /* What a handler gets. */
 struct call {
     struct vv_api *api;
     const char *name; /* decoded, checked volume name from the path; NULL if the route has none */
+    const char *snap; /* decoded, checked snapshot name from the path, or NULL */
     json_t *body;     /* parsed JSON object for routes that take a body, else NULL */
 };
 
@@ -176,6 +177,19 @@ static json_t *volume_json(const struct vv_volume_info *v)
                      "modified", (json_int_t)(v->modified_ns / 1000000000ULL),
                      "create_gen", (json_int_t)v->create_gen,
                      "open_count", (json_int_t)v->open_count);
+}
+
+static json_t *snapshot_json(const struct vv_snapshot_info *s)
+{
+    return json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+                     "id", (json_int_t)s->id,
+                     "name", s->name,
+                     "volume", s->volume,
+                     "volume_id", (json_int_t)s->volume_id,
+                     "gen", (json_int_t)s->gen,
+                     "created", (json_int_t)s->created,
+                     "size", (json_int_t)s->size,
+                     "open_count", (json_int_t)s->open_count);
 }
 
 static json_t *status_json(struct vv_pool *pool)
@@ -439,11 +453,103 @@ static void h_vol_delete(struct call *c, struct reply *r)
     reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
 }
 
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+static void reply_snapshots(struct reply *r, const struct vv_snapshot_info *a, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, snapshot_json(&a[i]))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    reply_json(r, MHD_HTTP_OK, arr ? json_pack("{s:o}", "snapshots", arr) : NULL);
+}
+
+static void list_snapshots(struct call *c, struct reply *r, const char *volume)
+{
+    struct vv_snapshot_info *a = NULL;
+    size_t n = 0;
+    struct vv_err e = {0};
+    int rc = vv_snapshot_list(c->api->pool, volume, &a, &n, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_snapshots(r, a, n);
+    free(a);
+}
+
+static void h_snap_list_all(struct call *c, struct reply *r)
+{
+    list_snapshots(c, r, NULL);
+}
+
+static void h_snap_list(struct call *c, struct reply *r)
+{
+    list_snapshots(c, r, c->name);
+}
+
+static void h_snap_create(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const char *name = NULL;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "request body needs \"name\"");
+        return;
+    }
+    if (!json_is_string(jname)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"name\" must be a string");
+        return;
+    }
+    name = json_string_value(jname);
+    const char *why = vv_name_check(name);
+    if (why || strlen(name) != json_string_length(jname)) {
+        char clean[160];
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid snapshot name \"%s\": %s",
+                    sanitize(name, clean, sizeof(clean)), why ? why : "it contains a NUL");
+        return;
+    }
+    struct vv_snapshot_info info;
+    struct vv_err e = {0};
+    int rc = vv_snapshot_create(c->api->pool, c->name, name, &info, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_CREATED, snapshot_json(&info));
+    snprintf(r->location, sizeof(r->location), "/v1/volumes/%s/snapshots/%s", info.volume,
+             info.name);
+}
+
+static void h_snap_get(struct call *c, struct reply *r)
+{
+    struct vv_snapshot_info info;
+    struct vv_err e = {0};
+    int rc = vv_snapshot_get(c->api->pool, c->name, c->snap, &info, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_OK, snapshot_json(&info));
+}
+
+static void h_snap_delete(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_snapshot_delete(c->api->pool, c->name, c->snap, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 struct route {
-    const char *path; /* exact path; or, if NAMED, a prefix followed by one name segment */
-    bool named;
+    const char *path; /* segments; "*" stands for a name (a volume's, then a snapshot's) */
+    bool named;       /* has a "*" */
     const char *method;
     bool takes_body; /* the body must be a JSON object */
     bool changes;    /* logged at info level when it succeeds */
@@ -455,21 +561,42 @@ static const struct route routes[] = {
     {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, false, true, h_pool_sync},
     {"/v1/volumes", false, MHD_HTTP_METHOD_GET, false, false, h_vol_list},
     {"/v1/volumes", false, MHD_HTTP_METHOD_POST, true, true, h_vol_create},
-    {"/v1/volumes/", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get},
-    {"/v1/volumes/", true, "PATCH", true, true, h_vol_patch},
-    {"/v1/volumes/", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get},
+    {"/v1/volumes/*", true, "PATCH", true, true, h_vol_patch},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete},
+    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, false, false, h_snap_list_all},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, false, false, h_snap_list},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_snap_create},
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, false, false, h_snap_get},
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_snap_delete},
 };
 
-/* Does URL match RT's path?  For a named route *SEG gets the (raw) name segment. */
-static bool route_matches(const struct route *rt, const char *url, const char **seg)
+#define ROUTE_SEGS 2 /* names a path can hold */
+#define SEG_MAX 200  /* bytes of one raw (still %-encoded) name segment we look at */
+
+/* Does URL match RT's path?  SEG[i] gets the i-th raw name segment (for "*"). */
+static bool route_matches(const struct route *rt, const char *url,
+                          char seg[ROUTE_SEGS][SEG_MAX])
 {
     if (!rt->named)
         return strcmp(url, rt->path) == 0;
-    size_t n = strlen(rt->path);
-    if (strncmp(url, rt->path, n) != 0 || url[n] == '\0' || strchr(url + n, '/'))
-        return false;
-    *seg = url + n;
-    return true;
+    const char *p = rt->path, *u = url;
+    int k = 0;
+    while (*p) {
+        if (*p == '*') {
+            size_t n = strcspn(u, "/");
+            if (n == 0 || k >= ROUTE_SEGS)
+                return false;
+            snprintf(seg[k++], SEG_MAX, "%.*s", (int)(n < SEG_MAX ? n : SEG_MAX - 1), u);
+            if (n >= SEG_MAX)
+                seg[k - 1][SEG_MAX - 2] = '%'; /* too long: fails the decode below */
+            p++;
+            u += n;
+        } else if (*p++ != *u++) {
+            return false;
+        }
+    }
+    return *u == '\0';
 }
 
 static int hexval(char ch)
@@ -512,11 +639,11 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
 {
     const char *want = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method;
     const struct route *rt = NULL;
-    const char *seg = NULL;
+    char seg[ROUTE_SEGS][SEG_MAX];
     bool path_known = false;
     allow[0] = '\0';
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (!route_matches(&routes[i], url, &seg))
+        if (!route_matches(&routes[i], url, seg))
             continue;
         path_known = true;
         size_t used = strlen(allow);
@@ -559,20 +686,25 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
     }
 
     struct call c = {.api = api};
-    char name[VV_NAME_MAX + 2];
+    char name[ROUTE_SEGS][VV_NAME_MAX + 2];
     if (rt->named) {
-        route_matches(rt, url, &seg);
-        const char *why = NULL;
-        if (pct_decode(seg, name, sizeof(name)) != 0)
-            why = "it is not a valid %-encoded name of at most 64 characters";
-        else
-            why = vv_name_check(name);
-        if (why) {
-            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid volume name \"%s\" in URL: %s",
-                        sanitize(seg, clean, sizeof(clean)), why);
-            return;
+        route_matches(rt, url, seg);
+        int nseg = strstr(rt->path, "/snapshots/*") ? 2 : 1;
+        for (int i = 0; i < nseg; i++) {
+            const char *why = NULL;
+            if (pct_decode(seg[i], name[i], sizeof(name[i])) != 0)
+                why = "it is not a valid %-encoded name of at most 64 characters";
+            else
+                why = vv_name_check(name[i]);
+            if (why) {
+                reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                            "invalid %s name \"%s\" in URL: %s", i ? "snapshot" : "volume",
+                            sanitize(seg[i], clean, sizeof(clean)), why);
+                return;
+            }
         }
-        c.name = name;
+        c.name = name[0];
+        c.snap = nseg > 1 ? name[1] : NULL;
     }
     if (rt->takes_body) {
         json_error_t jerr;

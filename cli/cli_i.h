@@ -83,5 +83,9 @@ int cmd_volume_show(struct cli *c);
 int cmd_volume_resize(struct cli *c);
 int cmd_volume_rename(struct cli *c);
 int cmd_volume_delete(struct cli *c);
+int cmd_snapshot_create(struct cli *c);
+int cmd_snapshot_list(struct cli *c);
+int cmd_snapshot_show(struct cli *c);
+int cmd_snapshot_delete(struct cli *c);
 
 #endif

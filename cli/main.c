@@ -74,6 +74,13 @@ static const struct cli_cmd commands[] = {
     {"volume", "resize", "NAME SIZE", "grow or shrink a volume", 2, 2, 0, true, cmd_volume_resize},
     {"volume", "rename", "NAME NEWNAME", "rename a volume", 2, 2, 0, true, cmd_volume_rename},
     {"volume", "delete", "NAME", "delete a volume and its data", 1, 1, 0, true, cmd_volume_delete},
+    {"snapshot", "create", "VOLUME NAME", "take a read-only point-in-time copy of a volume", 2, 2,
+     0, true, cmd_snapshot_create},
+    {"snapshot", "list", "[VOLUME]", "list the snapshots (of one volume)", 0, 1, 0, true,
+     cmd_snapshot_list},
+    {"snapshot", "show", "VOLUME NAME", "show one snapshot", 2, 2, 0, true, cmd_snapshot_show},
+    {"snapshot", "delete", "VOLUME NAME", "delete a snapshot, freeing what only it held", 2, 2,
+     0, true, cmd_snapshot_delete},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -292,13 +299,14 @@ static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
 {
     const char *group = NULL, *name = cl->pos[0];
     *used = 1;
-    if (strcmp(cl->pos[0], "volume") == 0) {
+    if (strcmp(cl->pos[0], "volume") == 0 || strcmp(cl->pos[0], "snapshot") == 0) {
+        group = cl->pos[0];
         if (cl->npos < 2) {
-            set_error(cl, "'volume' needs a subcommand: create, list, show, resize, rename or "
-                          "delete");
+            set_error(cl, "'%s' needs a subcommand: %s", group,
+                      group[0] == 'v' ? "create, list, show, resize, rename or delete"
+                                      : "create, list, show or delete");
             return NULL;
         }
-        group = "volume";
         name = cl->pos[1];
         *used = 2;
     }
@@ -309,7 +317,7 @@ static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
             return cmd;
     }
     if (group)
-        set_error(cl, "unknown volume subcommand '%s'", name);
+        set_error(cl, "unknown %s subcommand '%s'", group, name);
     else
         set_error(cl, "unknown command '%s'", name);
     return NULL;

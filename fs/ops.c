@@ -2,9 +2,10 @@
  * fs/ops.c — the FUSE low-level operations: volumes as files.
  *
  * Design notes
- *   Inodes are fixed, not reference-counted: 1 = root, 2 = volumes/, 3 = snapshots/, and
- *   VOL_INO_BASE + volume id for a volume (ids are never reused, and survive a rename, so an
- *   inode number always names the same volume).  forget() therefore has nothing to do.
+ *   Inodes are fixed, not reference-counted: 1 = root, 2 = volumes/, 3 = snapshots/,
+ *   VOL_INO_BASE + volume id for a volume, SNAPDIR_INO | volume id for snapshots/<volume>/, and
+ *   SNAP_INO | snapshot id for a snapshot (ids are never reused, and survive a rename, so an
+ *   inode number always names the same volume or snapshot).  forget() has nothing to do.
  *
  *   Each open() takes a meta handle (vv_vol_open), which is what keeps a volume from being
  *   deleted or shrunk while a loop device or a VM has it open.  The handles are also kept on
@@ -30,6 +31,10 @@
 #define INO_VOLUMES 2
 #define INO_SNAPSHOTS 3
 #define VOL_INO_BASE 16
+#define INO_KIND_MASK (3ULL << 62)
+#define SNAPDIR_INO (1ULL << 62)
+#define SNAP_INO (2ULL << 62)
+#define INO_ID(ino) ((uint64_t)(ino) & ~INO_KIND_MASK)
 
 static struct vv_fs *fs_of(fuse_req_t req)
 {
@@ -38,7 +43,38 @@ static struct vv_fs *fs_of(fuse_req_t req)
 
 static bool is_vol_ino(fuse_ino_t ino)
 {
-    return ino >= VOL_INO_BASE;
+    return ino >= VOL_INO_BASE && (ino & INO_KIND_MASK) == 0;
+}
+
+static bool is_snapdir_ino(fuse_ino_t ino)
+{
+    return (ino & INO_KIND_MASK) == SNAPDIR_INO;
+}
+
+static bool is_snap_ino(fuse_ino_t ino)
+{
+    return (ino & INO_KIND_MASK) == SNAP_INO;
+}
+
+static bool is_dir_ino(fuse_ino_t ino)
+{
+    return ino == INO_ROOT || ino == INO_VOLUMES || ino == INO_SNAPSHOTS || is_snapdir_ino(ino);
+}
+
+/* a snapshot file: read-only, the volume's size then, mtime its creation time */
+static int snap_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
+{
+    struct vv_snapshot_info si;
+    if (vv_snapshot_get_by_id(fs->pool, INO_ID(ino), &si))
+        return ENOENT;
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_mode = S_IFREG | 0400;
+    st->st_nlink = 1;
+    st->st_size = (off_t)si.size;
+    st->st_blksize = 4096;
+    st->st_mtime = st->st_ctime = st->st_atime = (time_t)si.created;
+    return 0;
 }
 
 static void dir_attr(fuse_ino_t ino, struct stat *st, const struct vv_fs *fs)
@@ -78,6 +114,15 @@ static int get_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
         dir_attr(ino, st, fs);
         return 0;
     default:
+        if (is_snapdir_ino(ino)) {
+            struct vv_volume_info vi;
+            if (vv_volume_get_by_id(fs->pool, INO_ID(ino), &vi))
+                return ENOENT;
+            dir_attr(ino, st, fs);
+            return 0;
+        }
+        if (is_snap_ino(ino))
+            return snap_attr(fs, ino, st);
         return is_vol_ino(ino) ? vol_attr(fs, ino, st) : ENOENT;
     }
 }
@@ -106,11 +151,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             return reply_entry(req, INO_VOLUMES);
         if (strcmp(name, "snapshots") == 0)
             return reply_entry(req, INO_SNAPSHOTS);
-    } else if (parent == INO_VOLUMES) {
+    } else if (parent == INO_VOLUMES || parent == INO_SNAPSHOTS) {
         struct vv_volume_info vi;
         if (vv_volume_get(fs->pool, name, &vi, NULL) == 0)
-            return reply_entry(req, VOL_INO_BASE + vi.id);
-    } else if (parent != INO_SNAPSHOTS) {
+            return reply_entry(req, parent == INO_VOLUMES ? VOL_INO_BASE + vi.id
+                                                          : (SNAPDIR_INO | vi.id));
+    } else if (is_snapdir_ino(parent)) {
+        struct vv_volume_info vi;
+        struct vv_snapshot_info si;
+        if (vv_volume_get_by_id(fs->pool, INO_ID(parent), &vi) == 0 &&
+            vv_snapshot_get(fs->pool, vi.name, name, &si, NULL) == 0)
+            return reply_entry(req, SNAP_INO | si.id);
+    } else {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
@@ -140,7 +192,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     /* Only no-op changes are accepted: a volume's size changes through `vvfs volume resize`
      * (truncate would silently destroy or expose data), and ownership/mode are fixed. */
     if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
-        err = EPERM;
+        err = is_snap_ino(ino) ? EROFS : EPERM;
     if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777))
         err = EPERM;
     if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid)
@@ -177,10 +229,17 @@ static int info_id_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int snap_id_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct vv_snapshot_info *)a)->id;
+    uint64_t y = ((const struct vv_snapshot_info *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (ino != INO_ROOT && ino != INO_VOLUMES && ino != INO_SNAPSHOTS) {
-        fuse_reply_err(req, is_vol_ino(ino) ? ENOTDIR : ENOENT);
+    if (!is_dir_ino(ino)) {
+        fuse_reply_err(req, is_vol_ino(ino) || is_snap_ino(ino) ? ENOTDIR : ENOENT);
         return;
     }
     fi->fh = 0;
@@ -192,19 +251,23 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct vv_fs *fs = fs_of(req);
     struct vv_volume_info *vols = NULL;
-    size_t nvols = 0;
-    if (ino == INO_VOLUMES) {
-        int err = vv_volume_list(fs->pool, &vols, &nvols);
-        if (err) {
-            fuse_reply_err(req, err);
-            return;
-        }
-        qsort(vols, nvols, sizeof(*vols), info_id_cmp);
+    struct vv_snapshot_info *snaps = NULL;
+    size_t nvols = 0, nsnaps = 0;
+    int err = 0;
+    if (ino == INO_VOLUMES || ino == INO_SNAPSHOTS) {
+        if (!(err = vv_volume_list(fs->pool, &vols, &nvols)))
+            qsort(vols, nvols, sizeof(*vols), info_id_cmp);
+    } else if (is_snapdir_ino(ino)) {
+        struct vv_volume_info vi;
+        err = vv_volume_get_by_id(fs->pool, INO_ID(ino), &vi);
+        if (!err && !(err = vv_snapshot_list(fs->pool, vi.name, &snaps, &nsnaps, NULL)))
+            qsort(snaps, nsnaps, sizeof(*snaps), snap_id_cmp);
     }
-    char *buf = malloc(size ? size : 1);
+    char *buf = err ? NULL : malloc(size ? size : 1);
     if (!buf) {
         free(vols);
-        fuse_reply_err(req, ENOMEM);
+        free(snaps);
+        fuse_reply_err(req, err ? err : ENOMEM);
         return;
     }
     struct dirent_src fixed[] = {
@@ -213,13 +276,23 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         {"volumes", INO_VOLUMES, S_IFDIR, 3},
         {"snapshots", INO_SNAPSHOTS, S_IFDIR, 4},
     };
+    if (is_snapdir_ino(ino))
+        fixed[1].ino = INO_SNAPSHOTS;
     size_t nfixed = ino == INO_ROOT ? 4 : 2;
     size_t used = 0;
-    for (size_t i = 0; i < nfixed + nvols; i++) {
-        struct dirent_src e = i < nfixed ? fixed[i]
-                                         : (struct dirent_src){vols[i - nfixed].name,
-                                                               VOL_INO_BASE + vols[i - nfixed].id,
-                                                               S_IFREG, 2 + vols[i - nfixed].id};
+    for (size_t i = 0; i < nfixed + nvols + nsnaps; i++) {
+        struct dirent_src e;
+        if (i < nfixed) {
+            e = fixed[i];
+        } else if (vols) {
+            const struct vv_volume_info *vi = &vols[i - nfixed];
+            e = ino == INO_VOLUMES
+                    ? (struct dirent_src){vi->name, VOL_INO_BASE + vi->id, S_IFREG, 2 + vi->id}
+                    : (struct dirent_src){vi->name, SNAPDIR_INO | vi->id, S_IFDIR, 2 + vi->id};
+        } else {
+            const struct vv_snapshot_info *si = &snaps[i - nfixed];
+            e = (struct dirent_src){si->name, SNAP_INO | si->id, S_IFREG, 2 + si->id};
+        }
         if (e.cookie <= (uint64_t)off)
             continue;
         struct stat st = {.st_ino = e.ino, .st_mode = e.mode};
@@ -232,6 +305,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_buf(req, buf, used);
     free(buf);
     free(vols);
+    free(snaps);
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -239,8 +313,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vv_fs *fs = fs_of(req);
-    if (!is_vol_ino(ino)) {
-        fuse_reply_err(req, ino <= INO_SNAPSHOTS ? EISDIR : ENOENT);
+    bool snap = is_snap_ino(ino);
+    if (!is_vol_ino(ino) && !snap) {
+        fuse_reply_err(req, is_dir_ino(ino) ? EISDIR : ENOENT);
+        return;
+    }
+    if (snap && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+        fuse_reply_err(req, EROFS); /* snapshots are read-only */
         return;
     }
     if (fi->flags & O_TRUNC) {
@@ -252,7 +331,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int err = vv_vol_open(fs->pool, ino - VOL_INO_BASE, &h->vol);
+    int err;
+    if (snap) {
+        struct vv_snapshot_info si;
+        err = vv_snapshot_get_by_id(fs->pool, INO_ID(ino), &si);
+        if (!err)
+            err = vv_snap_open(fs->pool, si.volume_id, si.id, &h->vol);
+    } else {
+        err = vv_vol_open(fs->pool, ino - VOL_INO_BASE, &h->vol);
+    }
     if (err) {
         free(h);
         fuse_reply_err(req, err);

@@ -8,9 +8,14 @@
  *     extent map   every version decodes (masks, runs, checksums agree: xmap.h); its
  *                  volume exists; no block past the volume's end; 1 <= birth <= gen; a
  *                  births row exists; data slots are inside the pool and referenced once;
- *                  a chunk's oldest version has no zeros (they would hide nothing); at most
- *                  one version per chunk born after the volume's snap_gen (merged);
- *                  per-volume used counts
+ *                  at most one version per chunk born after the volume's snap_gen
+ *                  (merged); every block an older version keeps under a newer one is seen
+ *                  by a snapshot (nothing leaks); per-volume used counts
+ *     snapshots    each record decodes, belongs to a volume, is not newer than the pool;
+ *                  the volume's snap_gen is its newest snapshot's gen
+ *     dead lists   every row names an existing version and blocks it defines; per volume
+ *                  the rows' blocks are exactly as many as the blocks kept under newer
+ *                  versions (each hidden block is on exactly one dead list)
  *     births       every row has its version
  *     space map    bit set <=> slot referenced by an extent entry
  *     checksums    (optional) xxh3 of every referenced slot equals the entry's checksum
@@ -29,6 +34,10 @@
 
 struct fvol {
     uint64_t id, size, used_rec, used_seen, snap_gen;
+    uint64_t hidden, dead;      /* blocks kept under newer versions; blocks on dead lists */
+    const struct vsnap *snaps;  /* its snapshots, by gen (from the pool's load) */
+    size_t nsnaps;
+    bool snap_pending;          /* a snapshot delete is to be finished: skip the leak checks */
     uint64_t drop_from; /* DROP_NONE, or blocks from here on are being freed */
     bool deleting;
     char name[VV_NAME_MAX + 1];
@@ -109,6 +118,32 @@ static int check_volumes(struct fsck *f)
         }
         if (vv_name_check(v->name))
             problem(f, "volume %llu has an invalid name", (unsigned long long)v->id);
+        struct vv_volume *mv = vol_find_id(p, v->id);
+        if (mv) {
+            v->snaps = mv->snaps;
+            v->nsnaps = mv->nsnaps;
+        }
+        for (size_t i = 0; i < p->nsnap_pend; i++) {
+            if (p->snap_pend[i].vol != v->id)
+                continue;
+            v->snap_pending = true;
+            printf("fsck: note: snapshot '%s' of volume '%s' is being deleted (the daemon "
+                   "finishes it when it opens the pool)\n", p->snap_pend[i].s.name, v->name);
+        }
+        uint64_t newest = v->nsnaps ? v->snaps[v->nsnaps - 1].gen : 0;
+        if (!v->snap_pending && v->snap_gen != newest)
+            problem(f, "volume '%s' records snapshot gen %llu, but its newest snapshot is of "
+                    "gen %llu", v->name, (unsigned long long)v->snap_gen,
+                    (unsigned long long)newest);
+        for (size_t i = 0; i < v->nsnaps; i++) {
+            if (v->snaps[i].gen > p->committed_txg)
+                problem(f, "snapshot '%s' of volume '%s' is of gen %llu, after the pool's %llu",
+                        v->snaps[i].name, v->name, (unsigned long long)v->snaps[i].gen,
+                        (unsigned long long)p->committed_txg);
+            if (vv_name_check(v->snaps[i].name))
+                problem(f, "snapshot %llu of volume '%s' has an invalid name",
+                        (unsigned long long)v->snaps[i].id, v->name);
+        }
         if (r.size == 0 || r.size % 4096)
             problem(f, "volume '%s' has a bad size %llu", v->name, (unsigned long long)r.size);
         if (v->id >= p->next_vol_id)
@@ -153,9 +188,51 @@ static void check_slot_data(struct fsck *f, const struct fvol *v, uint64_t idx, 
                 (unsigned long long)idx, (unsigned long long)slot);
 }
 
+/* Is some snapshot of FV of a gen in [LO, HI)? */
+static bool seen_between(const struct fvol *fv, uint64_t lo, uint64_t hi)
+{
+    size_t a = 0, b = fv->nsnaps;
+    while (a < b) { /* the first snapshot of gen >= LO */
+        size_t m = (a + b) / 2;
+        if (fv->snaps[m].gen < lo)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a < fv->nsnaps && fv->snaps[a].gen < hi;
+}
+
+struct cver {
+    uint64_t birth, defined;
+};
+
+/* The versions of one chunk (oldest first): each block an older one keeps under a newer one
+ * must be seen by a snapshot taken in between. */
+static void check_chunk(struct fsck *f, struct fvol *fv, uint64_t chunk, const struct cver *cv,
+                        size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint64_t left = cv[i].defined;
+        for (size_t j = i + 1; j < n && left; j++) {
+            uint64_t hid = left & cv[j].defined;
+            left &= ~cv[j].defined;
+            if (!hid)
+                continue;
+            fv->hidden += (uint64_t)__builtin_popcountll(hid);
+            if (!fv->snap_pending && !seen_between(fv, cv[i].birth, cv[j].birth))
+                problem(f, "volume '%s' chunk %llu gen %llu keeps blocks %#llx that gen %llu "
+                        "hides and no snapshot sees (leaked)", fv->name,
+                        (unsigned long long)chunk, (unsigned long long)cv[i].birth,
+                        (unsigned long long)hid, (unsigned long long)cv[j].birth);
+        }
+    }
+}
+
 /* The extent map: every version decodes, belongs to a volume, lies inside it, has its births
- * row; slots are referenced once; a chunk's oldest version has no zeros; versions no snapshot
- * sees are merged (at most one per chunk born after the volume's snap_gen). */
+ * row; slots are referenced once; versions no snapshot sees are merged (at most one per chunk
+ * born after the volume's snap_gen), and what older versions keep some snapshot sees.
+ * (Zeros in a chunk's oldest version, hiding nothing, are allowed: they read as what is under
+ * them, and a snapshot delete can leave them until the chunk is next written.) */
 static int check_map(struct fsck *f)
 {
     struct vv_pool *p = f->p;
@@ -165,6 +242,9 @@ static int check_map(struct fsck *f)
         return kv_err(rc);
     uint64_t pvol = UINT64_MAX, pchunk = UINT64_MAX;
     unsigned unshared = 0; /* versions of the current chunk born after snap_gen */
+    struct cver *cv = NULL;
+    size_t ncv = 0, cvcap = 0;
+    struct fvol *pfv = NULL;
     struct xkey k;
     struct xver v;
     const char *bad;
@@ -181,11 +261,29 @@ static int check_map(struct fsck *f)
             break;
         f->rep->versions++;
         bool first = k.vol != pvol || k.chunk != pchunk;
+        if (first && pfv)
+            check_chunk(f, pfv, pchunk, cv, ncv);
+        if (first) {
+            unshared = 0;
+            ncv = 0;
+        }
         pvol = k.vol;
         pchunk = k.chunk;
-        if (first)
-            unshared = 0;
         struct fvol *fv = fvol_find(f, k.vol);
+        pfv = fv;
+        if (fv) {
+            if (ncv == cvcap) {
+                size_t c = cvcap ? cvcap * 2 : 16;
+                struct cver *a = realloc(cv, c * sizeof(*a));
+                if (!a) {
+                    err = ENOMEM;
+                    break;
+                }
+                cv = a;
+                cvcap = c;
+            }
+            cv[ncv++] = (struct cver){k.birth, v.defined};
+        }
         if (!fv) {
             problem(f, "extent map entry of volume %llu, which does not exist",
                     (unsigned long long)k.vol);
@@ -209,10 +307,7 @@ static int check_map(struct fsck *f)
         if (xmap_births_has(&p->xmap, f->txn, &k) != 0)
             problem(f, "volume '%s' chunk %llu gen %llu has no births row", fv->name,
                     (unsigned long long)k.chunk, (unsigned long long)k.birth);
-        if (first && v.zero)
-            problem(f, "volume '%s' chunk %llu gen %llu: zeros with no older version under them",
-                    fv->name, (unsigned long long)k.chunk, (unsigned long long)k.birth);
-        if (k.birth > fv->snap_gen && ++unshared > 1)
+        if (k.birth > fv->snap_gen && ++unshared > 1 && !fv->snap_pending)
             problem(f, "volume '%s' chunk %llu: versions no snapshot sees were not merged",
                     fv->name, (unsigned long long)k.chunk);
         f->rep->tombstones += (uint64_t)__builtin_popcountll(v.zero);
@@ -230,6 +325,9 @@ static int check_map(struct fsck *f)
                 check_slot_data(f, fv, base + b, slot, v.csum[b]);
         }
     }
+    if ((!err || err == ENOENT) && pfv)
+        check_chunk(f, pfv, pchunk, cv, ncv);
+    free(cv);
     mdb_cursor_close(cur);
     if (err && err != ENOENT)
         return err;
@@ -266,6 +364,49 @@ static int check_births(struct fsck *f)
     }
     mdb_cursor_close(cur);
     return err == ENOENT ? 0 : err;
+}
+
+static int check_dead(struct fsck *f)
+{
+    struct vv_pool *p = f->p;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(f->txn, p->xmap.dead, &cur);
+    if (rc)
+        return kv_err(rc);
+    struct xdead d;
+    int err;
+    for (err = xmap_dead_cursor_get(cur, MDB_FIRST, &d); err != ENOENT;
+         err = xmap_dead_cursor_get(cur, MDB_NEXT, &d)) {
+        if (err == EBADMSG) {
+            problem(f, "dead-list row with a bad key or value");
+            continue;
+        }
+        if (err)
+            break;
+        struct fvol *fv = fvol_find(f, d.vol);
+        if (!fv) {
+            problem(f, "dead-list row of volume %llu, which does not exist",
+                    (unsigned long long)d.vol);
+            continue;
+        }
+        fv->dead += (uint64_t)__builtin_popcountll(d.mask);
+        struct xkey k = {d.vol, d.chunk, d.birth};
+        if (d.k <= d.birth || xmap_has(&p->xmap, f->txn, &k) != 0)
+            problem(f, "volume '%s': dead-list row (gen %llu, chunk %llu, gen %llu) names no "
+                    "older version", fv->name, (unsigned long long)d.k,
+                    (unsigned long long)d.chunk, (unsigned long long)d.birth);
+    }
+    mdb_cursor_close(cur);
+    if (err != ENOENT)
+        return err;
+    for (size_t i = 0; i < f->nvols; i++) {
+        struct fvol *fv = &f->vols[i];
+        if (fv->hidden != fv->dead && !fv->snap_pending && !fv->deleting)
+            problem(f, "volume '%s': %llu blocks are kept under newer versions but the dead "
+                    "lists hold %llu", fv->name, (unsigned long long)fv->hidden,
+                    (unsigned long long)fv->dead);
+    }
+    return 0;
 }
 
 static int check_spacemap(struct fsck *f)
@@ -324,6 +465,8 @@ int vv_pool_fsck(const char *dir, bool verify_data, struct vv_fsck_report *repor
         err = check_map(&f);
     if (!err)
         err = check_births(&f);
+    if (!err)
+        err = check_dead(&f);
     if (!err)
         err = check_spacemap(&f);
     mdb_txn_abort(f.txn);

@@ -39,6 +39,8 @@ static const uint8_t zero_extent[VV_EXTENT_MAX];
  */
 struct reader {
     struct vv_pool *p;
+    uint64_t as_of; /* XMAP_LIVE: the volume with its uncommitted writes; else a snapshot's
+                     * gen, read from LMDB alone */
     MDB_txn *txn;
     MDB_cursor *cur;
     bool have_view;
@@ -46,7 +48,7 @@ struct reader {
     struct xview view;
 };
 
-#define READER_INIT(pool) {.p = (pool)}
+#define READER_INIT(pool) {.p = (pool), .as_of = XMAP_LIVE}
 
 static int reader_cursor(struct reader *r, MDB_cursor **cur)
 {
@@ -72,7 +74,7 @@ static int reader_view(struct reader *r, uint64_t vol, uint64_t chunk, const str
         MDB_cursor *cur = NULL;
         int err = reader_cursor(r, &cur);
         if (!err)
-            err = xmap_view(&r->p->xmap, cur, vol, chunk, XMAP_LIVE, ~0ULL, &r->view);
+            err = xmap_view(&r->p->xmap, cur, vol, chunk, r->as_of, ~0ULL, &r->view);
         if (err) {
             r->have_view = false;
             return err;
@@ -179,14 +181,16 @@ static int lookup(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t id
     *m = (struct mapping){.slot = SLOT_NONE};
     uint64_t chunk = chunk_of(idx);
     unsigned b = block_of(idx);
-    struct stripe *s = stripe_of(p, vol, chunk);
-    pthread_mutex_lock(&s->mu);
-    struct dchunk *d = dirty_current(s, vol, chunk, b);
-    if (d && !(d->zero >> b & 1))
-        m->slot = dchunk_blk(d, b)->slot;
-    pthread_mutex_unlock(&s->mu);
-    if (d)
-        return 0;
+    if (r->as_of == XMAP_LIVE) {
+        struct stripe *s = stripe_of(p, vol, chunk);
+        pthread_mutex_lock(&s->mu);
+        struct dchunk *d = dirty_current(s, vol, chunk, b);
+        if (d && !(d->zero >> b & 1))
+            m->slot = dchunk_blk(d, b)->slot;
+        pthread_mutex_unlock(&s->mu);
+        if (d)
+            return 0;
+    }
     const struct xview *view;
     int err = reader_view(r, vol, chunk, &view);
     if (err)
@@ -424,6 +428,7 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
     struct reader r = READER_INIT(p);
+    r.as_of = h->as_of;
     uint8_t *whole = NULL; /* scratch for verifying partially read extents */
     uint8_t *b = buf;
     int err = 0;
@@ -789,7 +794,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
 int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
 {
     struct vv_pool *p = h->pool;
-    if (p->flags & VV_POOL_RDONLY)
+    if ((p->flags & VV_POOL_RDONLY) || h->as_of != XMAP_LIVE)
         return EROFS;
     uint64_t es = p->extent_size;
     const uint8_t *b = buf;
@@ -829,6 +834,10 @@ static int chunk_data(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
     int err = reader_view(r, vol, chunk, &view);
     if (err)
         return err;
+    if (r->as_of != XMAP_LIVE) {
+        *data = view->data;
+        return 0;
+    }
     struct stripe *s = stripe_of(p, vol, chunk);
     pthread_mutex_lock(&s->mu);
     *data = data_mask(s, vol, chunk, view);
@@ -901,11 +910,12 @@ struct cand {
     size_t di;
 };
 
-static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1)
+static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
+                     bool live)
 {
     *it = (struct cand){.p = p, .vol = vol, .next = c0, .c1 = c1};
     int err = 0;
-    for (int i = 0; i < NSTRIPES && !err; i++) {
+    for (int i = 0; i < NSTRIPES && !err && live; i++) {
         struct stripe *s = &p->stripes[i];
         pthread_mutex_lock(&s->mu);
         for (int t = 0; t < 2 && !err; t++) {
@@ -985,7 +995,7 @@ static int has_data(struct vv_pool *p, uint64_t vol, uint64_t idx, bool *yes)
 int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
 {
     struct vv_pool *p = h->pool;
-    if (p->flags & VV_POOL_RDONLY)
+    if ((p->flags & VV_POOL_RDONLY) || h->as_of != XMAP_LIVE)
         return EROFS;
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
@@ -1016,7 +1026,7 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
         return err;
     uint64_t c0 = chunk_of(i0), c1 = chunk_of(i1 - 1) + 1, c;
     struct cand it;
-    err = cand_init(&it, p, vol, c0, c1);
+    err = cand_init(&it, p, vol, c0, c1, true);
     struct reader r = READER_INIT(p);
     while (!err && !(err = cand_next(&it, &c))) {
         unsigned b0 = c == chunk_of(i0) ? block_of(i0) : 0;
@@ -1050,6 +1060,7 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
     uint64_t idx = off >> p->extent_shift;
     uint64_t c0 = chunk_of(idx), c1 = chunk_of(nidx - 1) + 1;
     struct reader r = READER_INIT(p);
+    r.as_of = h->as_of;
     int err = 0;
     if (whence == 4 /* SEEK_HOLE */) {
         for (uint64_t c = c0; c < c1 && !err; c++) {
@@ -1072,7 +1083,7 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
     /* SEEK_DATA: visit only chunks that may have data */
     struct cand it;
     uint64_t c;
-    err = cand_init(&it, p, vol, c0, c1);
+    err = cand_init(&it, p, vol, c0, c1, h->as_of == XMAP_LIVE);
     while (!err && !(err = cand_next(&it, &c))) {
         uint64_t data;
         err = chunk_data(p, &r, vol, c, &data);

@@ -84,7 +84,32 @@ struct vv_volume {
      * exactly as long as a reference taken under vol_mu (or commit_mu, for p->dying). */
     _Atomic uint32_t refs;
     pthread_mutex_t op_mu;             /* held by the one volume operation working on it */
+    /* snapshots, oldest (lowest gen, then id) first; read under vol_mu, changed with
+     * commit_mu and vol_mu held (snap.c) */
+    struct vsnap *snaps;
+    size_t nsnaps, snaps_cap;
 };
+
+struct vsnap {
+    uint64_t id;      /* unique in the pool, never reused */
+    uint64_t gen;     /* the volume as of this generation */
+    uint64_t created; /* unix seconds */
+    uint64_t size;    /* the volume's size then */
+    char name[VV_NAME_MAX + 1];
+    uint32_t open_count; /* vol_mu */
+};
+
+/* snapshots: key (vol u64, snapshot id u64) big-endian; value struct snap_rec */
+#define SNAP_REC_VERSION 1
+struct snap_rec {
+    uint32_t version;
+    uint32_t flags;
+    uint64_t gen;
+    uint64_t created;
+    uint64_t size;
+    char name[72];
+};
+#define SNAP_F_DELETING 1u /* being deleted: its blocks are being freed (snap.c) */
 
 /*
  * What an uncommitted txg wrote into one chunk of a volume: for each block in MASK an entry
@@ -138,7 +163,7 @@ struct vv_pool {
     uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
     unsigned chunk_shift;
     MDB_env *env;
-    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap;
+    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap, db_snapshots;
     struct xmap xmap;
     uint32_t upgraded_from;    /* format this open upgraded the pool from, or 0 */
 
@@ -152,6 +177,12 @@ struct vv_pool {
     struct vv_volume **vols; /* vol_mu */
     size_t nvols, vols_cap;  /* vol_mu */
     uint64_t next_vol_id;    /* commit_mu */
+    uint64_t next_snap_id;   /* commit_mu */
+    struct snap_pending {    /* snapshot deletes a crash interrupted (snap_load, snap_resume) */
+        uint64_t vol;
+        struct vsnap s;
+    } *snap_pend;
+    size_t nsnap_pend;
 
     /* space: in-memory bitmap, bit set = slot not allocatable (used, dirty, or freed by a
      * txg that has not committed yet).  Every clear bit's slot is a hole in the data file. */
@@ -231,6 +262,9 @@ struct vv_pool {
 struct vv_vol {
     struct vv_pool *pool;
     struct vv_volume *vol;
+    uint64_t as_of;     /* XMAP_LIVE for the volume; a snapshot's gen: read-only, as of it */
+    uint64_t snap_id;   /* the snapshot (as_of != XMAP_LIVE) */
+    uint64_t snap_size;
 };
 
 /* Slots per chunk: 16 in pools without a `chunk_slots` config key (the first format), else
@@ -301,6 +335,10 @@ int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; 
 void vol_dying_remove(struct vv_pool *p, struct vv_volume *v); /* commit_mu held */
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
 void vol_touch(struct vv_volume *v); /* its data changed now (mtime) */
+
+/* snap.c: snapshots (tables loaded at open; deletes interrupted by a crash finished there) */
+int snap_load(struct vv_pool *p, MDB_txn *txn);
+int snap_resume(struct vv_pool *p); /* at open, before the committer starts */
 
 /* reap.c: freeing deleted volumes and shrunk tails, in bounded txns, resumed at open */
 int reap_start(struct vv_pool *p);

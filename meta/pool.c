@@ -34,8 +34,10 @@
  * read-write open: a later format's new databases come into being this way). */
 static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
 {
-    static const char *const names[] = {"config", "volumes", "volnames", "spacemap"};
-    MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames, &p->db_spacemap};
+    static const char *const names[] = {"config", "volumes", "volnames", "spacemap",
+                                        "snapshots"};
+    MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames, &p->db_spacemap,
+                       &p->db_snapshots};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
         if (rc)
@@ -131,6 +133,7 @@ static void pool_free(struct vv_pool *p)
     free(p->vols);
     for (size_t i = 0; i < p->ndying; i++)
         vol_put(p->dying[i]);
+    free(p->snap_pend);
     free(p->dying);
     alloc_fini(p);
     for (int i = 0; i < NSTRIPES; i++) {
@@ -405,8 +408,21 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     if (!err && version < VV_POOL_FORMAT_VERSION) {
         /* the DB handles opened in this txn stay open once it commits */
         err = kv_err(mdb_txn_commit(txn));
-        if (!err)
+        if (!err && version < 2)
             err = upgrade_from_v1(p, e);
+        /* 2 -> 3: the snapshot and dead-list databases, just created (empty) */
+        if (!err)
+            err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (!err) {
+            err = kv_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
+            if (!err)
+                err = kv_err(mdb_txn_commit(txn));
+            else
+                mdb_txn_abort(txn);
+        }
+        if (!err)
+            vv_info(VV_SS_META, "pool %s upgraded from format %llu to %d", p->dir,
+                    (unsigned long long)version, VV_POOL_FORMAT_VERSION);
         if (!err)
             err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
         if (err) {
@@ -426,6 +442,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     p->open_txg = gen + 1;
     p->want_txg = gen;
     err = vol_load(p, txn);
+    if (!err)
+        err = snap_load(p, txn);
     if (!err)
         err = alloc_init(p, txn);
     /* commit, not abort: the DB handles opened in this txn must stay open */
@@ -460,12 +478,15 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
          * free space is returned and known to be zeros. */
         alloc_punch_free(p);
         err = alloc_reclaimer_start(p);
+        if (!err && (err = snap_resume(p)))
+            vv_err_set(e, err, "cannot finish deleting a snapshot: %s", strerror(err));
         if (!err)
             err = txg_start(p);
         if (!err)
             err = reap_start(p);
         if (err) {
-            vv_err_set(e, err, "cannot start the committer: %s", strerror(err));
+            if (!e || !e->code)
+                vv_err_set(e, err, "cannot start the committer: %s", strerror(err));
             goto fail;
         }
     }
@@ -768,7 +789,14 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     if (err)
         return err;
     uint64_t id = v->id;
-    err = refuse_opens(p, v, "delete", e);
+    pthread_rwlock_rdlock(&p->vol_mu);
+    size_t nsnaps = v->nsnaps;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (nsnaps)
+        err = vv_err_set(e, EBUSY, "cannot delete volume '%s': it has %zu snapshot%s (delete "
+                         "them first)", name, nsnaps, nsnaps == 1 ? "" : "s");
+    if (!err)
+        err = refuse_opens(p, v, "delete", e);
     if (!err) {
         err = delete_claimed(p, v, e);
         if (err)
@@ -787,7 +815,7 @@ static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, 
     struct slot_list freed = {0};
     if (size < old) {
         /* zero the tail of the last extent that stays, then drop whole extents past it */
-        struct vv_vol h = {p, v};
+        struct vv_vol h = {.pool = p, .vol = v, .as_of = XMAP_LIVE};
         uint64_t es = p->extent_size;
         uint64_t keep_end = (size + es - 1) / es * es;
         err = keep_end > size ? vv_vol_discard(&h, size, keep_end - size) : 0;
@@ -856,7 +884,13 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     if (err)
         return err;
     uint64_t id = v->id, old = atomic_load(&v->size);
-    if (size < old)
+    pthread_rwlock_rdlock(&p->vol_mu);
+    size_t nsnaps = v->nsnaps;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (size < old && nsnaps)
+        err = vv_err_set(e, EBUSY, "cannot shrink volume '%s': it has %zu snapshot%s, which "
+                         "keep its old size", name, nsnaps, nsnaps == 1 ? "" : "s");
+    if (size < old && !err)
         err = refuse_opens(p, v, "shrink", e);
     if (!err && size != old) {
         err = resize_claimed(p, v, old, size);

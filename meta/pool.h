@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VV_POOL_FORMAT_VERSION 2 /* 2: extent map of chunk versions (meta/xmap.h) */
+#define VV_POOL_FORMAT_VERSION 3 /* 2: extent map of chunk versions (meta/xmap.h); 3: snapshots */
 #define VV_EXTENT_MIN 4096u
 #define VV_EXTENT_MAX (1u << 20)
 #define VV_EXTENT_DEFAULT (4u << 10) /* see docs/ARCHITECTURE.md, "Extent size" */
@@ -157,6 +157,46 @@ void vv_pool_set_observer(struct vv_pool *p, vv_volume_observer fn, void *ctx);
  * List volumes, sorted by name.  *OUT is malloc'd (caller frees); *N its length.
  */
 int vv_volume_list(struct vv_pool *p, struct vv_volume_info **out, size_t *n);
+
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+struct vv_snapshot_info {
+    uint64_t id;          /* unique in the pool, never reused */
+    char name[65];
+    uint64_t volume_id;
+    char volume[65];
+    uint64_t gen;         /* the volume as of this pool generation */
+    uint64_t created;     /* unix seconds */
+    uint64_t size;        /* the volume's size when it was taken */
+    uint32_t open_count;
+};
+
+/*
+ * Snapshots of a volume: read-only, point-in-time.  Names are checked like volume names and
+ * unique per volume.  Each operation claims the volume (see above).
+ *   create: O(1): commits the open txg first, so the snapshot holds every write that returned
+ *           before the call.  ENOENT (no volume), EEXIST.
+ *   delete: frees what only this snapshot held, in bounded txns (O(blocks it held alone));
+ *           finished at the next open if a crash interrupts it.  ENOENT; EBUSY while open.
+ *   list:   VOLUME NULL: every volume's.  Sorted by volume (as vv_volume_list), then age.
+ * A volume with snapshots cannot be deleted or shrunk (EBUSY); growing it is fine.
+ */
+int vv_snapshot_create(struct vv_pool *p, const char *volume, const char *name,
+                       struct vv_snapshot_info *out, struct vv_err *e);
+int vv_snapshot_delete(struct vv_pool *p, const char *volume, const char *name,
+                       struct vv_err *e);
+int vv_snapshot_get(struct vv_pool *p, const char *volume, const char *name,
+                    struct vv_snapshot_info *out, struct vv_err *e);
+int vv_snapshot_list(struct vv_pool *p, const char *volume, struct vv_snapshot_info **out,
+                     size_t *n, struct vv_err *e);
+/* by snapshot id (unique in the pool): 0 or ENOENT */
+int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapshot_info *out);
+/*
+ * Open snapshot SNAP_ID of volume VOL_ID for reading (vv_vol_read, vv_vol_seek, vv_vol_size
+ * work as on a volume; write and discard fail with EROFS).  ENOENT.  Close with
+ * vv_vol_close(); while open the snapshot is not deleted.
+ */
+int vv_snap_open(struct vv_pool *p, uint64_t vol_id, uint64_t snap_id, struct vv_vol **out);
 
 /* ---- volume I/O -------------------------------------------------------------------------- */
 

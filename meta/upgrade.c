@@ -190,7 +190,7 @@ int upgrade_from_v1(struct vv_pool *p, struct vv_err *e)
             if (!err)
                 err = kv_put_u64(c.txn, p->db_config, "chunk_blocks", XMAP_CHUNK_BLOCKS);
             if (!err)
-                err = kv_put_u64(c.txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
+                err = kv_put_u64(c.txn, p->db_config, "format_version", 2);
         }
         if (!err)
             err = kv_err(mdb_txn_commit(c.txn));

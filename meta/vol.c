@@ -42,6 +42,7 @@ void vol_put(struct vv_volume *v)
 {
     if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
         pthread_mutex_destroy(&v->op_mu);
+        free(v->snaps);
         free(v);
     }
 }
@@ -225,6 +226,7 @@ int vv_vol_open(struct vv_pool *p, uint64_t id, struct vv_vol **out)
     }
     h->pool = p;
     h->vol = v;
+    h->as_of = XMAP_LIVE;
     *out = h;
     return 0;
 }
@@ -235,7 +237,13 @@ void vv_vol_close(struct vv_vol *h)
         return;
     struct vv_pool *p = h->pool;
     pthread_rwlock_wrlock(&p->vol_mu);
-    h->vol->open_count--;
+    if (h->as_of == XMAP_LIVE) {
+        h->vol->open_count--;
+    } else {
+        for (size_t i = 0; i < h->vol->nsnaps; i++)
+            if (h->vol->snaps[i].id == h->snap_id)
+                h->vol->snaps[i].open_count--;
+    }
     pthread_rwlock_unlock(&p->vol_mu);
     vol_put(h->vol);
     free(h);
@@ -250,5 +258,7 @@ void vol_touch(struct vv_volume *v)
 
 uint64_t vv_vol_size(const struct vv_vol *h)
 {
+    if (h->as_of != XMAP_LIVE)
+        return h->snap_size;
     return atomic_load(&h->vol->size);
 }

@@ -146,6 +146,8 @@ int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x)
     int rc = mdb_dbi_open(txn, "xmap", flags, &x->map);
     if (!rc)
         rc = mdb_dbi_open(txn, "xbirths", flags, &x->births);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "xdead", flags, &x->dead);
     x->nslots = nslots;
     return kv_err(rc);
 }
@@ -278,54 +280,95 @@ static int put_version(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_
     return err;
 }
 
+/* ---- dead lists ------------------------------------------------------------------------------ */
+
+struct key4 {
+    uint8_t b[32];
+};
+
+static inline struct key4 key4_make(uint64_t vol, uint64_t k, uint64_t chunk, uint64_t birth)
+{
+    struct key4 key;
+    put_be64(key.b, vol);
+    put_be64(key.b + 8, k);
+    put_be64(key.b + 16, chunk);
+    put_be64(key.b + 24, birth);
+    return key;
+}
+
+static bool dead_decode(const MDB_val *k, const MDB_val *v, struct xdead *d)
+{
+    if (k->mv_size != 32 || v->mv_size != 8)
+        return false;
+    const uint8_t *b = k->mv_data;
+    d->vol = get_be64(b);
+    d->k = get_be64(b + 8);
+    d->chunk = get_be64(b + 16);
+    d->birth = get_be64(b + 24);
+    d->mask = get_le64(v->mv_data);
+    return d->mask != 0;
+}
+
+/* OR MASK into the dead-list row (VOL, K, CHUNK, BIRTH) */
+static int dead_add(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t k,
+                    uint64_t chunk, uint64_t birth, uint64_t mask)
+{
+    struct key4 key = key4_make(vol, k, chunk, birth);
+    MDB_val kk = {sizeof(key.b), key.b}, val;
+    int rc = mdb_get(txn, x->dead, &kk, &val);
+    if (rc == 0 && val.mv_size == 8)
+        mask |= get_le64(val.mv_data);
+    else if (rc != MDB_NOTFOUND && rc != 0)
+        return kv_err(rc);
+    uint8_t mb[8];
+    put_le64(mb, mask);
+    MDB_val mv = {8, mb};
+    return kv_err(mdb_put(txn, x->dead, &kk, &mv, 0));
+}
+
+/*
+ * T's blocks MASK hide blocks of the versions at and below the one CUR is on (K, VAL), all
+ * born at or before the newest snapshot: record them on T's dead list, newest version first,
+ * each block once (where it was visible).
+ */
+static int hide_older(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
+                      uint64_t chunk, uint64_t t, uint64_t mask, MDB_val *k, MDB_val *val)
+{
+    int err = 0;
+    while (mask && !err) {
+        struct xkey xk = {0};
+        struct xver w;
+        key_decode(k, &xk);
+        if ((err = decode_or_eio(x, k, val, &w)))
+            return err;
+        uint64_t hid = w.defined & mask;
+        if (hid && (err = dead_add(x, txn, vol, t, chunk, xk.birth, hid)))
+            return err;
+        mask &= ~w.defined;
+        if (mask)
+            err = prev_version(cur, vol, chunk, k, val);
+    }
+    return err == ENOENT ? 0 : err;
+}
+
 int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
                uint64_t chunk, uint64_t t, uint64_t snap_gen, const struct xver *delta,
                struct slot_list *freed, struct slot_list *set, int64_t *used)
 {
     MDB_val k, val;
-    struct xver merged, old;
-    bool older = false; /* a version the result sits on top of remains */
+    struct xver merged = {.defined = delta->defined, .zero = delta->zero}, old;
     int err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
     if (err && err != ENOENT)
         return err;
-    bool have_old = !err;
     struct xkey ok = {0};
-    if (have_old) {
+    if (!err) {
         key_decode(&k, &ok);
-        if ((err = decode_or_eio(x, &k, &val, &old)))
-            return err;
-    }
-    if (have_old && ok.birth >= t) {
-        vv_err(VV_SS_META, "volume %llu chunk %llu: version of gen %llu found while "
-               "committing gen %llu", (unsigned long long)vol, (unsigned long long)chunk,
-               (unsigned long long)ok.birth, (unsigned long long)t);
-        return EIO;
-    }
-    if (have_old && ok.birth > snap_gen) {
-        /* nobody but the live volume sees the old version: merge it into the new one */
-        merged = old;
-        uint64_t over = old.defined & delta->defined;
-        for (uint64_t m = over & ~old.zero; m; m &= m - 1) {
-            unsigned b = (unsigned)__builtin_ctzll(m);
-            if ((err = slot_list_add(freed, old.slot[b])))
-                return err;
-            (*used)--;
+        if (ok.birth >= t) {
+            vv_err(VV_SS_META, "volume %llu chunk %llu: version of gen %llu found while "
+                   "committing gen %llu", (unsigned long long)vol, (unsigned long long)chunk,
+                   (unsigned long long)ok.birth, (unsigned long long)t);
+            return EIO;
         }
-        int rc = mdb_cursor_del(cur, 0);
-        if (rc)
-            return kv_err(rc);
-        if ((err = births_del(x, txn, vol, ok.birth, chunk)))
-            return err;
-        err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
-        if (err && err != ENOENT)
-            return err;
-        older = !err;
-        merged.defined |= delta->defined;
-        merged.zero = (merged.zero & ~delta->defined) | delta->zero;
-    } else {
-        older = have_old; /* a snapshot sees it (later: its superseded blocks go on a deadlist) */
-        merged.defined = delta->defined;
-        merged.zero = delta->zero;
     }
     for (uint64_t m = xmap_datamask(delta); m; m &= m - 1) {
         unsigned b = (unsigned)__builtin_ctzll(m);
@@ -335,6 +378,44 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
             return err;
         (*used)++;
     }
+    /* Versions nobody but the live volume sees (born after the newest snapshot; normally
+     * at most one) are merged into T's: what T overwrites in them is freed. */
+    uint64_t hides = delta->defined; /* of T's blocks, those that may hide a kept version's */
+    err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    while (!err) {
+        key_decode(&k, &ok);
+        if (ok.birth <= snap_gen)
+            break;
+        if ((err = decode_or_eio(x, &k, &val, &old)))
+            return err;
+        uint64_t over = old.defined & merged.defined;
+        for (uint64_t m = over & ~old.zero; m; m &= m - 1) {
+            if ((err = slot_list_add(freed, old.slot[__builtin_ctzll(m)])))
+                return err;
+            (*used)--;
+        }
+        uint64_t keep = old.defined & ~merged.defined;
+        for (uint64_t m = keep & ~old.zero; m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            merged.slot[b] = old.slot[b];
+            merged.csum[b] = old.csum[b];
+        }
+        merged.defined |= keep;
+        merged.zero |= keep & old.zero;
+        /* what the merged version already hid below was recorded when it was applied */
+        hides &= ~old.defined;
+        int rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            return kv_err(rc);
+        if ((err = births_del(x, txn, vol, ok.birth, chunk)))
+            return err;
+        err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    }
+    if (err && err != ENOENT)
+        return err;
+    bool older = !err; /* a version a snapshot sees remains under the result */
+    if (older && (err = hide_older(x, txn, cur, vol, chunk, t, hides, &k, &val)))
+        return err;
     if (!older) {
         /* zeros over nothing: the blocks simply are not there */
         merged.defined &= ~merged.zero;
@@ -343,6 +424,225 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
     if (merged.defined == 0)
         return 0;
     return put_version(x, txn, vol, chunk, t, &merged);
+}
+
+/* Edit version (VOL, CHUNK, BIRTH): its blocks in MASK go (data slots to FREED).  A version
+ * left with nothing is removed with its births row. */
+static int version_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t chunk,
+                           uint64_t birth, uint64_t mask, struct slot_list *freed,
+                           int64_t *used)
+{
+    struct key3 key = key3_make(vol, chunk, birth);
+    MDB_val k = {sizeof(key.b), key.b}, val;
+    int rc = mdb_get(txn, x->map, &k, &val);
+    if (rc == MDB_NOTFOUND) {
+        vv_err(VV_SS_META, "dead list of volume %llu names chunk %llu gen %llu, which does not "
+               "exist", (unsigned long long)vol, (unsigned long long)chunk,
+               (unsigned long long)birth);
+        return EIO;
+    }
+    if (rc)
+        return kv_err(rc);
+    struct xver v;
+    int err = decode_or_eio(x, &k, &val, &v);
+    if (err)
+        return err;
+    if (mask & ~v.defined) {
+        vv_err(VV_SS_META, "dead list of volume %llu: chunk %llu gen %llu lacks blocks %#llx",
+               (unsigned long long)vol, (unsigned long long)chunk, (unsigned long long)birth,
+               (unsigned long long)(mask & ~v.defined));
+        return EIO;
+    }
+    for (uint64_t m = mask & ~v.zero; m; m &= m - 1) {
+        if ((err = slot_list_add(freed, v.slot[__builtin_ctzll(m)])))
+            return err;
+        (*used)--;
+    }
+    v.defined &= ~mask;
+    v.zero &= ~mask;
+    if (v.defined == 0) {
+        if ((rc = mdb_del(txn, x->map, &k, NULL)))
+            return kv_err(rc);
+        return births_del(x, txn, vol, birth, chunk);
+    }
+    uint8_t buf[XMAP_VAL_MAX];
+    MDB_val nv = {encode(&v, buf), buf};
+    return kv_err(mdb_put(txn, x->map, &k, &nv, 0));
+}
+
+int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                      uint64_t s_gen, uint64_t n_gen, struct xdead *pos, size_t budget,
+                      struct slot_list *freed, int64_t *used, bool *done)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, x->dead, &cur);
+    if (rc)
+        return kv_err(rc);
+    if (pos->vol != vol || pos->k <= s_gen)
+        *pos = (struct xdead){.vol = vol, .k = s_gen + 1};
+    int err = 0;
+    size_t n = 0;
+    *done = false;
+    for (;;) {
+        struct key4 start = key4_make(vol, pos->k, pos->chunk, pos->birth);
+        MDB_val k = {sizeof(start.b), start.b}, val;
+        rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
+        struct xdead d;
+        if (rc == MDB_NOTFOUND || (rc == 0 && k.mv_size == 32 && get_be64(k.mv_data) != vol)) {
+            *done = true;
+            break;
+        }
+        if (rc) {
+            err = kv_err(rc);
+            break;
+        }
+        if (!dead_decode(&k, &val, &d)) {
+            vv_err(VV_SS_META, "malformed dead-list row of volume %llu",
+                   (unsigned long long)vol);
+            err = EIO;
+            break;
+        }
+        if (d.k > n_gen) {
+            *done = true;
+            break;
+        }
+        if (budget && n >= budget)
+            break;
+        n++;
+        /* the next row after this one */
+        *pos = d;
+        if (++pos->birth == 0 && ++pos->chunk == 0)
+            pos->k++;
+        if (d.birth <= p_gen || d.birth > s_gen)
+            continue; /* an older snapshot still sees it */
+        if ((err = version_release(x, txn, vol, d.chunk, d.birth, d.mask, freed, used)))
+            break;
+        if ((rc = mdb_del(txn, x->dead, &k, NULL))) {
+            err = kv_err(rc);
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                     struct xkey *pos, size_t budget, bool *done)
+{
+    MDB_cursor *bc, *mc;
+    int rc = mdb_cursor_open(txn, x->births, &bc);
+    if (rc)
+        return kv_err(rc);
+    if ((rc = mdb_cursor_open(txn, x->map, &mc))) {
+        mdb_cursor_close(bc);
+        return kv_err(rc);
+    }
+    if (pos->vol != vol || pos->birth <= p_gen)
+        *pos = (struct xkey){.vol = vol, .birth = p_gen + 1};
+    int err = 0;
+    size_t n = 0;
+    *done = false;
+    for (;;) {
+        struct key3 start = key3_make(vol, pos->birth, pos->chunk);
+        MDB_val k = {sizeof(start.b), start.b}, val;
+        rc = mdb_cursor_get(bc, &k, &val, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 24 || get_be64(k.mv_data) != vol))) {
+            *done = true;
+            break;
+        }
+        if (rc) {
+            err = kv_err(rc);
+            break;
+        }
+        if (budget && n >= budget)
+            break;
+        n++;
+        uint64_t birth = get_be64((uint8_t *)k.mv_data + 8);
+        uint64_t chunk = get_be64((uint8_t *)k.mv_data + 16);
+        *pos = (struct xkey){.vol = vol, .birth = birth, .chunk = chunk + 1};
+        if (chunk == UINT64_MAX)
+            *pos = (struct xkey){.vol = vol, .birth = birth + 1};
+        /* the chunk's versions born after P, newest first, merged into the newest */
+        MDB_val vk, vv;
+        struct xkey top = {0}, o = {0};
+        struct xver merged, old;
+        if ((err = seek_version(mc, vol, chunk, XMAP_LIVE, &vk, &vv)))
+            break; /* (the births row says there is one) */
+        key_decode(&vk, &top);
+        if ((err = decode_or_eio(x, &vk, &vv, &merged)))
+            break;
+        unsigned nmerged = 0;
+        for (uint64_t below = top.birth;; below = o.birth) {
+            err = below ? seek_version(mc, vol, chunk, below - 1, &vk, &vv) : ENOENT;
+            if (err)
+                break;
+            key_decode(&vk, &o);
+            if (o.birth <= p_gen)
+                break;
+            if ((err = decode_or_eio(x, &vk, &vv, &old)))
+                break;
+            if (old.defined & merged.defined) {
+                vv_err(VV_SS_META, "volume %llu chunk %llu: gen %llu still hides blocks of gen "
+                       "%llu that no snapshot sees", (unsigned long long)vol,
+                       (unsigned long long)chunk, (unsigned long long)top.birth,
+                       (unsigned long long)o.birth);
+                err = EIO;
+                break;
+            }
+            for (uint64_t m = xmap_datamask(&old); m; m &= m - 1) {
+                unsigned b = (unsigned)__builtin_ctzll(m);
+                merged.slot[b] = old.slot[b];
+                merged.csum[b] = old.csum[b];
+            }
+            merged.defined |= old.defined;
+            merged.zero |= old.zero;
+            if ((rc = mdb_cursor_del(mc, 0))) {
+                err = kv_err(rc);
+                break;
+            }
+            if ((err = births_del(x, txn, vol, o.birth, chunk)))
+                break;
+            nmerged++;
+        }
+        bool older = err == 0; /* the walk stopped on a version born at or before P */
+        if (err == ENOENT)
+            err = 0;
+        if (err)
+            break;
+        if (nmerged == 0)
+            continue;
+        if (!older) {
+            merged.defined &= ~merged.zero; /* nothing older: zeros hide nothing */
+            merged.zero = 0;
+        }
+        struct key3 hk = key3_make(vol, chunk, top.birth);
+        MDB_val hkv = {sizeof(hk.b), hk.b};
+        if (merged.defined == 0) {
+            if ((err = kv_err(mdb_del(txn, x->map, &hkv, NULL))))
+                break;
+            err = births_del(x, txn, vol, top.birth, chunk);
+        } else {
+            uint8_t buf[XMAP_VAL_MAX];
+            MDB_val nv = {encode(&merged, buf), buf};
+            err = kv_err(mdb_put(txn, x->map, &hkv, &nv, 0));
+        }
+        if (err)
+            break;
+    }
+    mdb_cursor_close(mc);
+    mdb_cursor_close(bc);
+    return err;
+}
+
+int xmap_dead_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xdead *d)
+{
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, op);
+    if (rc == MDB_NOTFOUND)
+        return ENOENT;
+    if (rc)
+        return kv_err(rc);
+    return dead_decode(&k, &v, d) ? 0 : EBADMSG;
 }
 
 int xmap_drop(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t from,
@@ -407,6 +707,27 @@ int xmap_drop(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t from,
     if (!err && !(budget && n >= budget))
         *done = true;
     mdb_cursor_close(cur);
+    if (!err && *done && from == 0) {
+        /* the whole volume goes: its dead lists too */
+        if ((rc = mdb_cursor_open(txn, x->dead, &cur)))
+            return kv_err(rc);
+        struct key4 dk = key4_make(vol, 0, 0, 0);
+        MDB_val kk, vv;
+        for (kk = (MDB_val){sizeof(dk.b), dk.b}, rc = mdb_cursor_get(cur, &kk, &vv, MDB_SET_RANGE);
+             rc == 0 && kk.mv_size == 32 && get_be64(kk.mv_data) == vol;
+             kk = (MDB_val){sizeof(dk.b), dk.b}, rc = mdb_cursor_get(cur, &kk, &vv, MDB_SET_RANGE)) {
+            if (budget && n >= budget) {
+                *done = false;
+                break;
+            }
+            n++;
+            if ((rc = mdb_cursor_del(cur, 0)))
+                break;
+        }
+        if (rc && rc != MDB_NOTFOUND)
+            err = kv_err(rc);
+        mdb_cursor_close(cur);
+    }
     return err;
 }
 

@@ -59,8 +59,12 @@
 /* largest encoded value: header, one run per block, a checksum per block */
 #define XMAP_VAL_MAX (24u + 16u * XMAP_CHUNK_BLOCKS)
 
+struct xkey {
+    uint64_t vol, chunk, birth;
+};
+
 struct xmap {
-    MDB_dbi map, births;
+    MDB_dbi map, births, dead;
     uint64_t nslots; /* slots in the pool: a slot at or past it is corruption */
 };
 
@@ -85,7 +89,7 @@ static inline uint64_t xmap_datamask(const struct xver *v)
     return v->defined & ~v->zero;
 }
 
-/* Open (FLAGS = MDB_CREATE: create when missing) the two databases in TXN. */
+/* Open (FLAGS = MDB_CREATE: create when missing) the three databases in TXN. */
 int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x);
 
 /*
@@ -108,7 +112,8 @@ int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_
 /*
  * Record what txg T wrote into (VOL, CHUNK): DELTA->defined blocks, of which DELTA->zero are
  * discards and the rest data with DELTA->slot/csum.  SNAP_GEN: the volume's newest snapshot
- * generation (versions born at or before it are kept; a newer one is merged into T's).
+ * generation: versions born after it are merged into T's; blocks of versions born at or
+ * before it that T hides go on T's dead list (a snapshot sees them).
  * Appends the slots that T superseded and nobody sees any more to FREED, the new data slots
  * to SET, and adds the change in the volume's data blocks to *USED.  Write txn; CUR a cursor
  * on x->map in it.
@@ -126,6 +131,37 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
 int xmap_drop(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t from,
               size_t budget, struct slot_list *freed, int64_t *used, bool *done);
 
+/*
+ * Dead lists: a row per (volume, gen k, chunk, birth b) with the mask of the blocks of
+ * version b that the txg of gen k hid from the live volume while a snapshot still saw them.
+ * Block x of version b is seen by exactly the snapshots with gen in [b, k).  So when the
+ * snapshot of gen S is deleted, with P the gen of the next older one (0: none) and N that of
+ * the next newer (XMAP_LIVE: none), the rows with k in (S, N] and b in (P, S] are what only it
+ * saw: xmap_dead_release() frees those blocks and drops the rows.  O(rows in (S, N]).
+ */
+struct xdead {
+    uint64_t vol, k, chunk, birth;
+    uint64_t mask;
+};
+/*
+ * One bounded step of that: at most BUDGET rows (0: no limit) from *POS (where the last
+ * step stopped; zeroed: from the start), freeing data slots to FREED (*USED: minus the data
+ * blocks).  *DONE when every row in (S, N] was seen.  Write txn.
+ */
+int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                      uint64_t s_gen, uint64_t n_gen, struct xdead *pos, size_t budget,
+                      struct slot_list *freed, int64_t *used, bool *done);
+/*
+ * After the newest snapshot was deleted and released, the volume's snap_gen is P (the gen of
+ * the next older one, or 0): a chunk may then have several versions born after P (one per
+ * snapshot deleted since P was taken, and the newest).  Merge each chunk's into its newest,
+ * walking the births after P from *POS, at most BUDGET rows.  Write txn.
+ */
+int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                     struct xkey *pos, size_t budget, bool *done);
+/* fsck: step CUR (on x->dead) and decode; ENOENT at the end, EBADMSG for a bad row */
+int xmap_dead_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xdead *d);
+
 /* Walking the births index: the chunks of VOL with a version born in (AFTER, UPTO], in
  * birth order, then chunk order.  The cursor lives in the caller's txn. */
 struct xmap_births {
@@ -140,10 +176,6 @@ int xmap_births_next(struct xmap_births *c, uint64_t *birth, uint64_t *chunk);
 void xmap_births_close(struct xmap_births *c);
 
 /* ---- raw access, for fsck and the format upgrade ------------------------------------------ */
-
-struct xkey {
-    uint64_t vol, chunk, birth;
-};
 
 /*
  * Step CUR (on x->map) with OP (MDB_FIRST, MDB_NEXT...) and decode what it lands on.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # apiconc.sh — the control plane under concurrent requests.  Eight clients (apistress, each a
 # thread with its own connections: the API serves each connection on its own thread) send
-# create / resize / rename / delete / show / list on five shared names for VVFS_CONC_SECONDS
+# create / resize / rename / delete / show / list and snapshot create / delete on five shared
+# names for VVFS_CONC_SECONDS
 # (default 30 s); a FUSE client lists the mount and opens and writes those volumes (so that
 # delete and shrink meet open volumes), while a writer fills and verifies a volume of its own.
 # Every request must get a JSON answer with a status the operation can have (no 5xx but 507;
@@ -75,7 +76,8 @@ total=$(awk '$1 == "total" { print $2 }' "$VV_TESTDIR/stress.out")
 assert_lt 3000 "$total" "requests in $secs s"
 # every kind of answer happened: otherwise the test did not exercise what it claims
 for c in 'POST 201' 'POST 409' 'DELETE 204' 'DELETE 404' 'PATCH-size 200' 'PATCH-name 200' \
-    'PATCH-name 409' 'GET 404'; do
+    'PATCH-name 409' 'GET 404' 'POST-snap 201' 'POST-snap 409' 'DELETE-snap 204' \
+    'DELETE 409'; do
     grep -q " $c\$" "$VV_TESTDIR/stress.out" || fail "no request answered '$c'"
 done
 
@@ -90,6 +92,9 @@ fuse_names=$(ls "$MNT/volumes" | sort)
 assert_eq "$fuse_names" "$api_names" "volumes in the mount vs the API"
 for v in $api_names; do
     assert_eq "$(file_size "$MNT/volumes/$v")" "$(volume_field "$v" size)" "size of $v"
+    assert_eq "$(ls "$MNT/snapshots/$v" | sort | tr '\n' ' ')" \
+        "$(vvfs --json snapshot list "$v" | jq -r '.snapshots[].name' | sort | tr '\n' ' ')" \
+        "snapshots of $v in the mount vs the API"
 done
 
 step "fsck is clean after unmount"

@@ -25,6 +25,7 @@ sync_pool
 state()
 {
     "$VVFS" --pool "$POOL" --json volume list | jq -S '.volumes'
+    "$VVFS" --pool "$POOL" --json snapshot list | jq -S '.snapshots'
     "$VVFS" --pool "$POOL" --json status |
         jq -S 'del(.commits, .dirty_bytes, .committed_gen, .bounced_writes)'
 }
@@ -139,7 +140,26 @@ for v in 'a/b' '/x' 'x/' '..' '.' '../x' '../../etc/passwd' 'a\\u0000b' '\\u0000
     'a\\tb' 'v\\u00f6l' '\\u2603' 'a?b' 'a#b' 'a\\\\b' 'a*'; do
     post 400 "{\"name\":\"$v\",\"size\":\"1G\"}"
     patch 400 "{\"name\":\"$v\"}"
+    send 400 POST /v1/volumes/good/snapshots "$(body "{\"name\":\"$v\"}")"
 done
+
+check_bodies
+step "malformed snapshot requests"
+for j in '{' '{"name":' '[]' 'null' '{}' '{"name":17}' '{"name":null}' '{"name":["x"]}' \
+    '{"name":"s","size":"1G"}' '{"name":"s","x":1}' '{"name":"s","name":"t"}'; do
+    send 400 POST /v1/volumes/good/snapshots "$(body "$j")"
+done
+send 404 POST /v1/volumes/nosuch/snapshots "$(body '{"name":"s"}')"
+send 404 GET /v1/volumes/nosuch/snapshots
+send 404 GET /v1/volumes/good/snapshots/nosuch
+send 404 DELETE /v1/volumes/good/snapshots/nosuch
+send 400 GET /v1/volumes/good/snapshots/a%2Fb
+send 400 GET "/v1/volumes/good/snapshots/$name65"
+send 400 DELETE /v1/volumes/good/snapshots/%2e%2e
+send 400 GET '/v1/volumes/good/snapshots?all=1'
+send 400 DELETE /v1/volumes/good/snapshots/s "$(body '{}')"
+send 405 PATCH /v1/volumes/good/snapshots/s "$(body '{}')"
+send 405 DELETE /v1/volumes/good/snapshots
 
 check_bodies
 step "empty and missing bodies"
@@ -216,7 +236,8 @@ check_bodies
 step "unknown paths"
 for p in / /v1 /v1/ /v2/volumes /V1/volumes /v1/Volumes /v1/volumes/ /v1/volumes// \
     /v1/volumes//good /v1/volumes/good/ /v1/volumes/good/x /v1/volumes/good/../other \
-    /v1/pool/ /v1/pool/x /v1/pools //v1/volumes /v1//volumes /v1/volumes/good/snapshots \
+    /v1/pool/ /v1/pool/x /v1/pools //v1/volumes /v1//volumes /v1/volumes/good/snapshot \
+    /v1/volumes/good/snapshots/ /v1/volumes/good/snapshots/x/y /v1/volumes/good/snapshots//x \
     /v1/volume /.. /v1/volumes/../pool "/v1/volumes/good;x"; do
     send '404|400' GET "$p"
     send '404|400|405' DELETE "$p"

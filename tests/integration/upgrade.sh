@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# upgrade.sh — a pool made by the format-1 code (built from this repository's history) is
-# refused by fsck with the command that upgrades it, upgraded in place by a mount (the log and
-# the status say so), and then holds every byte it held, clean under fsck, across remounts.
+# upgrade.sh — pools made by the format-1 and the format-2 code (built from this repository's
+# history) are refused by fsck with the command that upgrades them, upgraded in place by a
+# mount or `vvfs upgrade` (the log and the status say so), and then hold every byte they held,
+# clean under fsck, across remounts; the format-2 pool then takes snapshots.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
 requires_root
@@ -9,27 +10,36 @@ requires_fuse
 requires jq git meson ninja
 set_timeout 480
 
-# The last commit whose code writes format 1 (one extent entry per block).
+# The last commits whose code writes format 1 (one extent entry per block) and format 2 (chunk
+# versions, no snapshots).
 FORMAT1_COMMIT=55f9e9489260ff15f216464ef8ff4784ffc5ea7b
+FORMAT2_COMMIT=7ea20e0868015d203d025d7806e6cbe2f7f5ed4d
 src=$(cd "$(dirname "$0")/../.." && pwd)
-git -C "$src" cat-file -e "$FORMAT1_COMMIT^{commit}" 2>/dev/null ||
-    fail "commit $FORMAT1_COMMIT is not in $src: this test needs the repository's history"
 
-# Build the format-1 vvfs once per machine (outside the tree; a few tens of seconds).
-old_dir=/var/tmp/vvfs-format1-${FORMAT1_COMMIT:0:12}
-OLD=$old_dir/build/cli/vvfs
-if [ ! -x "$OLD" ]; then
-    step "build the format-1 vvfs from $FORMAT1_COMMIT"
-    rm -rf "$old_dir.tmp"
-    mkdir -p "$old_dir.tmp"
-    git -C "$src" archive "$FORMAT1_COMMIT" | tar -x -C "$old_dir.tmp" ||
-        fail "git archive of $FORMAT1_COMMIT failed"
-    (cd "$old_dir.tmp" && meson setup build -Dtests=disabled >/dev/null &&
-        ninja -C build cli/vvfs >/dev/null) || fail "building the format-1 vvfs failed"
-    rm -rf "$old_dir"
-    mv "$old_dir.tmp" "$old_dir"
-fi
-[ -x "$OLD" ] || fail "no format-1 vvfs at $OLD"
+# old_vvfs N COMMIT: build the format-N vvfs once per machine (outside the tree; a few tens of
+# seconds) and print its path
+old_vvfs()
+{
+    local n=$1 commit=$2 dir
+    git -C "$src" cat-file -e "$commit^{commit}" 2>/dev/null ||
+        fail "commit $commit is not in $src: this test needs the repository's history"
+    dir=/var/tmp/vvfs-format$n-${commit:0:12}
+    if [ ! -x "$dir/build/cli/vvfs" ]; then
+        step "build the format-$n vvfs from $commit"
+        rm -rf "$dir.tmp"
+        mkdir -p "$dir.tmp"
+        git -C "$src" archive "$commit" | tar -x -C "$dir.tmp" ||
+            fail "git archive of $commit failed"
+        (cd "$dir.tmp" && meson setup build -Dtests=disabled >/dev/null &&
+            ninja -C build cli/vvfs >/dev/null) || fail "building the format-$n vvfs failed"
+        rm -rf "$dir"
+        mv "$dir.tmp" "$dir"
+    fi
+    [ -x "$dir/build/cli/vvfs" ] || fail "no format-$n vvfs in $dir"
+    echo "$dir/build/cli/vvfs"
+}
+OLD=$(old_vvfs 1 "$FORMAT1_COMMIT")
+OLD2=$(old_vvfs 2 "$FORMAT2_COMMIT")
 NEW=$VVFS
 
 MiB=$((1 << 20))
@@ -64,10 +74,10 @@ assert_contains "$OUT" "format version 1" "fsck message for a format-1 pool"
 
 step "mounting upgrades it in place, and says so"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 2 "format after the upgrade"
+assert_eq "$(pool_field format_version)" 3 "format after the upgrade"
 assert_eq "$(pool_field upgraded_from)" 1 "status: upgraded from"
-grep -q "upgrading it in place to format 2" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
-grep -q "upgraded pool .* to format 2" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
+grep -q "upgrading it in place to format 3" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
+grep -q "upgraded pool .* to format 3" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
 expect_exit 0 vvfs status
 assert_contains "$OUT" "upgraded from format 1" "vvfs status after the upgrade"
 assert_eq "$(pool_field used)" "$used_before" "pool space used across the upgrade"
@@ -96,9 +106,9 @@ expect_exit 0 vvio write "$a" 200M 8M --seed 6 --fsync
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "already has format 2" "vvfs upgrade of a format-2 pool"
+assert_contains "$OUT" "already has format 3" "vvfs upgrade of a format-3 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 2"
+assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 3"
 verify_all
 expect_exit 0 vvio verify "$a" 200M 8M --seed 6
 umount_pool "$POOL" "$MNT"
@@ -116,10 +126,38 @@ expect_exit 0 vvio write "$MNT/volumes/c" 1M 10M --seed 7 --fsync
 umount_pool "$POOL" "$MNT"
 VVFS=$NEW
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "from format 1 to format 2" "vvfs upgrade"
+assert_contains "$OUT" "from format 1 to format 3" "vvfs upgrade"
 expect_exit 0 vvfs fsck "$POOL"
 mount_pool "$POOL" "$MNT"
 expect_exit 0 vvio verify "$MNT/volumes/c" 1M 10M --seed 7
 expect_exit 0 vvio zero "$MNT/volumes/c" 0 1M
 umount_pool "$POOL" "$MNT"
+
+step "a format-2 pool is upgraded by a mount and then takes snapshots"
+POOL=$VV_TESTDIR/pool3
+MNT=$VV_TESTDIR/mnt3
+VVFS_POOL=$POOL
+VVFS=$OLD2
+expect_exit 0 vvfs init "$POOL" --capacity 512M
+mount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs volume create d 64M
+expect_exit 0 vvio write "$MNT/volumes/d" 0 8M --seed 8
+expect_exit 0 vvio write "$MNT/volumes/d" 3M 5000 --seed 9 --fsync
+umount_pool "$POOL" "$MNT"
+VVFS=$NEW
+expect_exit 1 vvfs fsck "$POOL"
+assert_contains "$OUT" "format version 2" "fsck message for a format-2 pool"
+mount_pool "$POOL" "$MNT"
+assert_eq "$(pool_field format_version)" 3 "format after the upgrade from 2"
+assert_eq "$(pool_field upgraded_from)" 2 "status: upgraded from 2"
+d=$MNT/volumes/d
+expect_exit 0 vvio verify "$d" 0 3M --seed 8
+expect_exit 0 vvio verify "$d" 3M 5000 --seed 9
+expect_exit 0 vvio verify "$d" $((3 * MiB + 5000)) $((5 * MiB - 5000)) --seed 8
+expect_exit 0 vvfs snapshot create d s1
+expect_exit 0 vvio write "$d" 0 8M --seed 10 --fsync
+expect_exit 0 vvio verify "$MNT/snapshots/d/s1" 0 3M --seed 8
+expect_exit 0 vvio verify "$d" 0 8M --seed 10
+umount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs fsck "$POOL"
 info PASS

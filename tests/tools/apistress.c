@@ -4,7 +4,8 @@
  *   apistress SOCKET SECONDS CLIENTS NAME...
  *
  * CLIENTS threads send random requests on the shared volume NAMEs for SECONDS: create (1-64
- * MiB), delete, resize (1-64 MiB), rename to another NAME, show, list, pool status.  Each
+ * MiB), delete, resize (1-64 MiB), rename to another NAME, show, list, pool status, and
+ * snapshot create and delete (three snapshot names per volume).  Each
  * thread keeps its connection for a few requests and then opens a new one (the API serves
  * each connection on its own thread, so both reuse and churn are exercised).
  *
@@ -27,7 +28,10 @@
 #include <string.h>
 #include <time.h>
 
-enum op { OP_CREATE, OP_DELETE, OP_RESIZE, OP_RENAME, OP_SHOW, OP_LIST, OP_POOL, OP_N };
+enum op {
+    OP_CREATE, OP_DELETE, OP_RESIZE, OP_RENAME, OP_SHOW, OP_LIST, OP_POOL, OP_SNAP, OP_UNSNAP,
+    OP_N
+};
 
 static const struct {
     const char *method;
@@ -40,6 +44,8 @@ static const struct {
     [OP_SHOW] = {"GET", "200 404"},
     [OP_LIST] = {"GET", "200"},
     [OP_POOL] = {"GET", "200"},
+    [OP_SNAP] = {"POST", "201 404 409"},
+    [OP_UNSNAP] = {"DELETE", "204 404 409"},
 };
 
 #define MAX_STATUS 600
@@ -141,6 +147,11 @@ static void *client(void *arg)
             snprintf(url, sizeof(url), "http://localhost/v1/volumes");
         else if (op == OP_POOL)
             snprintf(url, sizeof(url), "http://localhost/v1/pool");
+        else if (op == OP_SNAP)
+            snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots", a);
+        else if (op == OP_UNSNAP)
+            snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d", a,
+                     mib % 3);
         else
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s", a);
         if (op == OP_CREATE)
@@ -149,6 +160,8 @@ static void *client(void *arg)
             snprintf(data, sizeof(data), "{\"size\":%llu}", (unsigned long long)mib << 20);
         else if (op == OP_RENAME)
             snprintf(data, sizeof(data), "{\"name\":\"%s\"}", to);
+        else if (op == OP_SNAP)
+            snprintf(data, sizeof(data), "{\"name\":\"snap%d\"}", mib % 3);
         b.len = 0;
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
@@ -227,6 +240,7 @@ int main(int argc, char **argv)
             if (counts[o][s]) {
                 const char *what = o == OP_RENAME ? "PATCH-name" : o == OP_RESIZE ? "PATCH-size"
                                    : o == OP_LIST ? "GET-list" : o == OP_POOL ? "GET-pool"
+                                   : o == OP_SNAP ? "POST-snap" : o == OP_UNSNAP ? "DELETE-snap"
                                    : ops[o].method;
                 printf("%lu %s %d\n", counts[o][s], what, s);
                 total += counts[o][s];

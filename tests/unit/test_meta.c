@@ -1418,3 +1418,246 @@ Test(volume, concurrent_control_operations, .timeout = 120)
     free(after);
     rmpool();
 }
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+#define SN_BLOCKS 512 /* 2 MiB at 4K: 8 chunks, so that writes and snapshots collide often */
+#define SN_MAX 6
+
+struct sn_model {
+    uint32_t live[SN_BLOCKS];        /* tag of each block's content, 0: zeros */
+    uint32_t snap[SN_MAX][SN_BLOCKS];
+    char name[SN_MAX][16];
+    uint64_t id[SN_MAX];
+    int nsnaps;
+};
+
+static void sn_block(uint8_t *b, uint64_t blk, uint32_t tag)
+{
+    if (tag)
+        fill(b, blk * 4096, 4096, tag);
+    else
+        memset(b, 0, 4096);
+}
+
+static void sn_verify(struct vv_vol *v, const uint32_t *want, const char *what)
+{
+    uint8_t *buf = malloc(SN_BLOCKS * 4096), blk[4096];
+    cr_assert_eq(vv_vol_read(v, buf, SN_BLOCKS * 4096, 0), 0, "%s: read", what);
+    for (uint64_t i = 0; i < SN_BLOCKS; i++) {
+        sn_block(blk, i, want[i]);
+        cr_assert(memcmp(buf + i * 4096, blk, 4096) == 0, "%s: block %llu is not tag %u",
+                  what, (unsigned long long)i, want[i]);
+    }
+    free(buf);
+}
+
+static void sn_verify_all(struct vv_pool *p, struct vv_vol *live, struct sn_model *m)
+{
+    sn_verify(live, m->live, "live volume");
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "v", &vi, NULL), 0);
+    for (int s = 0; s < m->nsnaps; s++) {
+        struct vv_vol *h;
+        cr_assert_eq(vv_snap_open(p, vi.id, m->id[s], &h), 0, "open snapshot %s", m->name[s]);
+        cr_assert_eq(vv_vol_size(h), SN_BLOCKS * 4096);
+        uint8_t b[4096] = {0};
+        cr_assert_eq(vv_vol_write(h, b, 4096, 0), EROFS, "snapshots are read-only");
+        cr_assert_eq(vv_vol_discard(h, 0, 4096), EROFS);
+        char what[64];
+        snprintf(what, sizeof(what), "snapshot %s", m->name[s]);
+        sn_verify(h, m->snap[s], what);
+        vv_vol_close(h);
+    }
+}
+
+static void sn_delete(struct vv_pool *p, struct sn_model *m, int s)
+{
+    struct vv_err e = {0};
+    cr_assert_eq(vv_snapshot_delete(p, "v", m->name[s], &e), 0, "delete %s: %s", m->name[s],
+                 e.msg);
+    for (int j = s; j + 1 < m->nsnaps; j++) {
+        memcpy(m->snap[j], m->snap[j + 1], sizeof(m->snap[j]));
+        memcpy(m->name[j], m->name[j + 1], sizeof(m->name[j]));
+        m->id[j] = m->id[j + 1];
+    }
+    m->nsnaps--;
+}
+
+/* Writes, discards and commits with snapshots taken and deleted (oldest, newest, middle) in
+ * between, against a model of every block's content: every snapshot reads back exactly as it
+ * was taken, after reopens too; fsck is clean (nothing leaked, the dead lists add up); and
+ * once every snapshot is gone the pool holds exactly the live data. */
+Test(snapshot, model_of_writes_discards_and_snapshots, .timeout = 180)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", SN_BLOCKS * 4096);
+    struct sn_model *m = calloc(1, sizeof(*m));
+    unsigned seed = 12345;
+    uint32_t tag = 0;
+    uint8_t *buf = malloc(8 * 4096);
+    int made = 0;
+    for (int round = 0; round < 600; round++) {
+        if (round == 300) { /* halfway: reopen, and release in many small txns from now on */
+            sn_verify_all(p, v, m);
+            vv_vol_close(v);
+            cr_assert_eq(vv_pool_close(p), 0);
+            fsck_clean();
+            p = openpool();
+            v = openvol(p, "v");
+            sn_verify_all(p, v, m);
+            setenv("VVFS_SNAP_BATCH", "3", 1);
+        }
+        unsigned op = (unsigned)rand_r(&seed) % 16;
+        uint64_t b0 = (uint64_t)rand_r(&seed) % SN_BLOCKS;
+        uint64_t n = 1 + (uint64_t)rand_r(&seed) % 8;
+        if (b0 + n > SN_BLOCKS)
+            n = SN_BLOCKS - b0;
+        if (op < 8) {
+            tag++;
+            for (uint64_t i = 0; i < n; i++) {
+                sn_block(buf + i * 4096, b0 + i, tag);
+                m->live[b0 + i] = tag;
+            }
+            cr_assert_eq(vv_vol_write(v, buf, n * 4096, b0 * 4096), 0);
+        } else if (op < 10) {
+            cr_assert_eq(vv_vol_discard(v, b0 * 4096, n * 4096), 0);
+            for (uint64_t i = 0; i < n; i++)
+                m->live[b0 + i] = 0;
+        } else if (op < 12) {
+            cr_assert_eq(vv_vol_flush(v), 0);
+        } else if (op < 14 && m->nsnaps < SN_MAX) {
+            struct vv_snapshot_info si;
+            struct vv_err e = {0};
+            int s = m->nsnaps++;
+            snprintf(m->name[s], sizeof(m->name[s]), "s%d", made++);
+            cr_assert_eq(vv_snapshot_create(p, "v", m->name[s], &si, &e), 0, "create: %s",
+                         e.msg);
+            cr_assert_str_eq(si.name, m->name[s]);
+            m->id[s] = si.id;
+            memcpy(m->snap[s], m->live, sizeof(m->live));
+        } else if (op == 14 && m->nsnaps > 0) {
+            sn_delete(p, m, rand_r(&seed) % m->nsnaps); /* any: oldest, newest, middle */
+        } else if (m->nsnaps > 0) {
+            sn_verify_all(p, v, m);
+        }
+    }
+    sn_verify_all(p, v, m);
+    /* refusals: a second snapshot of that name, a bad name, no such volume or snapshot,
+     * deleting or shrinking a volume that has snapshots, deleting an open snapshot */
+    struct vv_err e = {0};
+    if (m->nsnaps) {
+        cr_assert_eq(vv_snapshot_create(p, "v", m->name[0], NULL, &e), EEXIST);
+        struct vv_volume_info vi;
+        cr_assert_eq(vv_volume_get(p, "v", &vi, NULL), 0);
+        struct vv_vol *h;
+        cr_assert_eq(vv_snap_open(p, vi.id, m->id[0], &h), 0);
+        cr_assert_eq(vv_snapshot_delete(p, "v", m->name[0], &e), EBUSY);
+        vv_vol_close(h);
+        cr_assert_eq(vv_volume_delete(p, "v", &e), EBUSY);
+        cr_assert_eq(vv_volume_resize(p, "v", 4096, &e), EBUSY);
+        sn_verify_all(p, v, m);
+    }
+    cr_assert_eq(vv_snapshot_create(p, "v", "a/b", NULL, &e), EINVAL);
+    cr_assert_eq(vv_snapshot_create(p, "nope", "x", NULL, &e), ENOENT);
+    cr_assert_eq(vv_snapshot_delete(p, "v", "nope", &e), ENOENT);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    p = openpool();
+    v = openvol(p, "v");
+    sn_verify_all(p, v, m);
+    while (m->nsnaps)
+        sn_delete(p, m, 0);
+    sn_verify(v, m->live, "live volume after every snapshot is gone");
+    cr_assert_eq(vv_vol_flush(v), 0);
+    uint64_t live_blocks = 0;
+    for (int i = 0; i < SN_BLOCKS; i++)
+        live_blocks += m->live[i] != 0;
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "v", &vi, NULL), 0);
+    cr_assert_eq(vi.used, live_blocks * 4096, "the volume holds %llu bytes, its data is %llu",
+                 (unsigned long long)vi.used, (unsigned long long)(live_blocks * 4096));
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    unsetenv("VVFS_SNAP_BATCH");
+    free(buf);
+    free(m);
+    rmpool();
+}
+
+/* A snapshot delete that a crash interrupted (its record marked deleting, nothing released
+ * yet) is finished by the next open: the snapshot is gone, what only it held is free, the
+ * other snapshot and the volume read as before, fsck is clean. */
+Test(snapshot, interrupted_delete_is_finished_at_open, .timeout = 60)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 4 << 20);
+    uint8_t *buf = malloc(4 << 20), *r = malloc(4 << 20);
+    struct vv_snapshot_info a, b;
+    fill(buf, 0, 4 << 20, 1);
+    cr_assert_eq(vv_vol_write(v, buf, 4 << 20, 0), 0);
+    cr_assert_eq(vv_snapshot_create(p, "v", "a", &a, NULL), 0);
+    fill(buf, 0, 2 << 20, 2);
+    cr_assert_eq(vv_vol_write(v, buf, 2 << 20, 0), 0); /* hides 2 MiB that "a" keeps */
+    cr_assert_eq(vv_snapshot_create(p, "v", "b", &b, NULL), 0);
+    fill(buf, 0, 1 << 20, 3);
+    cr_assert_eq(vv_vol_write(v, buf, 1 << 20, 0), 0); /* hides 1 MiB only "b" keeps */
+    cr_assert_eq(vv_vol_flush(v), 0);
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "v", &vi, NULL), 0);
+    cr_assert_eq(vi.used, (4 + 2 + 1) << 20, "used %llu", (unsigned long long)vi.used);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    /* what the first txn of `vvfs snapshot delete v b` leaves behind */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    meta_db_open("snapshots", 0, &env, &txn, &dbi);
+    uint8_t kb[16];
+    for (int i = 0; i < 8; i++) {
+        kb[i] = (uint8_t)(vi.id >> (56 - 8 * i));
+        kb[8 + i] = (uint8_t)(b.id >> (56 - 8 * i));
+    }
+    MDB_val k = {16, kb}, d;
+    cr_assert_eq(mdb_get(txn, dbi, &k, &d), 0);
+    uint8_t *rec = malloc(d.mv_size);
+    memcpy(rec, d.mv_data, d.mv_size);
+    rec[4] |= 1; /* SNAP_F_DELETING (flags, little-endian, after the u32 version) */
+    MDB_val nd = {d.mv_size, rec};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &nd, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(rec);
+    p = openpool();
+    struct vv_snapshot_info *l;
+    size_t n;
+    cr_assert_eq(vv_snapshot_list(p, "v", &l, &n, NULL), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(l[0].name, "a");
+    free(l);
+    cr_assert_eq(vv_volume_get(p, "v", &vi, NULL), 0);
+    cr_assert_eq(vi.used, (4 + 2 + 1 - 1) << 20, "after the finished delete: used %llu",
+                 (unsigned long long)vi.used);
+    struct vv_vol *h;
+    cr_assert_eq(vv_snap_open(p, vi.id, a.id, &h), 0);
+    fill(buf, 0, 4 << 20, 1);
+    cr_assert_eq(vv_vol_read(h, r, 4 << 20, 0), 0);
+    cr_assert(memcmp(r, buf, 4 << 20) == 0, "snapshot a changed");
+    vv_vol_close(h);
+    v = openvol(p, "v");
+    fill(buf, 0, 1 << 20, 3);
+    fill(buf + (1 << 20), 1 << 20, 1 << 20, 2);
+    fill(buf + (2 << 20), 2 << 20, 2 << 20, 1);
+    cr_assert_eq(vv_vol_read(v, r, 4 << 20, 0), 0);
+    cr_assert(memcmp(r, buf, 4 << 20) == 0, "the volume changed");
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(r);
+    rmpool();
+}

@@ -1,0 +1,152 @@
+/*
+ * cli/cmd_snapshot.c — vvfs snapshot create|list|show|delete.
+ *
+ * Design notes
+ *   As cmd_volume.c: names are checked here (a bad one is a usage error, exit 2, before any
+ *   request), one request is made, and the answer is printed as JSON (--json) or text.
+ */
+#include "cli/cli_i.h"
+
+#include "util/name.h"
+#include "util/size.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t jnum(const json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
+static const char *fmt_time(uint64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, len, "%llu", (unsigned long long)t);
+    return buf;
+}
+
+/* the volume and snapshot names of arguments 0 and 1 are valid (else: usage, exit 2) */
+static int check_names(struct cli *c, int n)
+{
+    int rc = cli_check_name(c, c->args[0]);
+    const char *why = n > 1 ? vv_name_check(c->args[1]) : NULL;
+    if (!rc && why)
+        rc = cli_usage_error(c, "invalid snapshot name '%s': %s", c->args[1], why);
+    return rc;
+}
+
+int cmd_snapshot_create(struct cli *c)
+{
+    int rc = check_names(c, 2);
+    if (rc)
+        return rc;
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots", c->args[0]);
+    json_t *req = json_pack("{s:s}", "name", c->args[1]), *s = NULL;
+    if (!req)
+        return cli_fail("out of memory");
+    rc = cli_request(c, "POST", path, req, &s);
+    json_decref(req);
+    if (rc)
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(s);
+    else
+        printf("created snapshot %s of volume %s\n", jstr(s, "name"), jstr(s, "volume"));
+    json_decref(s);
+    return CLI_OK;
+}
+
+int cmd_snapshot_list(struct cli *c)
+{
+    char path[128] = "/v1/snapshots";
+    if (c->nargs) {
+        int rc = check_names(c, 1);
+        if (rc)
+            return rc;
+        snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots", c->args[0]);
+    }
+    json_t *ans = NULL;
+    if (cli_request(c, "GET", path, NULL, &ans))
+        return CLI_FAIL;
+    if (c->json) {
+        cli_print_json(ans);
+        json_decref(ans);
+        return CLI_OK;
+    }
+    const json_t *a = json_object_get(ans, "snapshots");
+    size_t n = json_array_size(a);
+    int wv = 6, wn = 4; /* "VOLUME", "NAME" */
+    for (size_t i = 0; i < n; i++) {
+        int lv = (int)strlen(jstr(json_array_get(a, i), "volume"));
+        int ln = (int)strlen(jstr(json_array_get(a, i), "name"));
+        wv = lv > wv ? lv : wv;
+        wn = ln > wn ? ln : wn;
+    }
+    printf("%-*s  %-*s  %8s  %s\n", wv, "VOLUME", wn, "NAME", "SIZE", "CREATED");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(a, i);
+        char sz[32], t[32];
+        printf("%-*s  %-*s  %8s  %s\n", wv, jstr(s, "volume"), wn, jstr(s, "name"),
+               vv_format_size(jnum(s, "size"), sz, sizeof(sz)),
+               fmt_time(jnum(s, "created"), t, sizeof(t)));
+    }
+    json_decref(ans);
+    return CLI_OK;
+}
+
+int cmd_snapshot_show(struct cli *c)
+{
+    int rc = check_names(c, 2);
+    if (rc)
+        return rc;
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
+    json_t *s = NULL;
+    if (cli_request(c, "GET", path, NULL, &s))
+        return CLI_FAIL;
+    if (c->json) {
+        cli_print_json(s);
+        json_decref(s);
+        return CLI_OK;
+    }
+    char b[64];
+    printf("name:        %s\n", jstr(s, "name"));
+    printf("volume:      %s\n", jstr(s, "volume"));
+    printf("id:          %llu\n", (unsigned long long)jnum(s, "id"));
+    printf("size:        %s (%llu bytes)\n", vv_format_size(jnum(s, "size"), b, sizeof(b)),
+           (unsigned long long)jnum(s, "size"));
+    printf("created:     %s\n", fmt_time(jnum(s, "created"), b, sizeof(b)));
+    printf("gen:         %llu\n", (unsigned long long)jnum(s, "gen"));
+    printf("open_count:  %llu\n", (unsigned long long)jnum(s, "open_count"));
+    json_decref(s);
+    return CLI_OK;
+}
+
+int cmd_snapshot_delete(struct cli *c)
+{
+    int rc = check_names(c, 2);
+    if (rc)
+        return rc;
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
+    json_t *ans = NULL;
+    if (cli_request(c, "DELETE", path, NULL, &ans))
+        return CLI_FAIL;
+    json_decref(ans);
+    if (c->json)
+        printf("{}\n");
+    else
+        printf("deleted snapshot %s of volume %s\n", c->args[1], c->args[0]);
+    return CLI_OK;
+}

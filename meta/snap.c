@@ -1,0 +1,527 @@
+/*
+ * meta/snap.c — snapshots: point-in-time, read-only views of a volume.
+ *
+ * Design notes
+ *   A snapshot is a row (volume, snapshot id) -> (gen, created, size, name): the volume as of
+ *   generation `gen`.  Creating one commits the open txg (so that it holds every write that
+ *   returned before the call) and records the last committed gen: O(1), no block is touched.
+ *   From then on the volume's snap_gen makes commits keep the versions that snapshot sees and
+ *   put what they hide of them on the dead lists (xmap.h).
+ *
+ *   Deleting snapshot S (gen s) between P (the next older, gen p; 0 if none) and N (the next
+ *   newer, gen n; live if none) frees what only S saw, the dead-list rows with k in (s, n]
+ *   and birth in (p, s], in bounded txns that release commit_mu between them.  The record is
+ *   first marked deleting (and leaves the in-memory list), so that after a crash the open
+ *   finishes the job (snap_resume).  When S was the newest, the volume's snap_gen becomes p
+ *   once the release is done, and the chunks left with two versions born after p are merged
+ *   (xmap_merge_after); commits meanwhile merge whatever they touch by themselves.
+ *
+ *   Each volume's snapshots are an array in the volume, ordered by (gen, id): creates append
+ *   (gens only grow), a delete removes one entry.  Reads of a snapshot are reads as of its gen
+ *   through a vv_vol handle (io.c) that holds a reference to the volume; a snapshot with open
+ *   handles is not deleted (EBUSY), and a volume with snapshots is not deleted either.
+ */
+#include "meta/meta_i.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SNAP_RELEASE_BATCH 4096 /* dead-list rows (or births rows) per txn */
+
+static size_t release_batch(void)
+{
+    const char *s = getenv("VVFS_SNAP_BATCH"); /* tests: many small steps */
+    return s && atoi(s) > 0 ? (size_t)atoi(s) : SNAP_RELEASE_BATCH;
+}
+
+static int snap_put_rec(struct vv_pool *p, MDB_txn *txn, uint64_t vol, const struct vsnap *s,
+                        uint32_t flags)
+{
+    struct snap_rec r;
+    memset(&r, 0, sizeof(r));
+    r.version = SNAP_REC_VERSION;
+    r.flags = flags;
+    r.gen = s->gen;
+    r.created = s->created;
+    r.size = s->size;
+    snprintf(r.name, sizeof(r.name), "%s", s->name);
+    uint8_t kb[16];
+    put_be64(kb, vol);
+    put_be64(kb + 8, s->id);
+    MDB_val k = {16, kb}, d = {sizeof(r), &r};
+    return kv_err(mdb_put(txn, p->db_snapshots, &k, &d, 0));
+}
+
+static int snap_del_rec(struct vv_pool *p, MDB_txn *txn, uint64_t vol, uint64_t id)
+{
+    uint8_t kb[16];
+    put_be64(kb, vol);
+    put_be64(kb + 8, id);
+    MDB_val k = {16, kb};
+    int rc = mdb_del(txn, p->db_snapshots, &k, NULL);
+    return kv_err(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+static int snap_cmp(const void *a, const void *b)
+{
+    const struct vsnap *x = a, *y = b;
+    if (x->gen != y->gen)
+        return x->gen < y->gen ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* room in V's list for one more (vol_mu held for writing); ENOMEM */
+static int snap_room(struct vv_volume *v)
+{
+    if (v->nsnaps == v->snaps_cap) {
+        size_t c = v->snaps_cap ? v->snaps_cap * 2 : 8;
+        struct vsnap *a = realloc(v->snaps, c * sizeof(*a));
+        if (!a)
+            return ENOMEM;
+        v->snaps = a;
+        v->snaps_cap = c;
+    }
+    return 0;
+}
+
+/* append S to V's list (vol_mu held for writing); ENOMEM */
+static int snap_push(struct vv_volume *v, const struct vsnap *s)
+{
+    int err = snap_room(v);
+    if (!err)
+        v->snaps[v->nsnaps++] = *s;
+    return err;
+}
+
+static struct vsnap *snap_find(struct vv_volume *v, const char *name)
+{
+    for (size_t i = 0; i < v->nsnaps; i++)
+        if (strcmp(v->snaps[i].name, name) == 0)
+            return &v->snaps[i];
+    return NULL;
+}
+
+/* ---- loading and resuming ------------------------------------------------------------------ */
+
+int snap_load(struct vv_pool *p, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->db_snapshots, &cur);
+    if (rc)
+        return kv_err(rc);
+    MDB_val k, d;
+    int err = 0;
+    uint64_t next_id = 1;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && !err;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        struct snap_rec r;
+        if (k.mv_size != 16 || d.mv_size < sizeof(r)) {
+            vv_err(VV_SS_META, "corrupt snapshot record (key %zu bytes, value %zu bytes)",
+                   k.mv_size, d.mv_size);
+            err = EIO;
+            break;
+        }
+        memcpy(&r, d.mv_data, sizeof(r));
+        uint64_t vol = get_be64(k.mv_data);
+        struct vsnap s = {.id = get_be64((uint8_t *)k.mv_data + 8), .gen = r.gen,
+                          .created = r.created, .size = r.size};
+        snprintf(s.name, sizeof(s.name), "%.*s", VV_NAME_MAX, r.name);
+        if (s.id >= next_id)
+            next_id = s.id + 1;
+        struct vv_volume *v = vol_find_id(p, vol);
+        if (!v) {
+            vv_err(VV_SS_META, "snapshot '%s' belongs to volume %llu, which does not exist",
+                   s.name, (unsigned long long)vol);
+            err = EIO;
+            break;
+        }
+        if (r.flags & SNAP_F_DELETING) {
+            /* a delete a crash interrupted: snap_resume finishes it */
+            struct snap_pending *a = realloc(p->snap_pend, (p->nsnap_pend + 1) * sizeof(*a));
+            if (!a) {
+                err = ENOMEM;
+                break;
+            }
+            p->snap_pend = a;
+            p->snap_pend[p->nsnap_pend++] = (struct snap_pending){vol, s};
+            continue;
+        }
+        err = snap_push(v, &s);
+    }
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = kv_err(rc);
+    mdb_cursor_close(cur);
+    for (size_t i = 0; !err && i < p->nvols; i++) {
+        struct vv_volume *v = p->vols[i];
+        if (v->nsnaps > 1)
+            qsort(v->snaps, v->nsnaps, sizeof(*v->snaps), snap_cmp);
+    }
+    if (!err) {
+        uint64_t stored = 0;
+        int e2 = kv_get_u64(txn, p->db_config, "next_snapshot_id", &stored);
+        if (e2 && e2 != ENOENT)
+            err = e2;
+        p->next_snap_id = stored > next_id ? stored : next_id;
+    }
+    return err;
+}
+
+/* ---- delete (the release) ------------------------------------------------------------------ */
+
+/* The gens around S in V's list (S not in it any more): *PG of the newest at or before S's
+ * place, 0 if none; *NG of the oldest after it, XMAP_LIVE if none. */
+static void neighbours(const struct vv_volume *v, const struct vsnap *s, uint64_t *pg,
+                       uint64_t *ng)
+{
+    *pg = 0;
+    *ng = XMAP_LIVE;
+    for (size_t i = 0; i < v->nsnaps; i++) {
+        if (snap_cmp(&v->snaps[i], s) < 0)
+            *pg = v->snaps[i].gen;
+        else if (*ng == XMAP_LIVE)
+            *ng = v->snaps[i].gen;
+    }
+}
+
+/* Free what only snapshot S of V saw (S already out of V's list and marked deleting on disk),
+ * then drop its record.  Takes commit_mu one bounded txn at a time. */
+static int release(struct vv_pool *p, struct vv_volume *v, const struct vsnap *s)
+{
+    uint64_t pg, ng;
+    struct xdead pos = {0};
+    bool done = false;
+    int err = 0;
+    while (!err && !done) {
+        struct slot_list freed = {0};
+        pthread_mutex_lock(&p->commit_mu);
+        pthread_rwlock_rdlock(&p->vol_mu);
+        neighbours(v, s, &pg, &ng);
+        pthread_rwlock_unlock(&p->vol_mu);
+        MDB_txn *txn = NULL;
+        int64_t used = 0;
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (!err)
+            err = xmap_dead_release(&p->xmap, txn, v->id, pg, s->gen, ng, &pos,
+                                    release_batch(), &freed, &used, &done);
+        struct slot_list none = {0};
+        if (!err)
+            err = alloc_persist(p, txn, &none, &freed);
+        struct vv_volume tmp = *v;
+        uint64_t dropped = (uint64_t)-used;
+        tmp.used_extents -= dropped < tmp.used_extents ? dropped : tmp.used_extents;
+        /* the newest is gone: commits from now on merge what only the live volume sees */
+        bool newest = done && ng == XMAP_LIVE;
+        if (newest)
+            tmp.snap_gen = pg;
+        if (!err)
+            err = vol_write_rec(p, txn, &tmp);
+        if (!err)
+            err = kv_err(mdb_txn_commit(txn));
+        else if (txn)
+            mdb_txn_abort(txn);
+        if (!err) {
+            pthread_rwlock_wrlock(&p->vol_mu);
+            v->used_extents = tmp.used_extents;
+            v->snap_gen = tmp.snap_gen;
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+        pthread_mutex_unlock(&p->commit_mu);
+        if (err)
+            freed.n = 0;
+        alloc_punch_release(p, &freed);
+        slot_list_free(&freed);
+    }
+    /* merge chunks left with two versions nobody but the live volume sees; the last txn
+     * drops the record */
+    struct xkey mpos = {0};
+    done = false;
+    while (!err && !done) {
+        pthread_mutex_lock(&p->commit_mu);
+        pthread_rwlock_rdlock(&p->vol_mu);
+        neighbours(v, s, &pg, &ng);
+        pthread_rwlock_unlock(&p->vol_mu);
+        MDB_txn *txn = NULL;
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (!err && ng == XMAP_LIVE)
+            err = xmap_merge_after(&p->xmap, txn, v->id, pg, &mpos, release_batch(), &done);
+        else
+            done = true;
+        if (!err && done)
+            err = snap_del_rec(p, txn, v->id, s->id);
+        if (!err)
+            err = kv_err(mdb_txn_commit(txn));
+        else if (txn)
+            mdb_txn_abort(txn);
+        pthread_mutex_unlock(&p->commit_mu);
+    }
+    return err;
+}
+
+int snap_resume(struct vv_pool *p)
+{
+    int err = 0;
+    for (size_t i = 0; i < p->nsnap_pend && !err; i++) {
+        struct snap_pending *sp = &p->snap_pend[i];
+        struct vv_volume *v = vol_find_id(p, sp->vol);
+        vv_info(VV_SS_META, "finishing the delete of snapshot '%s' of volume '%s'",
+                sp->s.name, v ? v->name : "?");
+        err = v ? release(p, v, &sp->s) : EIO;
+    }
+    free(p->snap_pend);
+    p->snap_pend = NULL;
+    p->nsnap_pend = 0;
+    return err;
+}
+
+/* ---- public operations ---------------------------------------------------------------------- */
+
+static int check_snap_name(const char *name, struct vv_err *e)
+{
+    const char *why = vv_name_check(name);
+    return why ? vv_err_set(e, EINVAL, "invalid snapshot name: %s", why) : 0;
+}
+
+static void snap_info(const struct vv_volume *v, const struct vsnap *s,
+                      struct vv_snapshot_info *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->name, sizeof(o->name), "%s", s->name);
+    snprintf(o->volume, sizeof(o->volume), "%s", v->name);
+    o->volume_id = v->id;
+    o->id = s->id;
+    o->gen = s->gen;
+    o->created = s->created;
+    o->size = s->size;
+    o->open_count = s->open_count;
+}
+
+int vv_snapshot_create(struct vv_pool *p, const char *volname, const char *name,
+                       struct vv_snapshot_info *out, struct vv_err *e)
+{
+    int err = check_snap_name(name, e);
+    if (err)
+        return err;
+    if (p->flags & VV_POOL_RDONLY)
+        return vv_err_set(e, EROFS, "pool is open read-only");
+    struct vv_volume *v;
+    if ((err = vol_claim(p, volname, &v, e)))
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    bool taken = snap_find(v, name) != NULL;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (taken) {
+        err = vv_err_set(e, EEXIST, "volume '%s' already has a snapshot '%s'", volname, name);
+        goto out;
+    }
+    /* every write that returned before this call is in a committed txg after this */
+    if ((err = txg_sync(p))) {
+        vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
+        goto out;
+    }
+    pthread_mutex_lock(&p->commit_mu);
+    struct vsnap s = {.id = p->next_snap_id, .created = (uint64_t)time(NULL),
+                      .size = atomic_load(&v->size)};
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    pthread_mutex_lock(&p->txg_mu);
+    s.gen = p->committed_txg;
+    pthread_mutex_unlock(&p->txg_mu);
+    MDB_txn *txn = NULL;
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err) {
+        struct vv_volume tmp = *v;
+        if (s.gen > tmp.snap_gen)
+            tmp.snap_gen = s.gen;
+        err = snap_put_rec(p, txn, v->id, &s, 0);
+        if (!err)
+            err = kv_put_u64(txn, p->db_config, "next_snapshot_id", s.id + 1);
+        if (!err)
+            err = vol_write_rec(p, txn, &tmp);
+        if (!err) {
+            /* room first: after the commit nothing may fail */
+            pthread_rwlock_wrlock(&p->vol_mu);
+            err = snap_room(v);
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+        if (!err)
+            err = kv_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+        if (!err) {
+            p->next_snap_id = s.id + 1;
+            pthread_rwlock_wrlock(&p->vol_mu);
+            snap_push(v, &s); /* cannot fail: room was made */
+            v->snap_gen = tmp.snap_gen;
+            if (out)
+                snap_info(v, &v->snaps[v->nsnaps - 1], out);
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+    }
+    pthread_mutex_unlock(&p->commit_mu);
+    if (err) {
+        vv_err(VV_SS_META, "snapshot '%s' of volume '%s' failed: %s", name, volname,
+               strerror(err));
+        vv_err_set(e, err, "cannot create snapshot '%s' of volume '%s': %s", name, volname,
+                   strerror(err));
+    } else {
+        vv_info(VV_SS_META, "created snapshot '%s' of volume '%s' (gen %llu)", name, volname,
+                (unsigned long long)s.gen);
+    }
+out:
+    vol_unclaim(v);
+    return err;
+}
+
+int vv_snapshot_delete(struct vv_pool *p, const char *volname, const char *name,
+                       struct vv_err *e)
+{
+    int err = check_snap_name(name, e);
+    if (err)
+        return err;
+    if (p->flags & VV_POOL_RDONLY)
+        return vv_err_set(e, EROFS, "pool is open read-only");
+    struct vv_volume *v;
+    if ((err = vol_claim(p, volname, &v, e)))
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!f) {
+        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+        goto out;
+    }
+    /* out of the list (no new opens) and marked on disk, in one step under commit_mu */
+    pthread_mutex_lock(&p->commit_mu);
+    pthread_rwlock_wrlock(&p->vol_mu);
+    f = snap_find(v, name);
+    if (f && f->open_count)
+        err = vv_err_set(e, EBUSY, "cannot delete snapshot '%s' of volume '%s': it is open "
+                         "(%u handle%s)", name, volname, f->open_count,
+                         f->open_count == 1 ? "" : "s");
+    pthread_rwlock_unlock(&p->vol_mu);
+    MDB_txn *txn = NULL;
+    if (!err)
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    if (!err && !(err = snap_put_rec(p, txn, v->id, &s, SNAP_F_DELETING)))
+        err = kv_err(mdb_txn_commit(txn));
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (!err) {
+        pthread_rwlock_wrlock(&p->vol_mu);
+        f = snap_find(v, name);
+        size_t i = (size_t)(f - v->snaps);
+        memmove(&v->snaps[i], &v->snaps[i + 1], (v->nsnaps - i - 1) * sizeof(*v->snaps));
+        v->nsnaps--;
+        pthread_rwlock_unlock(&p->vol_mu);
+    }
+    pthread_mutex_unlock(&p->commit_mu);
+    if (!err)
+        err = release(p, v, &s);
+    if (err && !(e && e->code)) /* (the EBUSY above has its message) */
+        vv_err_set(e, err, "cannot delete snapshot '%s' of volume '%s': %s", name, volname,
+                   strerror(err));
+    if (err && err != EBUSY)
+        vv_err(VV_SS_META, "delete of snapshot '%s' of volume '%s' failed: %s", name, volname,
+               strerror(err));
+    else if (!err)
+        vv_info(VV_SS_META, "deleted snapshot '%s' of volume '%s'", name, volname);
+out:
+    vol_unclaim(v);
+    return err;
+}
+
+int vv_snapshot_list(struct vv_pool *p, const char *volname, struct vv_snapshot_info **out,
+                     size_t *n, struct vv_err *e)
+{
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *only = volname ? vol_find_name(p, volname) : NULL;
+    if (volname && !only) {
+        pthread_rwlock_unlock(&p->vol_mu);
+        return vv_err_set(e, ENOENT, "volume '%s' does not exist", volname);
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < p->nvols; i++)
+        if (!only || p->vols[i] == only)
+            total += p->vols[i]->nsnaps;
+    struct vv_snapshot_info *a = calloc(total ? total : 1, sizeof(*a));
+    if (!a) {
+        pthread_rwlock_unlock(&p->vol_mu);
+        return vv_err_set(e, ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < p->nvols; i++) {
+        struct vv_volume *v = p->vols[i];
+        if (only && v != only)
+            continue;
+        for (size_t j = 0; j < v->nsnaps; j++)
+            snap_info(v, &v->snaps[j], &a[k++]);
+    }
+    pthread_rwlock_unlock(&p->vol_mu);
+    *out = a;
+    *n = k;
+    return 0;
+}
+
+int vv_snapshot_get(struct vv_pool *p, const char *volname, const char *name,
+                    struct vv_snapshot_info *out, struct vv_err *e)
+{
+    int err = check_snap_name(name, e);
+    if (err)
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vv_volume *v = vol_find_name(p, volname);
+    struct vsnap *s = v ? snap_find(v, name) : NULL;
+    if (s)
+        snap_info(v, s, out);
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!v)
+        return vv_err_set(e, ENOENT, "volume '%s' does not exist", volname);
+    return s ? 0 : vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+}
+
+int vv_snap_open(struct vv_pool *p, uint64_t vol_id, uint64_t snap_id, struct vv_vol **out)
+{
+    struct vv_vol *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ENOMEM;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    struct vv_volume *v = vol_find_id(p, vol_id);
+    struct vsnap *s = NULL;
+    for (size_t i = 0; v && i < v->nsnaps && !s; i++)
+        if (v->snaps[i].id == snap_id)
+            s = &v->snaps[i];
+    if (s) {
+        s->open_count++;
+        vol_ref(v);
+        *h = (struct vv_vol){.pool = p, .vol = v, .as_of = s->gen, .snap_id = s->id,
+                             .snap_size = s->size};
+    }
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!s) {
+        free(h);
+        return ENOENT;
+    }
+    *out = h;
+    return 0;
+}
+
+int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapshot_info *out)
+{
+    int err = ENOENT;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    for (size_t i = 0; i < p->nvols && err; i++) {
+        struct vv_volume *v = p->vols[i];
+        for (size_t j = 0; j < v->nsnaps; j++) {
+            if (v->snaps[j].id == snap_id) {
+                snap_info(v, &v->snaps[j], out);
+                err = 0;
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&p->vol_mu);
+    return err;
+}

@@ -8,9 +8,14 @@
 #   vvfs-loop  /dev/loopN attached to that file with --direct-io=on
 #   qsd        reference: qemu-storage-daemon exporting a raw file over FUSE (cache.direct=on,
 #              aio=native), the floor a FUSE storage daemon must beat
+#   snap       the vvfs volume file again, with a snapshot taken (vvfs snapshot create) just
+#              before each job: every block is then shared with a snapshot
 #   qcow2      reference: the same with a qcow2 image that is filled, and snapshotted anew
 #              (qemu-img snapshot -c) before each job, so that its writes copy whole 64 KiB
 #              clusters: what vvfs must crush
+#   qcow2x     reference: qcow2 with subclusters (extended_l2=on, cluster_size=128k) as a
+#              fresh overlay over a filled backing file before each job: qcow2's fastest
+#              setup for writes after a snapshot
 # Jobs: seqwrite/seqread (1 MiB blocks, QD 8) and randwrite/randread (4 KiB, QD 16), libaio,
 # direct=1, time_based, over a region of --size.  Every target is filled once before its jobs,
 # so reads read data, not holes.  Caches are dropped before each job, and the daemons (vvfs, then
@@ -25,8 +30,9 @@
 #   --size SIZE         region per target (default 2G); the pool's capacity is twice that
 #   --extent-size SIZE  pool extent size (default: vvfs's)
 #   --jobs LIST         comma-separated subset of seqwrite,seqread,randwrite,randread
-#   --targets LIST      comma-separated subset of plain,file,loop,qsd,qcow2 (default all;
-#                       qsd and qcow2 are skipped with a warning if qemu is not installed,
+#   --targets LIST      comma-separated subset of plain,file,snap,loop,qsd,qcow2,qcow2x
+#                       (default plain,file,loop,qsd,qcow2; the qemu targets are skipped
+#                       with a warning if qemu is not installed,
 #                       unless they are asked for explicitly)
 #   --mem-limit SIZE    the daemons' cgroup memory limit (default 512M; 0 = no cgroup)
 #   --vvfs PATH         the vvfs binary (default $VVFS, else build/cli/vvfs)
@@ -100,14 +106,14 @@ for j in ${jobs//,/ }; do
     case $j in seqwrite | seqread | randwrite | randread) ;; *) die "unknown job '$j'" ;; esac
 done
 for t in ${targets//,/ }; do
-    case $t in plain | file | loop | qsd | qcow2) ;; *) die "unknown target '$t'" ;; esac
+    case $t in plain | file | snap | loop | qsd | qcow2 | qcow2x) ;; *) die "unknown target '$t'" ;; esac
 done
 drop_target() { local t=",$targets,"; t=${t//,$1,/,}; t=${t#,}; targets=${t%,}; }
-for t in qsd qcow2; do
+for t in qsd qcow2 qcow2x; do
     has "$targets" "$t" || continue
     missing=
     command -v qemu-storage-daemon >/dev/null || missing=qemu-storage-daemon
-    if [ "$t" = qcow2 ] && ! command -v qemu-img >/dev/null; then
+    if [ "$t" != qsd ] && ! command -v qemu-img >/dev/null; then
         missing="${missing:+$missing and }qemu-img"
     fi
     [ -n "$missing" ] || continue
@@ -119,7 +125,8 @@ done
 if has "$targets" file || has "$targets" loop; then
     [ -x "$vvfs" ] || die "vvfs binary $vvfs not found (build it, or --vvfs PATH)"
 fi
-if has "$targets" file || has "$targets" loop || has "$targets" qsd || has "$targets" qcow2; then
+if has "$targets" file || has "$targets" snap || has "$targets" loop || has "$targets" qsd ||
+    has "$targets" qcow2 || has "$targets" qcow2x; then
     [ -c /dev/fuse ] || die "/dev/fuse is missing"
 fi
 if has "$targets" loop; then
@@ -432,8 +439,8 @@ if has "$targets" plain; then
 fi
 
 hwm=n/a
-if has "$targets" file || has "$targets" loop; then
-    init_args=(--capacity "$((2 * size_b))")
+if has "$targets" file || has "$targets" snap || has "$targets" loop; then
+    init_args=(--capacity "$((3 * size_b))")
     [ -n "$extent_size" ] && init_args+=(--extent-size "$extent_size")
     "$vvfs" init "$pool" "${init_args[@]}" >/dev/null || die "vvfs init failed"
     make_cgroup
@@ -456,6 +463,16 @@ if has "$targets" file || has "$targets" loop; then
     if has "$targets" file; then
         run_jobs file vvfs-file "$vol"
     fi
+    if has "$targets" snap; then
+        nsnap=0
+        for j in ${jobs//,/ }; do
+            nsnap=$((nsnap + 1))
+            "$vvfs" --pool "$pool" snapshot create bench "s$nsnap" >/dev/null ||
+                die "vvfs snapshot create bench s$nsnap failed"
+            result[snap,$j]=$(run_fio snap "$vol" "$j")
+            log "vvfs-snap $j: ${result[snap,$j]} (after snapshot s$nsnap)"
+        done
+    fi
     if has "$targets" loop; then
         loop=$(losetup -f --show --direct-io=on "$vol") || die "losetup failed"
         [ "$(losetup -n -O DIO "$loop" | tr -d ' ')" = 1 ] ||
@@ -471,7 +488,7 @@ if has "$targets" file || has "$targets" loop; then
 fi
 
 declare -A qhwm
-if has "$targets" qsd || has "$targets" qcow2; then
+if has "$targets" qsd || has "$targets" qcow2 || has "$targets" qcow2x; then
     make_cgroup
     if [ -n "$cgdir" ]; then
         log "qemu-storage-daemon in memory cgroup $cgdir ($cg_kind, limit $mem_limit)"
@@ -512,6 +529,31 @@ if has "$targets" qcow2; then
     done
     qhwm[qcow2]=$(qsd_hwm)
     stop_qsd || log "WARNING: qemu-storage-daemon had to be killed"
+    rm -f "$qcow"
+fi
+if has "$targets" qcow2x; then
+    base_img=$work/base.raw
+    over=$work/over.qcow2
+    truncate -s "$size_b" "$base_img"
+    : >"$work/qcow2x.exp"
+    start_qsd "$work/qcow2x.exp" f \
+        "driver=file,node-name=f,filename=$(qarg "$base_img"),cache.direct=on,aio=native"
+    fill "$work/qcow2x.exp"
+    stop_qsd || die "qemu-storage-daemon had to be killed"
+    log "target qcow2x: $work/qcow2x.exp"
+    for j in ${jobs//,/ }; do
+        rm -f "$over"
+        qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=128k -b "$base_img" \
+            -F raw "$over" || die "qemu-img create $over failed"
+        start_qsd "$work/qcow2x.exp" q \
+            "driver=file,node-name=f,filename=$(qarg "$over"),cache.direct=on,aio=native" \
+            "driver=qcow2,node-name=q,file=f"
+        result[qcow2x,$j]=$(run_fio qcow2x "$work/qcow2x.exp" "$j")
+        log "qcow2x $j: ${result[qcow2x,$j]} (fresh overlay)"
+        qhwm[qcow2x]=$(qsd_hwm)
+        stop_qsd || log "WARNING: qemu-storage-daemon had to be killed"
+    done
+    rm -f "$over" "$base_img"
 fi
 
 # ---- report ----------------------------------------------------------------------------------
@@ -528,10 +570,11 @@ ratio()
 
 # the table's columns: the targets that ran, in this order, and their names
 cols=()
-for t in plain file loop qsd qcow2; do
+for t in plain file snap loop qsd qcow2 qcow2x; do
     if has "$targets" "$t"; then cols+=("$t"); fi
 done
-declare -A label=([plain]=plain [file]=vvfs-file [loop]=vvfs-loop [qsd]=qsd [qcow2]=qcow2)
+declare -A label=([plain]=plain [file]=vvfs-file [snap]=vvfs-snap [loop]=vvfs-loop [qsd]=qsd
+    [qcow2]=qcow2 [qcow2x]=qcow2x)
 unit_of() { if [[ "$1" == rand* ]]; then echo IOPS; else echo MB/s; fi; }
 
 echo
@@ -565,7 +608,7 @@ if has "$targets" file && has "$targets" qsd; then
             "${result[qsd,$j]:--}" "$(ratio "${result[file,$j]:-}" "${result[qsd,$j]:-}")"
     done
 fi
-if has "$targets" file || has "$targets" loop || [ "${#qhwm[@]}" -gt 0 ]; then echo; fi
+if has "$targets" file || has "$targets" snap || has "$targets" loop || [ "${#qhwm[@]}" -gt 0 ]; then echo; fi
 if has "$targets" file || has "$targets" loop; then
     echo "daemon peak RSS (VmHWM): $hwm"
     if [[ "${cgpeak:-}" =~ ^[0-9]+$ ]]; then
@@ -574,7 +617,7 @@ if has "$targets" file || has "$targets" loop; then
         echo "daemon cgroup peak memory: ${cgpeak:-n/a}"
     fi
 fi
-for t in qsd qcow2; do
+for t in qsd qcow2 qcow2x; do
     if [ -n "${qhwm[$t]:-}" ]; then echo "qemu-storage-daemon ($t) peak RSS (VmHWM): ${qhwm[$t]}"; fi
 done
 [ -n "$keep_json" ] && echo "fio JSON kept in $keep_json"

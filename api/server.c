@@ -545,6 +545,22 @@ static void h_snap_delete(struct call *c, struct reply *r)
         reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
 }
 
+static void h_snap_restore(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_snapshot_restore(c->api->pool, c->name, c->snap, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    struct vv_volume_info info;
+    rc = vv_volume_get(c->api->pool, c->name, &info, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_OK, volume_json(&info));
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 struct route {
@@ -569,6 +585,8 @@ static const struct route routes[] = {
     {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_snap_create},
     {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, false, false, h_snap_get},
     {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_snap_delete},
+    {"/v1/volumes/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
+     h_snap_restore},
 };
 
 #define ROUTE_SEGS 2 /* names a path can hold */

@@ -87,5 +87,6 @@ int cmd_snapshot_create(struct cli *c);
 int cmd_snapshot_list(struct cli *c);
 int cmd_snapshot_show(struct cli *c);
 int cmd_snapshot_delete(struct cli *c);
+int cmd_snapshot_restore(struct cli *c);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * cli/cmd_snapshot.c — vvfs snapshot create|list|show|delete.
+ * cli/cmd_snapshot.c — vvfs snapshot create|list|show|delete|restore.
  *
  * Design notes
  *   As cmd_volume.c: names are checked here (a bad one is a usage error, exit 2, before any
@@ -148,5 +148,23 @@ int cmd_snapshot_delete(struct cli *c)
         printf("{}\n");
     else
         printf("deleted snapshot %s of volume %s\n", c->args[1], c->args[0]);
+    return CLI_OK;
+}
+
+int cmd_snapshot_restore(struct cli *c)
+{
+    int rc = check_names(c, 2);
+    if (rc)
+        return rc;
+    char path[220];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s/restore", c->args[0], c->args[1]);
+    json_t *v = NULL;
+    if (cli_request(c, "POST", path, NULL, &v))
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(v);
+    else
+        printf("restored volume %s from snapshot %s\n", c->args[0], c->args[1]);
+    json_decref(v);
     return CLI_OK;
 }

@@ -81,6 +81,9 @@ static const struct cli_cmd commands[] = {
     {"snapshot", "show", "VOLUME NAME", "show one snapshot", 2, 2, 0, true, cmd_snapshot_show},
     {"snapshot", "delete", "VOLUME NAME", "delete a snapshot, freeing what only it held", 2, 2,
      0, true, cmd_snapshot_delete},
+    {"snapshot", "restore", "VOLUME NAME",
+     "make the volume read as the snapshot again (every snapshot stays)", 2, 2, 0, true,
+     cmd_snapshot_restore},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -304,7 +307,7 @@ static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
         if (cl->npos < 2) {
             set_error(cl, "'%s' needs a subcommand: %s", group,
                       group[0] == 'v' ? "create, list, show, resize, rename or delete"
-                                      : "create, list, show or delete");
+                                      : "create, list, show, delete or restore");
             return NULL;
         }
         name = cl->pos[1];

@@ -586,6 +586,7 @@ void fs_volume_changed(void *ctx, enum vv_volume_event ev, uint64_t id, const ch
         rc = fuse_lowlevel_notify_inval_entry(fs->se, INO_VOLUMES, oldname, strlen(oldname));
         break;
     case VV_VOL_RESIZED:
+    case VV_VOL_RESTORED:
         rc = fuse_lowlevel_notify_inval_inode(fs->se, VOL_INO_BASE + id, 0, 0);
         break;
     }

@@ -148,7 +148,10 @@ int vv_volume_get_by_id(struct vv_pool *p, uint64_t id, struct vv_volume_info *o
  * NAME is the volume's (new) name, OLDNAME is set for renames only.  Set it once, before
  * the pool is used concurrently; FN may be NULL.
  */
-enum vv_volume_event { VV_VOL_CREATED, VV_VOL_DELETED, VV_VOL_RENAMED, VV_VOL_RESIZED };
+enum vv_volume_event {
+    VV_VOL_CREATED, VV_VOL_DELETED, VV_VOL_RENAMED, VV_VOL_RESIZED,
+    VV_VOL_RESTORED, /* its content changed under any cached copy (snapshot restore) */
+};
 typedef void (*vv_volume_observer)(void *ctx, enum vv_volume_event ev, uint64_t id,
                                    const char *name, const char *oldname);
 void vv_pool_set_observer(struct vv_pool *p, vv_volume_observer fn, void *ctx);
@@ -191,6 +194,17 @@ int vv_snapshot_list(struct vv_pool *p, const char *volume, struct vv_snapshot_i
                      size_t *n, struct vv_err *e);
 /* by snapshot id (unique in the pool): 0 or ENOENT */
 int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapshot_info *out);
+/*
+ * Make volume VOLUME read as its snapshot NAME again: every block written since the snapshot
+ * is put back (copied from the snapshot, or discarded where the snapshot has none), O(blocks
+ * changed since).  Every snapshot, older and newer, stays.  The volume keeps its size; what
+ * lies past the snapshot's size reads as zeros.  EBUSY while the volume is open (detach loop
+ * devices, unmount what is on it first).  Not atomic: a crash in the middle leaves the volume
+ * partly restored, and the restore can simply be run again.
+ */
+int vv_snapshot_restore(struct vv_pool *p, const char *volume, const char *name,
+                        struct vv_err *e);
+
 /*
  * Open snapshot SNAP_ID of volume VOL_ID for reading (vv_vol_read, vv_vol_seek, vv_vol_size
  * work as on a volume; write and discard fail with EROFS).  ENOENT.  Close with

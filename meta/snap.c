@@ -525,3 +525,152 @@ int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapsho
     pthread_rwlock_unlock(&p->vol_mu);
     return err;
 }
+
+/* ---- restore -------------------------------------------------------------------------------- */
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The chunks of VOL with a version born after GEN, sorted, each once. */
+static int changed_chunks(struct vv_pool *p, uint64_t vol, uint64_t gen, struct slot_list *out)
+{
+    MDB_txn *txn;
+    int err = rtxn_get(p, &txn);
+    if (err)
+        return err;
+    struct xmap_births c;
+    err = xmap_births_open(&p->xmap, txn, vol, gen, XMAP_LIVE, &c);
+    uint64_t birth, chunk;
+    while (!err && !(err = xmap_births_next(&c, &birth, &chunk)))
+        err = slot_list_add(out, chunk);
+    if (err == ENOENT)
+        err = 0;
+    if (c.cur)
+        xmap_births_close(&c);
+    rtxn_put(p, txn);
+    if (!err && out->n > 1) {
+        qsort(out->v, out->n, sizeof(uint64_t), u64_cmp);
+        size_t w = 0;
+        for (size_t i = 0; i < out->n; i++)
+            if (w == 0 || out->v[w - 1] != out->v[i])
+                out->v[w++] = out->v[i];
+        out->n = w;
+    }
+    return err;
+}
+
+/* Put back, in chunk CHUNK of the live volume L, the blocks changed since snapshot S (read
+ * through handle SH): copied where S has data, discarded where it has none. */
+static int restore_chunk(struct vv_pool *p, struct vv_vol *l, struct vv_vol *sh,
+                         uint64_t chunk, uint8_t *buf)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int err = rtxn_get(p, &txn);
+    if (err)
+        return err;
+    if ((err = kv_err(mdb_cursor_open(txn, p->xmap.map, &cur)))) {
+        rtxn_put(p, txn);
+        return err;
+    }
+    uint64_t changed = 0;
+    struct xview sv;
+    err = xmap_changed_since(&p->xmap, cur, l->vol->id, chunk, sh->as_of, &changed);
+    if (!err)
+        err = xmap_view(&p->xmap, cur, l->vol->id, chunk, sh->as_of, changed, &sv);
+    mdb_cursor_close(cur);
+    rtxn_put(p, txn);
+    uint64_t es = p->extent_size, vsize = vv_vol_size(l);
+    for (unsigned b = 0; !err && b < XMAP_CHUNK_BLOCKS;) {
+        if (!(changed >> b & 1)) {
+            b++;
+            continue;
+        }
+        /* a run of changed blocks that are all data in S, or all not */
+        bool data = sv.data >> b & 1;
+        unsigned e = b + 1;
+        while (e < XMAP_CHUNK_BLOCKS && (changed >> e & 1) && (bool)(sv.data >> e & 1) == data)
+            e++;
+        uint64_t off = ((chunk << XMAP_CHUNK_SHIFT) + b) * es;
+        uint64_t len = (uint64_t)(e - b) * es;
+        if (off < vsize) {
+            if (len > vsize - off)
+                len = vsize - off;
+            if (data) {
+                err = vv_vol_read(sh, buf, len, off);
+                if (!err)
+                    err = vv_vol_write(l, buf, len, off);
+            } else {
+                err = vv_vol_discard(l, off, len);
+            }
+        }
+        b = e;
+    }
+    return err;
+}
+
+int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name,
+                        struct vv_err *e)
+{
+    int err = check_snap_name(name, e);
+    if (err)
+        return err;
+    if (p->flags & VV_POOL_RDONLY)
+        return vv_err_set(e, EROFS, "pool is open read-only");
+    struct vv_volume *v;
+    if ((err = vol_claim(p, volname, &v, e)))
+        return err;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
+    if (!f)
+        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    else if (v->open_count)
+        err = vv_err_set(e, EBUSY, "cannot restore volume '%s': it is open (%u handle%s, e.g. a "
+                         "loop device or a process); detach and unmount it first", volname,
+                         v->open_count, v->open_count == 1 ? "" : "s");
+    else
+        v->busy = true; /* no opens meanwhile */
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (err) {
+        vol_unclaim(v);
+        return err;
+    }
+    struct slot_list chunks = {0};
+    uint8_t *buf = NULL;
+    size_t cap = (size_t)XMAP_CHUNK_BLOCKS * p->extent_size;
+    struct vv_vol live = {.pool = p, .vol = v, .as_of = XMAP_LIVE};
+    struct vv_vol sh = {.pool = p, .vol = v, .as_of = s.gen, .snap_id = s.id,
+                        .snap_size = s.size};
+    err = txg_sync(p); /* everything written before is in the map, so the births show it */
+    if (!err)
+        err = changed_chunks(p, v->id, s.gen, &chunks);
+    if (!err && posix_memalign((void **)&buf, 4096, cap))
+        err = ENOMEM;
+    for (size_t i = 0; !err && i < chunks.n; i++)
+        err = restore_chunk(p, &live, &sh, chunks.v[i], buf);
+    if (!err)
+        err = txg_sync(p);
+    size_t nchunks = chunks.n;
+    free(buf);
+    slot_list_free(&chunks);
+    pthread_rwlock_wrlock(&p->vol_mu);
+    v->busy = false;
+    pthread_rwlock_unlock(&p->vol_mu);
+    uint64_t id = v->id;
+    vol_unclaim(v);
+    if (err) {
+        vv_err(VV_SS_META, "restore of volume '%s' from snapshot '%s' failed: %s", volname,
+               name, strerror(err));
+        return vv_err_set(e, err, "cannot restore volume '%s' from snapshot '%s': %s (it may "
+                          "be partly restored; run the restore again)", volname, name,
+                          strerror(err));
+    }
+    vv_info(VV_SS_META, "restored volume '%s' from snapshot '%s' (%zu chunks changed since)",
+            volname, name, nchunks);
+    if (p->observer)
+        p->observer(p->observer_ctx, VV_VOL_RESTORED, id, volname, NULL);
+    return 0;
+}

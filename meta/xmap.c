@@ -634,6 +634,26 @@ int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
     return err;
 }
 
+int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                       uint64_t after, uint64_t *mask)
+{
+    MDB_val k, val;
+    struct xkey xk = {0};
+    struct xver v;
+    *mask = 0;
+    int err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    while (!err) {
+        key_decode(&k, &xk);
+        if (xk.birth <= after)
+            break;
+        if ((err = decode_or_eio(x, &k, &val, &v)))
+            return err;
+        *mask |= v.defined;
+        err = prev_version(cur, vol, chunk, &k, &val);
+    }
+    return err == ENOENT ? 0 : err;
+}
+
 int xmap_dead_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xdead *d)
 {
     MDB_val k, v;

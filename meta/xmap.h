@@ -159,6 +159,10 @@ int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t
  */
 int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
                      struct xkey *pos, size_t budget, bool *done);
+/* *MASK gets the blocks of (VOL, CHUNK) that versions born after AFTER define (what changed
+ * since then).  CUR: a cursor on x->map. */
+int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                       uint64_t after, uint64_t *mask);
 /* fsck: step CUR (on x->dead) and decode; ENOENT at the end, EBADMSG for a bad row */
 int xmap_dead_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xdead *d);
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # snapshot.sh — snapshots through the CLI, the API and the mount.  Generations of pattern
 # writes with a snapshot after each: every snapshot reads back byte for byte as it was taken,
-# after a remount and after its neighbours are deleted; snapshot files are read-only regular
+# after a remount, after restores and after its neighbours are deleted; a restore makes the
+# volume read as the snapshot (also through the kernel's cache) and is refused while the
+# volume is open; snapshot files are read-only regular
 # files of the volume's size then, with mtime = creation and SEEK_DATA; deleting a snapshot
 # returns what only it held to the pool and to the host; refusals (names, duplicates, a volume
 # with snapshots) are clear errors that change nothing; an ext4 frozen and snapshotted mounts
@@ -112,6 +114,31 @@ step "every snapshot survives a remount"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 mount_pool "$POOL" "$MNT"
+verify_all 1 2 3 4 5
+
+step "restore: the volume reads as the snapshot again, and every snapshot stays"
+cat "$vol" >/dev/null # the kernel now caches the volume file's pages
+attach_loop "$vol"
+expect_exit 1 vvfs snapshot restore data g2
+assert_contains "$OUT" "open" "restoring an open volume"
+detach_loop "$LOOP" "$vol"
+expect_exit 1 vvfs snapshot restore data nosuch
+expect_exit 2 vvfs snapshot restore data 'a/b'
+expect_exit 0 vvfs snapshot restore data g2
+verify_gen 2 "$vol" # (through the page cache: the restore dropped what it held)
+verify_gen 2 "$snaps/g2"
+verify_gen 5 "$snaps/g5"
+verify_gen 1 "$snaps/g1"
+expect_exit 0 vvfs snapshot restore data g4
+verify_gen 4 "$vol"
+assert_eq "$(code -X POST http://localhost/v1/volumes/data/snapshots/g1/restore)" 200 \
+    "POST .../restore"
+verify_gen 1 "$vol"
+umount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs fsck "$POOL"
+mount_pool "$POOL" "$MNT"
+verify_gen 1 "$vol"
+expect_exit 0 vvio write "$vol" 0 64M --seed 9 # the live volume moves on again
 verify_all 1 2 3 4 5
 
 step "deleting snapshots (middle, oldest, newest) frees what only they held"

@@ -1484,8 +1484,8 @@ static void sn_delete(struct vv_pool *p, struct sn_model *m, int s)
     m->nsnaps--;
 }
 
-/* Writes, discards and commits with snapshots taken and deleted (oldest, newest, middle) in
- * between, against a model of every block's content: every snapshot reads back exactly as it
+/* Writes, discards and commits with snapshots taken, deleted (oldest, newest, middle) and
+ * restored in between, against a model of every block's content: every snapshot reads back exactly as it
  * was taken, after reopens too; fsck is clean (nothing leaked, the dead lists add up); and
  * once every snapshot is gone the pool holds exactly the live data. */
 Test(snapshot, model_of_writes_discards_and_snapshots, .timeout = 180)
@@ -1539,6 +1539,15 @@ Test(snapshot, model_of_writes_discards_and_snapshots, .timeout = 180)
             memcpy(m->snap[s], m->live, sizeof(m->live));
         } else if (op == 14 && m->nsnaps > 0) {
             sn_delete(p, m, rand_r(&seed) % m->nsnaps); /* any: oldest, newest, middle */
+        } else if (m->nsnaps > 0 && rand_r(&seed) % 2) {
+            /* restore: refused while open; then the volume reads as the snapshot again */
+            int s = rand_r(&seed) % m->nsnaps;
+            struct vv_err e = {0};
+            cr_assert_eq(vv_snapshot_restore(p, "v", m->name[s], &e), EBUSY);
+            vv_vol_close(v);
+            cr_assert_eq(vv_snapshot_restore(p, "v", m->name[s], &e), 0, "restore: %s", e.msg);
+            memcpy(m->live, m->snap[s], sizeof(m->live));
+            v = openvol(p, "v");
         } else if (m->nsnaps > 0) {
             sn_verify_all(p, v, m);
         }

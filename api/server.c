@@ -90,6 +90,7 @@ struct call {
     const char *name; /* decoded, checked volume name from the path; NULL if the route has none */
     const char *snap; /* decoded, checked snapshot name from the path, or NULL */
     json_t *body;     /* parsed JSON object for routes that take a body, else NULL */
+    bool flag;        /* the route's query parameter (route.param) was given as true */
 };
 
 /* ---- replies ------------------------------------------------------------------------------- */
@@ -445,7 +446,8 @@ static void h_vol_patch(struct call *c, struct reply *r)
 static void h_vol_delete(struct call *c, struct reply *r)
 {
     struct vv_err e = {0};
-    int rc = vv_volume_delete(c->api->pool, c->name, &e);
+    int rc = c->flag ? vv_volume_delete_recursive(c->api->pool, c->name, &e)
+                     : vv_volume_delete(c->api->pool, c->name, &e);
     if (rc) {
         reply_errno(r, rc, &e);
         return;
@@ -545,6 +547,31 @@ static void h_snap_delete(struct call *c, struct reply *r)
         reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
 }
 
+static void h_snap_patch(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const char *newname = NULL;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"name\" (rename)");
+        return;
+    }
+    if (get_name(jname, &newname, r))
+        return;
+    struct vv_err e = {0};
+    int rc = vv_snapshot_rename(c->api->pool, c->name, c->snap, newname, &e);
+    struct vv_snapshot_info info;
+    if (!rc)
+        rc = vv_snapshot_get(c->api->pool, c->name, newname, &info, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_OK, snapshot_json(&info));
+}
+
 static void h_snap_restore(struct call *c, struct reply *r)
 {
     struct vv_err e = {0};
@@ -570,23 +597,25 @@ struct route {
     bool takes_body; /* the body must be a JSON object */
     bool changes;    /* logged at info level when it succeeds */
     void (*fn)(struct call *c, struct reply *r);
+    const char *param; /* the one query parameter it takes (true/false: call.flag), or NULL */
 };
 
 static const struct route routes[] = {
-    {"/v1/pool", false, MHD_HTTP_METHOD_GET, false, false, h_pool_get},
-    {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, false, true, h_pool_sync},
-    {"/v1/volumes", false, MHD_HTTP_METHOD_GET, false, false, h_vol_list},
-    {"/v1/volumes", false, MHD_HTTP_METHOD_POST, true, true, h_vol_create},
-    {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get},
-    {"/v1/volumes/*", true, "PATCH", true, true, h_vol_patch},
-    {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete},
-    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, false, false, h_snap_list_all},
-    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, false, false, h_snap_list},
-    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_snap_create},
-    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, false, false, h_snap_get},
-    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_snap_delete},
+    {"/v1/pool", false, MHD_HTTP_METHOD_GET, false, false, h_pool_get, NULL},
+    {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, false, true, h_pool_sync, NULL},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_GET, false, false, h_vol_list, NULL},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_POST, true, true, h_vol_create, NULL},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get, NULL},
+    {"/v1/volumes/*", true, "PATCH", true, true, h_vol_patch, NULL},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete, "recursive"},
+    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, false, false, h_snap_list_all, NULL},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, false, false, h_snap_list, NULL},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_snap_create, NULL},
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, false, false, h_snap_get, NULL},
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_snap_delete, NULL},
+    {"/v1/volumes/*/snapshots/*", true, "PATCH", true, true, h_snap_patch, NULL},
     {"/v1/volumes/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
-     h_snap_restore},
+     h_snap_restore, NULL},
 };
 
 #define ROUTE_SEGS 2 /* names a path can hold */
@@ -652,7 +681,8 @@ static int pct_decode(const char *in, char *out, size_t len)
 /* Route METHOD URL with body REQ and query parameter QARG (the first one the request had, or
  * NULL); fill R (and *ALLOW for a 405). */
 static void dispatch(struct vv_api *api, const char *method, const char *url, const char *qarg,
-                     const struct request *req, struct reply *r, char *allow, size_t allow_len,
+                     const char *qval, unsigned qcount, const struct request *req,
+                     struct reply *r, char *allow, size_t allow_len,
                      const struct route **matched)
 {
     const char *want = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method;
@@ -690,11 +720,26 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
     *matched = rt;
     /* Nothing takes parameters or (but PATCH and POST /v1/volumes) a body; one sent anyway
      * is a mistake (a typo, a client that thinks "?force=1" does something), not noise. */
-    if (qarg) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "unknown query parameter \"%s\" (no resource takes parameters)",
-                    sanitize(qarg, clean, sizeof(clean)));
+    bool flag = false;
+    if (qarg && (!rt->param || strcmp(qarg, rt->param) != 0 || qcount > 1)) {
+        if (rt->param)
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "unknown query parameter \"%s\" (%s %s takes only \"%s\", once)",
+                        sanitize(qarg, clean, sizeof(clean)), method, rt->path, rt->param);
+        else
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "unknown query parameter \"%s\" (this resource takes none)",
+                        sanitize(qarg, clean, sizeof(clean)));
         return;
+    }
+    if (qarg) {
+        if (qval && strcmp(qval, "true") == 0) {
+            flag = true;
+        } else if (!qval || strcmp(qval, "false") != 0) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "query parameter \"%s\" must be true or false", rt->param);
+            return;
+        }
     }
     if (!rt->takes_body && req->len) {
         char cmethod[32];
@@ -703,7 +748,7 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
         return;
     }
 
-    struct call c = {.api = api};
+    struct call c = {.api = api, .flag = flag};
     char name[ROUTE_SEGS][VV_NAME_MAX + 2];
     if (rt->named) {
         route_matches(rt, url, seg);
@@ -746,19 +791,25 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
 
 /* ---- MHD glue ------------------------------------------------------------------------------ */
 
-/* MHD_KeyValueIterator: copy the first key into the buffer CLS (struct qarg) and stop. */
+/* MHD_KeyValueIterator: copy the first key and value into CLS (struct qarg), count them all. */
 struct qarg {
     char key[64];
-    bool found;
+    char value[16];
+    bool found, has_value;
+    unsigned count;
 };
 
 static enum MHD_Result first_key(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
     struct qarg *q = cls;
-    snprintf(q->key, sizeof(q->key), "%s", key ? key : "");
-    q->found = true;
-    return MHD_NO;
+    if (q->count++ == 0) {
+        snprintf(q->key, sizeof(q->key), "%s", key ? key : "");
+        snprintf(q->value, sizeof(q->value), "%s", value ? value : "");
+        q->has_value = value != NULL;
+        q->found = true;
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r, const char *allow)
@@ -873,7 +924,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const struct route *rt = NULL;
     struct qarg q = {.found = false};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, first_key, &q);
-    dispatch(api, method, url, q.found ? q.key : NULL, req, &r, allow, sizeof(allow), &rt);
+    dispatch(api, method, url, q.found ? q.key : NULL, q.has_value ? q.value : NULL, q.count,
+             req, &r, allow, sizeof(allow), &rt);
     if (!r.json && r.status != MHD_HTTP_NO_CONTENT)
         reply_error(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 

@@ -32,6 +32,7 @@ struct cli {
     const char *threads;     /* mount --threads, raw */
     bool foreground, debug;  /* mount --foreground, --debug */
     bool no_data;            /* fsck --no-data */
+    bool recursive;          /* volume delete --recursive */
 };
 
 /* Print "vvfs: <message>" and the usage of C's command on stderr; returns CLI_USAGE. */
@@ -50,6 +51,12 @@ int cli_check_name(const struct cli *c, const char *name);
 
 /* Print J on stdout, indented, with a final newline. */
 void cli_print_json(const json_t *j);
+
+/* An answer's field: an integer (0 if absent or negative), a string ("?" if absent). */
+uint64_t cli_jnum(const json_t *o, const char *key);
+const char *cli_jstr(const json_t *o, const char *key);
+/* "2026-01-31 12:00", or with LONG_FORM "2026-01-31 12:00:00 +0100" (local time) */
+const char *cli_fmt_time(uint64_t t, bool long_form, char *buf, size_t len);
 
 /*
  * client.c — one HTTP request to the daemon of C->pool, over C->pool/vvfs.sock.
@@ -88,5 +95,6 @@ int cmd_snapshot_list(struct cli *c);
 int cmd_snapshot_show(struct cli *c);
 int cmd_snapshot_delete(struct cli *c);
 int cmd_snapshot_restore(struct cli *c);
+int cmd_snapshot_rename(struct cli *c);
 
 #endif

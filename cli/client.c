@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CLIENT_ANSWER_MAX (64u << 20) /* bytes: a list of many volumes still fits */
@@ -196,4 +197,31 @@ cleanup:
     free(a.data);
     free(text);
     return rc;
+}
+
+/* ---- reading the API's JSON ---------------------------------------------------------------- */
+
+uint64_t cli_jnum(const json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+const char *cli_jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
+const char *cli_fmt_time(uint64_t t, bool long_form, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t n = 0;
+    if (localtime_r(&tt, &tm))
+        n = long_form ? strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm)
+                      : strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+    if (n == 0)
+        snprintf(buf, len, "%llu", (unsigned long long)t);
+    return buf;
 }

@@ -1,5 +1,5 @@
 /*
- * cli/cmd_snapshot.c — vvfs snapshot create|list|show|delete|restore.
+ * cli/cmd_snapshot.c — vvfs snapshot create|list|show|rename|delete|restore.
  *
  * Design notes
  *   As cmd_volume.c: names are checked here (a bad one is a usage error, exit 2, before any
@@ -13,27 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static uint64_t jnum(const json_t *o, const char *key)
-{
-    json_int_t v = json_integer_value(json_object_get(o, key));
-    return v > 0 ? (uint64_t)v : 0;
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "?";
-}
-
-static const char *fmt_time(uint64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-        snprintf(buf, len, "%llu", (unsigned long long)t);
-    return buf;
-}
 
 /* the volume and snapshot names of arguments 0 and 1 are valid (else: usage, exit 2) */
 static int check_names(struct cli *c, int n)
@@ -62,7 +41,7 @@ int cmd_snapshot_create(struct cli *c)
     if (c->json)
         cli_print_json(s);
     else
-        printf("created snapshot %s of volume %s\n", jstr(s, "name"), jstr(s, "volume"));
+        printf("created snapshot %s of volume %s\n", cli_jstr(s, "name"), cli_jstr(s, "volume"));
     json_decref(s);
     return CLI_OK;
 }
@@ -88,8 +67,8 @@ int cmd_snapshot_list(struct cli *c)
     size_t n = json_array_size(a);
     int wv = 6, wn = 4; /* "VOLUME", "NAME" */
     for (size_t i = 0; i < n; i++) {
-        int lv = (int)strlen(jstr(json_array_get(a, i), "volume"));
-        int ln = (int)strlen(jstr(json_array_get(a, i), "name"));
+        int lv = (int)strlen(cli_jstr(json_array_get(a, i), "volume"));
+        int ln = (int)strlen(cli_jstr(json_array_get(a, i), "name"));
         wv = lv > wv ? lv : wv;
         wn = ln > wn ? ln : wn;
     }
@@ -97,9 +76,9 @@ int cmd_snapshot_list(struct cli *c)
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(a, i);
         char sz[32], t[32];
-        printf("%-*s  %-*s  %8s  %s\n", wv, jstr(s, "volume"), wn, jstr(s, "name"),
-               vv_format_size(jnum(s, "size"), sz, sizeof(sz)),
-               fmt_time(jnum(s, "created"), t, sizeof(t)));
+        printf("%-*s  %-*s  %8s  %s\n", wv, cli_jstr(s, "volume"), wn, cli_jstr(s, "name"),
+               vv_format_size(cli_jnum(s, "size"), sz, sizeof(sz)),
+               cli_fmt_time(cli_jnum(s, "created"), false, t, sizeof(t)));
     }
     json_decref(ans);
     return CLI_OK;
@@ -121,14 +100,14 @@ int cmd_snapshot_show(struct cli *c)
         return CLI_OK;
     }
     char b[64];
-    printf("name:        %s\n", jstr(s, "name"));
-    printf("volume:      %s\n", jstr(s, "volume"));
-    printf("id:          %llu\n", (unsigned long long)jnum(s, "id"));
-    printf("size:        %s (%llu bytes)\n", vv_format_size(jnum(s, "size"), b, sizeof(b)),
-           (unsigned long long)jnum(s, "size"));
-    printf("created:     %s\n", fmt_time(jnum(s, "created"), b, sizeof(b)));
-    printf("gen:         %llu\n", (unsigned long long)jnum(s, "gen"));
-    printf("open_count:  %llu\n", (unsigned long long)jnum(s, "open_count"));
+    printf("name:        %s\n", cli_jstr(s, "name"));
+    printf("volume:      %s\n", cli_jstr(s, "volume"));
+    printf("id:          %llu\n", (unsigned long long)cli_jnum(s, "id"));
+    printf("size:        %s (%llu bytes)\n", vv_format_size(cli_jnum(s, "size"), b, sizeof(b)),
+           (unsigned long long)cli_jnum(s, "size"));
+    printf("created:     %s\n", cli_fmt_time(cli_jnum(s, "created"), true, b, sizeof(b)));
+    printf("gen:         %llu\n", (unsigned long long)cli_jnum(s, "gen"));
+    printf("open_count:  %llu\n", (unsigned long long)cli_jnum(s, "open_count"));
     json_decref(s);
     return CLI_OK;
 }
@@ -166,5 +145,31 @@ int cmd_snapshot_restore(struct cli *c)
     else
         printf("restored volume %s from snapshot %s\n", c->args[0], c->args[1]);
     json_decref(v);
+    return CLI_OK;
+}
+
+int cmd_snapshot_rename(struct cli *c)
+{
+    int rc = check_names(c, 2);
+    const char *why = rc ? NULL : vv_name_check(c->args[2]);
+    if (!rc && why)
+        rc = cli_usage_error(c, "invalid snapshot name '%s': %s", c->args[2], why);
+    if (rc)
+        return rc;
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
+    json_t *req = json_pack("{s:s}", "name", c->args[2]), *s = NULL;
+    if (!req)
+        return cli_fail("out of memory");
+    rc = cli_request(c, "PATCH", path, req, &s);
+    json_decref(req);
+    if (rc)
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(s);
+    else
+        printf("renamed snapshot %s of volume %s to %s\n", c->args[1], c->args[0],
+               cli_jstr(s, "name"));
+    json_decref(s);
     return CLI_OK;
 }

@@ -16,19 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- reading the API's JSON ---------------------------------------------------------------- */
-
-static uint64_t jnum(const json_t *o, const char *key)
-{
-    json_int_t v = json_integer_value(json_object_get(o, key));
-    return v > 0 ? (uint64_t)v : 0;
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "?";
-}
+/* ---- formatting ---------------------------------------------------------------------------- */
 
 /* "20G" */
 static const char *fmt_size(uint64_t bytes, char *buf, size_t len)
@@ -42,20 +30,6 @@ static const char *fmt_size_exact(uint64_t bytes, char *buf, size_t len)
     char h[32];
     snprintf(buf, len, "%s (%llu bytes)", vv_format_size(bytes, h, sizeof(h)),
              (unsigned long long)bytes);
-    return buf;
-}
-
-/* "2026-01-31 12:00", or with LONG_FORM "2026-01-31 12:00:00 +0100" (local time) */
-static const char *fmt_time(uint64_t t, bool long_form, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    size_t n = 0;
-    if (localtime_r(&tt, &tm))
-        n = long_form ? strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm)
-                      : strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
-    if (n == 0)
-        snprintf(buf, len, "%llu", (unsigned long long)t);
     return buf;
 }
 
@@ -89,8 +63,8 @@ int cmd_volume_create(struct cli *c)
     if (c->json)
         cli_print_json(vol);
     else
-        printf("created volume %s (%s)\n", jstr(vol, "name"),
-               fmt_size(jnum(vol, "size"), b, sizeof(b)));
+        printf("created volume %s (%s)\n", cli_jstr(vol, "name"),
+               fmt_size(cli_jnum(vol, "size"), b, sizeof(b)));
     json_decref(vol);
     return CLI_OK;
 }
@@ -109,7 +83,7 @@ int cmd_volume_list(struct cli *c)
     size_t n = json_array_size(vols);
     int width = 4; /* "NAME" */
     for (size_t i = 0; i < n; i++) {
-        int len = (int)strlen(jstr(json_array_get(vols, i), "name"));
+        int len = (int)strlen(cli_jstr(json_array_get(vols, i), "name"));
         if (len > width)
             width = len;
     }
@@ -117,10 +91,10 @@ int cmd_volume_list(struct cli *c)
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(vols, i);
         char sz[32], used[32], created[32];
-        printf("%-*s  %8s  %8s  %s\n", width, jstr(v, "name"),
-               fmt_size(jnum(v, "size"), sz, sizeof(sz)),
-               fmt_size(jnum(v, "used"), used, sizeof(used)),
-               fmt_time(jnum(v, "created"), false, created, sizeof(created)));
+        printf("%-*s  %8s  %8s  %s\n", width, cli_jstr(v, "name"),
+               fmt_size(cli_jnum(v, "size"), sz, sizeof(sz)),
+               fmt_size(cli_jnum(v, "used"), used, sizeof(used)),
+               cli_fmt_time(cli_jnum(v, "created"), false, created, sizeof(created)));
     }
     json_decref(ans);
     return CLI_OK;
@@ -142,14 +116,14 @@ int cmd_volume_show(struct cli *c)
         return CLI_OK;
     }
     char b[64];
-    printf("name:        %s\n", jstr(v, "name"));
-    printf("id:          %llu\n", (unsigned long long)jnum(v, "id"));
-    printf("size:        %s\n", fmt_size_exact(jnum(v, "size"), b, sizeof(b)));
-    printf("used:        %s\n", fmt_size_exact(jnum(v, "used"), b, sizeof(b)));
-    printf("created:     %s\n", fmt_time(jnum(v, "created"), true, b, sizeof(b)));
-    printf("modified:    %s\n", fmt_time(jnum(v, "modified"), true, b, sizeof(b)));
-    printf("create_gen:  %llu\n", (unsigned long long)jnum(v, "create_gen"));
-    printf("open_count:  %llu\n", (unsigned long long)jnum(v, "open_count"));
+    printf("name:        %s\n", cli_jstr(v, "name"));
+    printf("id:          %llu\n", (unsigned long long)cli_jnum(v, "id"));
+    printf("size:        %s\n", fmt_size_exact(cli_jnum(v, "size"), b, sizeof(b)));
+    printf("used:        %s\n", fmt_size_exact(cli_jnum(v, "used"), b, sizeof(b)));
+    printf("created:     %s\n", cli_fmt_time(cli_jnum(v, "created"), true, b, sizeof(b)));
+    printf("modified:    %s\n", cli_fmt_time(cli_jnum(v, "modified"), true, b, sizeof(b)));
+    printf("create_gen:  %llu\n", (unsigned long long)cli_jnum(v, "create_gen"));
+    printf("open_count:  %llu\n", (unsigned long long)cli_jnum(v, "open_count"));
     json_decref(v);
     return CLI_OK;
 }
@@ -170,10 +144,10 @@ static int patch_volume(struct cli *c, const char *name, json_t *body, const cha
     if (c->json)
         cli_print_json(v);
     else if (strcmp(verb, "resized") == 0)
-        printf("resized volume %s to %s\n", jstr(v, "name"),
-               fmt_size(jnum(v, "size"), b, sizeof(b)));
+        printf("resized volume %s to %s\n", cli_jstr(v, "name"),
+               fmt_size(cli_jnum(v, "size"), b, sizeof(b)));
     else
-        printf("renamed volume %s to %s\n", name, jstr(v, "name"));
+        printf("renamed volume %s to %s\n", name, cli_jstr(v, "name"));
     json_decref(v);
     return CLI_OK;
 }
@@ -214,14 +188,15 @@ int cmd_volume_delete(struct cli *c)
     int rc = cli_check_name(c, c->args[0]);
     if (rc)
         return rc;
-    snprintf(path, sizeof(path), "/v1/volumes/%s", c->args[0]);
+    snprintf(path, sizeof(path), "/v1/volumes/%s%s", c->args[0],
+             c->recursive ? "?recursive=true" : "");
     if (cli_request(c, "DELETE", path, NULL, &ans))
         return CLI_FAIL;
     json_decref(ans);
     if (c->json)
         printf("{}\n");
     else
-        printf("deleted volume %s\n", c->args[0]);
+        printf("deleted volume %s%s\n", c->args[0], c->recursive ? " and its snapshots" : "");
     return CLI_OK;
 }
 
@@ -230,50 +205,50 @@ int cmd_volume_delete(struct cli *c)
 static void print_status(const json_t *st)
 {
     char mnt[4096], b[64], b2[32];
-    const char *dir = jstr(st, "pool_dir");
-    uint64_t cap = jnum(st, "capacity"), used = jnum(st, "used"), prov = jnum(st, "provisioned");
+    const char *dir = cli_jstr(st, "pool_dir");
+    uint64_t cap = cli_jnum(st, "capacity"), used = cli_jnum(st, "used"), prov = cli_jnum(st, "provisioned");
     printf("pool:             %s\n", dir);
     printf("mountpoint:       %s\n",
            cli_find_mountpoint(dir, mnt, sizeof(mnt)) == 0 ? mnt : "(unknown)");
     printf("capacity:         %s\n", fmt_size_exact(cap, b, sizeof(b)));
     printf("used:             %s (%.1f%%)\n", fmt_size(used, b2, sizeof(b2)),
            cap ? 100.0 * (double)used / (double)cap : 0.0);
-    printf("free:             %s", fmt_size(jnum(st, "free"), b, sizeof(b)));
+    printf("free:             %s", fmt_size(cli_jnum(st, "free"), b, sizeof(b)));
     printf("; %s available for new data (%s kept for overwrites)",
-           fmt_size(jnum(st, "available"), b2, sizeof(b2)),
-           fmt_size(jnum(st, "reserve"), mnt, sizeof(mnt)));
-    if (jnum(st, "freeing"))
+           fmt_size(cli_jnum(st, "available"), b2, sizeof(b2)),
+           fmt_size(cli_jnum(st, "reserve"), mnt, sizeof(mnt)));
+    if (cli_jnum(st, "freeing"))
         printf(" (and %s of deleted volumes being freed)",
-               fmt_size(jnum(st, "freeing"), b2, sizeof(b2)));
+               fmt_size(cli_jnum(st, "freeing"), b2, sizeof(b2)));
     printf("\n");
-    printf("volumes:          %llu\n", (unsigned long long)jnum(st, "volumes"));
+    printf("volumes:          %llu\n", (unsigned long long)cli_jnum(st, "volumes"));
     printf("provisioned:      %s (%.0f%% of capacity)\n", fmt_size(prov, b2, sizeof(b2)),
            cap ? 100.0 * (double)prov / (double)cap : 0.0);
-    printf("extent size:      %s\n", fmt_size(jnum(st, "extent_size"), b, sizeof(b)));
-    printf("generation:       %llu\n", (unsigned long long)jnum(st, "committed_gen"));
-    printf("dirty:            %s\n", fmt_size(jnum(st, "dirty_bytes"), b, sizeof(b)));
-    printf("commits:          %llu\n", (unsigned long long)jnum(st, "commits"));
-    printf("checksum errors:  %llu\n", (unsigned long long)jnum(st, "checksum_errors"));
-    const char *state = jstr(st, "state");
+    printf("extent size:      %s\n", fmt_size(cli_jnum(st, "extent_size"), b, sizeof(b)));
+    printf("generation:       %llu\n", (unsigned long long)cli_jnum(st, "committed_gen"));
+    printf("dirty:            %s\n", fmt_size(cli_jnum(st, "dirty_bytes"), b, sizeof(b)));
+    printf("commits:          %llu\n", (unsigned long long)cli_jnum(st, "commits"));
+    printf("checksum errors:  %llu\n", (unsigned long long)cli_jnum(st, "checksum_errors"));
+    const char *state = cli_jstr(st, "state");
     printf("state:            %s", state);
     if (strcmp(state, "ok") != 0) {
-        time_t since = (time_t)jnum(st, "state_since");
+        time_t since = (time_t)cli_jnum(st, "state_since");
         char when[64] = "?";
         struct tm tm;
         if (localtime_r(&since, &tm))
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        printf(" since %s: %s", when, jstr(st, "state_reason"));
+        printf(" since %s: %s", when, cli_jstr(st, "state_reason"));
     }
     printf("\n");
     if (json_is_true(json_object_get(st, "direct_io")))
         printf("data writes:      direct I/O (%llu bounced)\n",
-               (unsigned long long)jnum(st, "bounced_writes"));
+               (unsigned long long)cli_jnum(st, "bounced_writes"));
     else
         printf("data writes:      buffered (the pool's filesystem refused O_DIRECT)\n");
-    printf("format version:   %llu", (unsigned long long)jnum(st, "format_version"));
-    if (jnum(st, "upgraded_from"))
+    printf("format version:   %llu", (unsigned long long)cli_jnum(st, "format_version"));
+    if (cli_jnum(st, "upgraded_from"))
         printf(" (upgraded from format %llu when this daemon opened it)",
-               (unsigned long long)jnum(st, "upgraded_from"));
+               (unsigned long long)cli_jnum(st, "upgraded_from"));
     printf("\n");
 }
 
@@ -298,8 +273,8 @@ int cmd_sync(struct cli *c)
     if (c->json)
         cli_print_json(st);
     else
-        printf("committed pool %s (generation %llu)\n", jstr(st, "pool_dir"),
-               (unsigned long long)jnum(st, "committed_gen"));
+        printf("committed pool %s (generation %llu)\n", cli_jstr(st, "pool_dir"),
+               (unsigned long long)cli_jnum(st, "committed_gen"));
     json_decref(st);
     return CLI_OK;
 }

@@ -40,6 +40,7 @@ enum {
     O_FOREGROUND = 1u << 3,
     O_DEBUG = 1u << 4,
     O_NO_DATA = 1u << 5,
+    O_RECURSIVE = 1u << 6,
 };
 
 struct cli_cmd {
@@ -73,7 +74,9 @@ static const struct cli_cmd commands[] = {
     {"volume", "show", "NAME", "show one volume", 1, 1, 0, true, cmd_volume_show},
     {"volume", "resize", "NAME SIZE", "grow or shrink a volume", 2, 2, 0, true, cmd_volume_resize},
     {"volume", "rename", "NAME NEWNAME", "rename a volume", 2, 2, 0, true, cmd_volume_rename},
-    {"volume", "delete", "NAME", "delete a volume and its data", 1, 1, 0, true, cmd_volume_delete},
+    {"volume", "delete", "NAME [--recursive]",
+     "delete a volume and its data (--recursive: and its snapshots)", 1, 1, O_RECURSIVE, true,
+     cmd_volume_delete},
     {"snapshot", "create", "VOLUME NAME", "take a read-only point-in-time copy of a volume", 2, 2,
      0, true, cmd_snapshot_create},
     {"snapshot", "list", "[VOLUME]", "list the snapshots (of one volume)", 0, 1, 0, true,
@@ -81,6 +84,8 @@ static const struct cli_cmd commands[] = {
     {"snapshot", "show", "VOLUME NAME", "show one snapshot", 2, 2, 0, true, cmd_snapshot_show},
     {"snapshot", "delete", "VOLUME NAME", "delete a snapshot, freeing what only it held", 2, 2,
      0, true, cmd_snapshot_delete},
+    {"snapshot", "rename", "VOLUME NAME NEWNAME", "rename a snapshot", 3, 3, 0, true,
+     cmd_snapshot_rename},
     {"snapshot", "restore", "VOLUME NAME",
      "make the volume read as the snapshot again (every snapshot stays)", 2, 2, 0, true,
      cmd_snapshot_restore},
@@ -97,7 +102,8 @@ enum {
     OV_THREADS,
     OV_FOREGROUND,
     OV_DEBUG,
-    OV_NO_DATA
+    OV_NO_DATA,
+    OV_RECURSIVE
 };
 
 static const struct option longopts[] = {
@@ -111,6 +117,7 @@ static const struct option longopts[] = {
     {"foreground", no_argument, NULL, OV_FOREGROUND},
     {"debug", no_argument, NULL, OV_DEBUG},
     {"no-data", no_argument, NULL, OV_NO_DATA},
+    {"recursive", no_argument, NULL, OV_RECURSIVE},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,6 +127,7 @@ static const struct {
 } opt_bits[] = {
     {O_EXTENT, "--extent-size"},    {O_CAPACITY, "--capacity"}, {O_THREADS, "--threads"},
     {O_FOREGROUND, "--foreground"}, {O_DEBUG, "--debug"},       {O_NO_DATA, "--no-data"},
+    {O_RECURSIVE, "--recursive"},
 };
 
 /* What one pass over argv found. */
@@ -282,6 +290,10 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
             c->no_data = true;
             cl->given |= O_NO_DATA;
             break;
+        case OV_RECURSIVE:
+            c->recursive = true;
+            cl->given |= O_RECURSIVE;
+            break;
         case ':':
             set_error(cl, "option %s needs an argument", argv[optind - 1]);
             break;
@@ -307,7 +319,7 @@ static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
         if (cl->npos < 2) {
             set_error(cl, "'%s' needs a subcommand: %s", group,
                       group[0] == 'v' ? "create, list, show, resize, rename or delete"
-                                      : "create, list, show, delete or restore");
+                                      : "create, list, show, rename, delete or restore");
             return NULL;
         }
         name = cl->pos[1];

@@ -890,12 +890,6 @@ static int discard_blocks(struct vv_pool *p, uint64_t vol, uint64_t chunk, uint6
     return err;
 }
 
-static int u64_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * Iterating the chunks in [c0, c1) of VOL that may hold data, in ascending order: chunks with
  * versions in LMDB (a cursor skips the others, a fresh read txn each step) merged with the
@@ -927,15 +921,8 @@ static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t 
         }
         pthread_mutex_unlock(&s->mu);
     }
-    struct slot_list *d = &it->dirty;
-    if (!err && d->n) {
-        qsort(d->v, d->n, sizeof(uint64_t), u64_cmp);
-        size_t w = 0;
-        for (size_t i = 0; i < d->n; i++)
-            if (w == 0 || d->v[w - 1] != d->v[i])
-                d->v[w++] = d->v[i];
-        d->n = w;
-    }
+    if (!err)
+        slot_list_sort_unique(&it->dirty);
     return err;
 }
 

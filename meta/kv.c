@@ -85,3 +85,21 @@ int vv_err_set(struct vv_err *e, int code, const char *fmt, ...)
     }
     return code;
 }
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void slot_list_sort_unique(struct slot_list *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->v, l->n, sizeof(uint64_t), u64_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (w == 0 || l->v[w - 1] != l->v[i])
+            l->v[w++] = l->v[i];
+    l->n = w;
+}

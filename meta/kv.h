@@ -27,6 +27,7 @@ struct slot_list {
 };
 int slot_list_add(struct slot_list *l, uint64_t x); /* 0 or ENOMEM */
 void slot_list_free(struct slot_list *l);           /* and leaves it empty, reusable */
+void slot_list_sort_unique(struct slot_list *l);    /* ascending, each value once */
 
 static inline void put_be64(uint8_t *p, uint64_t v)
 {

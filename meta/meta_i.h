@@ -339,6 +339,9 @@ void vol_touch(struct vv_volume *v); /* its data changed now (mtime) */
 /* snap.c: snapshots (tables loaded at open; deletes interrupted by a crash finished there) */
 int snap_load(struct vv_pool *p, MDB_txn *txn);
 int snap_resume(struct vv_pool *p); /* at open, before the committer starts */
+int snap_open_count(struct vv_pool *p, struct vv_volume *v); /* open handles on its snapshots */
+/* in TXN (commit_mu held, V claimed and busy): drop every snapshot record of V */
+int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v);
 
 /* reap.c: freeing deleted volumes and shrunk tails, in bounded txns, resumed at open */
 int reap_start(struct vv_pool *p);

@@ -717,7 +717,8 @@ static void allow_opens(struct vv_pool *p, struct vv_volume *v)
 
 /* With V claimed and busy: one small txn takes the name away and marks the record
  * "deleting" (the reaper frees the blocks), then V leaves the table for p->dying. */
-static int delete_claimed(struct vv_pool *p, struct vv_volume *v, struct vv_err *e)
+static int delete_claimed(struct vv_pool *p, struct vv_volume *v, bool recursive,
+                          struct vv_err *e)
 {
     /* commit whatever the volume still has dirty, so that the reaper finds all of it */
     int err = txg_sync(p);
@@ -735,6 +736,8 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, struct vv_err 
             tmp.drop_from = 0;
             MDB_val nk = {strlen(v->name), v->name};
             err = kv_err(mdb_del(txn, p->db_volnames, &nk, NULL));
+            if (!err && recursive)
+                err = snap_drop_all(p, txn, v); /* their blocks go with the volume's */
             uint8_t kb[8];
             put_be64(kb, v->id);
             MDB_val k = {8, kb};
@@ -763,6 +766,7 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, struct vv_err 
     }
     v->deleting = true;
     v->drop_from = 0;
+    v->nsnaps = 0;
     pthread_rwlock_unlock(&p->vol_mu);
     uint64_t used = v->used_extents;
     if (used) {
@@ -778,7 +782,8 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, struct vv_err 
     return 0;
 }
 
-int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
+static int volume_delete(struct vv_pool *p, const char *name, bool recursive,
+                         struct vv_err *e)
 {
     int err = check_name(name, e);
     if (!err)
@@ -792,13 +797,19 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     pthread_rwlock_rdlock(&p->vol_mu);
     size_t nsnaps = v->nsnaps;
     pthread_rwlock_unlock(&p->vol_mu);
-    if (nsnaps)
+    if (nsnaps && !recursive)
         err = vv_err_set(e, EBUSY, "cannot delete volume '%s': it has %zu snapshot%s (delete "
-                         "them first)", name, nsnaps, nsnaps == 1 ? "" : "s");
+                         "them first, or delete it with them: --recursive)", name, nsnaps,
+                         nsnaps == 1 ? "" : "s");
     if (!err)
         err = refuse_opens(p, v, "delete", e);
+    if (!err && snap_open_count(p, v)) {
+        allow_opens(p, v);
+        err = vv_err_set(e, EBUSY, "cannot delete volume '%s': a snapshot of it is open",
+                         name);
+    }
     if (!err) {
-        err = delete_claimed(p, v, e);
+        err = delete_claimed(p, v, recursive, e);
         if (err)
             allow_opens(p, v);
     }
@@ -806,6 +817,16 @@ int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
     if (!err)
         notify(p, VV_VOL_DELETED, id, name, NULL);
     return err;
+}
+
+int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e)
+{
+    return volume_delete(p, name, false, e);
+}
+
+int vv_volume_delete_recursive(struct vv_pool *p, const char *name, struct vv_err *e)
+{
+    return volume_delete(p, name, true, e);
 }
 
 /* With V claimed (and busy for a shrink): record SIZE, and free what lies past it. */

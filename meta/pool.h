@@ -136,6 +136,8 @@ struct vv_volume_info {
 int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
                      struct vv_volume_info *out, struct vv_err *e);
 int vv_volume_delete(struct vv_pool *p, const char *name, struct vv_err *e);
+/* delete with every snapshot of the volume (EBUSY while one of them is open) */
+int vv_volume_delete_recursive(struct vv_pool *p, const char *name, struct vv_err *e);
 int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e);
 int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e);
 int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *out,
@@ -192,6 +194,9 @@ int vv_snapshot_get(struct vv_pool *p, const char *volume, const char *name,
                     struct vv_snapshot_info *out, struct vv_err *e);
 int vv_snapshot_list(struct vv_pool *p, const char *volume, struct vv_snapshot_info **out,
                      size_t *n, struct vv_err *e);
+/* rename: ENOENT, EEXIST; the snapshot's file follows (same inode) */
+int vv_snapshot_rename(struct vv_pool *p, const char *volume, const char *name,
+                       const char *newname, struct vv_err *e);
 /* by snapshot id (unique in the pool): 0 or ENOENT */
 int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapshot_info *out);
 /*

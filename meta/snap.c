@@ -285,6 +285,19 @@ static int check_snap_name(const char *name, struct vv_err *e)
     return why ? vv_err_set(e, EINVAL, "invalid snapshot name: %s", why) : 0;
 }
 
+/* The start of an operation on snapshot NAME of VOLNAME: the name is valid, the pool takes
+ * changes, and the volume is claimed (*V; vol_unclaim it when done). */
+static int snap_op_begin(struct vv_pool *p, const char *volname, const char *name,
+                         struct vv_volume **v, struct vv_err *e)
+{
+    int err = check_snap_name(name, e);
+    if (err)
+        return err;
+    if (p->flags & VV_POOL_RDONLY)
+        return vv_err_set(e, EROFS, "pool is open read-only");
+    return vol_claim(p, volname, v, e);
+}
+
 static void snap_info(const struct vv_volume *v, const struct vsnap *s,
                       struct vv_snapshot_info *o)
 {
@@ -302,13 +315,9 @@ static void snap_info(const struct vv_volume *v, const struct vsnap *s,
 int vv_snapshot_create(struct vv_pool *p, const char *volname, const char *name,
                        struct vv_snapshot_info *out, struct vv_err *e)
 {
-    int err = check_snap_name(name, e);
-    if (err)
-        return err;
-    if (p->flags & VV_POOL_RDONLY)
-        return vv_err_set(e, EROFS, "pool is open read-only");
     struct vv_volume *v;
-    if ((err = vol_claim(p, volname, &v, e)))
+    int err = snap_op_begin(p, volname, name, &v, e);
+    if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);
     bool taken = snap_find(v, name) != NULL;
@@ -378,13 +387,9 @@ out:
 int vv_snapshot_delete(struct vv_pool *p, const char *volname, const char *name,
                        struct vv_err *e)
 {
-    int err = check_snap_name(name, e);
-    if (err)
-        return err;
-    if (p->flags & VV_POOL_RDONLY)
-        return vv_err_set(e, EROFS, "pool is open read-only");
     struct vv_volume *v;
-    if ((err = vol_claim(p, volname, &v, e)))
+    int err = snap_op_begin(p, volname, name, &v, e);
+    if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);
     struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
@@ -490,7 +495,7 @@ int vv_snap_open(struct vv_pool *p, uint64_t vol_id, uint64_t snap_id, struct vv
     pthread_rwlock_wrlock(&p->vol_mu);
     struct vv_volume *v = vol_find_id(p, vol_id);
     struct vsnap *s = NULL;
-    for (size_t i = 0; v && i < v->nsnaps && !s; i++)
+    for (size_t i = 0; v && !v->busy && i < v->nsnaps && !s; i++)
         if (v->snaps[i].id == snap_id)
             s = &v->snaps[i];
     if (s) {
@@ -528,12 +533,6 @@ int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapsho
 
 /* ---- restore -------------------------------------------------------------------------------- */
 
-static int u64_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The chunks of VOL with a version born after GEN, sorted, each once. */
 static int changed_chunks(struct vv_pool *p, uint64_t vol, uint64_t gen, struct slot_list *out)
 {
@@ -551,14 +550,8 @@ static int changed_chunks(struct vv_pool *p, uint64_t vol, uint64_t gen, struct 
     if (c.cur)
         xmap_births_close(&c);
     rtxn_put(p, txn);
-    if (!err && out->n > 1) {
-        qsort(out->v, out->n, sizeof(uint64_t), u64_cmp);
-        size_t w = 0;
-        for (size_t i = 0; i < out->n; i++)
-            if (w == 0 || out->v[w - 1] != out->v[i])
-                out->v[w++] = out->v[i];
-        out->n = w;
-    }
+    if (!err)
+        slot_list_sort_unique(out);
     return err;
 }
 
@@ -615,13 +608,9 @@ static int restore_chunk(struct vv_pool *p, struct vv_vol *l, struct vv_vol *sh,
 int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name,
                         struct vv_err *e)
 {
-    int err = check_snap_name(name, e);
-    if (err)
-        return err;
-    if (p->flags & VV_POOL_RDONLY)
-        return vv_err_set(e, EROFS, "pool is open read-only");
     struct vv_volume *v;
-    if ((err = vol_claim(p, volname, &v, e)))
+    int err = snap_op_begin(p, volname, name, &v, e);
+    if (err)
         return err;
     pthread_rwlock_wrlock(&p->vol_mu);
     struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
@@ -673,4 +662,70 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name
     if (p->observer)
         p->observer(p->observer_ctx, VV_VOL_RESTORED, id, volname, NULL);
     return 0;
+}
+
+/* ---- volume delete --recursive ---------------------------------------------------------- */
+
+int snap_open_count(struct vv_pool *p, struct vv_volume *v)
+{
+    unsigned n = 0;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    for (size_t i = 0; i < v->nsnaps; i++)
+        n += v->snaps[i].open_count;
+    pthread_rwlock_unlock(&p->vol_mu);
+    return (int)n;
+}
+
+int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v)
+{
+    int err = 0;
+    for (size_t i = 0; i < v->nsnaps && !err; i++)
+        err = snap_del_rec(p, txn, v->id, v->snaps[i].id);
+    return err;
+}
+
+/* ---- rename ------------------------------------------------------------------------------- */
+
+int vv_snapshot_rename(struct vv_pool *p, const char *volname, const char *name,
+                       const char *newname, struct vv_err *e)
+{
+    int err = check_snap_name(newname, e);
+    struct vv_volume *v;
+    if (err || (err = snap_op_begin(p, volname, name, &v, e)))
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
+    bool taken = snap_find(v, newname) != NULL;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!f)
+        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    else if (strcmp(name, newname) == 0)
+        ; /* nothing to do */
+    else if (taken)
+        err = vv_err_set(e, EEXIST, "volume '%s' already has a snapshot '%s'", volname, newname);
+    else {
+        /* (the claim keeps every other snapshot operation on this volume out meanwhile) */
+        snprintf(s.name, sizeof(s.name), "%s", newname);
+        pthread_mutex_lock(&p->commit_mu);
+        MDB_txn *txn = NULL;
+        err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        if (!err && !(err = snap_put_rec(p, txn, v->id, &s, 0)))
+            err = kv_err(mdb_txn_commit(txn));
+        else if (txn)
+            mdb_txn_abort(txn);
+        if (!err) {
+            pthread_rwlock_wrlock(&p->vol_mu);
+            snprintf(snap_find(v, name)->name, sizeof(s.name), "%s", newname);
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+        pthread_mutex_unlock(&p->commit_mu);
+        if (err)
+            vv_err_set(e, err, "cannot rename snapshot '%s' of volume '%s': %s", name, volname,
+                       strerror(err));
+        else
+            vv_info(VV_SS_META, "renamed snapshot '%s' of volume '%s' to '%s'", name, volname,
+                    newname);
+    }
+    vol_unclaim(v);
+    return err;
 }

@@ -158,7 +158,10 @@ send 400 GET "/v1/volumes/good/snapshots/$name65"
 send 400 DELETE /v1/volumes/good/snapshots/%2e%2e
 send 400 GET '/v1/volumes/good/snapshots?all=1'
 send 400 DELETE /v1/volumes/good/snapshots/s "$(body '{}')"
-send 405 PATCH /v1/volumes/good/snapshots/s "$(body '{}')"
+send 400 PATCH /v1/volumes/good/snapshots/s "$(body "{}")"
+send 404 PATCH /v1/volumes/good/snapshots/s "$(body "{\"name\":\"t\"}")"
+send 400 PATCH /v1/volumes/good/snapshots/s "$(body "{\"name\":\"t/u\"}")"
+send 405 PUT /v1/volumes/good/snapshots/s
 send 405 DELETE /v1/volumes/good/snapshots
 
 check_bodies

@@ -5,8 +5,9 @@
 # volume read as the snapshot (also through the kernel's cache) and is refused while the
 # volume is open; snapshot files are read-only regular
 # files of the volume's size then, with mtime = creation and SEEK_DATA; deleting a snapshot
-# returns what only it held to the pool and to the host; refusals (names, duplicates, a volume
-# with snapshots) are clear errors that change nothing; an ext4 frozen and snapshotted mounts
+# returns what only it held to the pool and to the host; snapshots rename, and a volume is
+# deleted with them (--recursive) but not without; refusals (names, duplicates, a volume with
+# snapshots, an open snapshot) are clear errors that change nothing; an ext4 frozen and snapshotted mounts
 # read-only from its snapshot through a loop device and checks clean; vvfs fsck is clean.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
@@ -206,5 +207,33 @@ detach_loop "$sloop" "$MNT/snapshots/fs/frozen"
 expect_exit 0 umount "$ext"
 detach_loop "$loop" "$MNT/volumes/fs"
 expect_exit 0 vvfs snapshot delete fs frozen
+
+step "rename a snapshot; delete a volume with its snapshots"
+expect_exit 0 vvfs snapshot create data r1
+expect_exit 0 vvfs snapshot create data r2
+expect_exit 0 vvfs snapshot rename data r1 first
+assert_eq "$(ls "$snaps" | tr '\n' ' ')" "first r2 " "snapshot directory after a rename"
+expect_exit 0 vvio verify "$snaps/first" 0 64M --seed 9
+expect_exit 1 vvfs snapshot rename data first r2
+assert_contains "$OUT" "already has a snapshot 'r2'" "renaming onto another snapshot"
+expect_exit 2 vvfs snapshot rename data first 'x/y'
+expect_exit 1 vvfs snapshot rename data nosuch x
+expect_exit 1 vvfs volume delete data
+assert_contains "$OUT" "--recursive" "deleting a volume with snapshots"
+attach_loop "$snaps/r2" -r
+expect_exit 1 vvfs volume delete data --recursive
+assert_contains "$OUT" "open" "deleting a volume whose snapshot is open"
+detach_loop "$LOOP" "$snaps/r2"
+assert_eq "$(code -X DELETE 'http://localhost/v1/volumes/data?recursive=maybe')" 400 \
+    "?recursive=maybe"
+assert_eq "$(code -X DELETE 'http://localhost/v1/volumes/data?force=true')" 400 "?force=true"
+assert_eq "$(code -X DELETE 'http://localhost/v1/volumes/data?recursive=true&x=1')" 400 \
+    "two query parameters"
+assert_eq "$(vvfs --json snapshot list data | jq '.snapshots | length')" 2 \
+    "snapshots after the refusals"
+expect_exit 0 vvfs volume delete data --recursive
+[ ! -e "$vol" ] || fail "the volume file is still there"
+assert_eq "$(ls "$MNT/snapshots")" "fs" "snapshots/ after deleting data with its snapshots"
+assert_eq "$(vvfs --json snapshot list | jq '.snapshots | length')" 0 "snapshots left"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"

@@ -1670,3 +1670,55 @@ Test(snapshot, interrupted_delete_is_finished_at_open, .timeout = 60)
     free(r);
     rmpool();
 }
+
+/* A volume with snapshots (and blocks only they hold, on dead lists) is deleted with them:
+ * refused without "recursive" and while a snapshot is open; then everything, snapshots,
+ * versions and dead lists, is freed in the background and fsck is clean.  Renaming a
+ * snapshot keeps its content and its handle. */
+Test(snapshot, rename_and_recursive_delete, .timeout = 60)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 8 << 20);
+    uint8_t *buf = malloc(4 << 20), *r = malloc(4 << 20);
+    struct vv_snapshot_info a, b;
+    struct vv_err e = {0};
+    fill(buf, 0, 4 << 20, 1);
+    cr_assert_eq(vv_vol_write(v, buf, 4 << 20, 0), 0);
+    cr_assert_eq(vv_snapshot_create(p, "v", "a", &a, NULL), 0);
+    fill(buf, 0, 4 << 20, 2);
+    cr_assert_eq(vv_vol_write(v, buf, 4 << 20, 0), 0);
+    cr_assert_eq(vv_snapshot_create(p, "v", "b", &b, NULL), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_snapshot_rename(p, "v", "a", "b", &e), EEXIST);
+    cr_assert_eq(vv_snapshot_rename(p, "v", "nope", "c", &e), ENOENT);
+    cr_assert_eq(vv_snapshot_rename(p, "v", "a", "x/y", &e), EINVAL);
+    cr_assert_eq(vv_snapshot_rename(p, "v", "a", "first", &e), 0, "%s", e.msg);
+    struct vv_snapshot_info got;
+    cr_assert_eq(vv_snapshot_get(p, "v", "first", &got, NULL), 0);
+    cr_assert_eq(got.id, a.id, "a rename keeps the snapshot's id");
+    cr_assert_eq(vv_snapshot_get(p, "v", "a", &got, NULL), ENOENT);
+    struct vv_vol *h;
+    cr_assert_eq(vv_snap_open(p, a.volume_id, a.id, &h), 0);
+    fill(buf, 0, 4 << 20, 1);
+    cr_assert_eq(vv_vol_read(h, r, 4 << 20, 0), 0);
+    cr_assert(memcmp(r, buf, 4 << 20) == 0, "the renamed snapshot reads as before");
+    cr_assert_eq(vv_volume_delete(p, "v", &e), EBUSY);
+    cr_assert_eq(vv_volume_delete_recursive(p, "v", &e), EBUSY, "a snapshot is open");
+    vv_vol_close(h);
+    cr_assert_eq(vv_volume_delete_recursive(p, "v", &e), 0, "%s", e.msg);
+    struct vv_snapshot_info *l;
+    size_t n;
+    cr_assert_eq(vv_snapshot_list(p, NULL, &l, &n, NULL), 0);
+    cr_assert_eq(n, 0);
+    free(l);
+    uint64_t freeing;
+    for (int i = 0; i < 100 && (pool_used(p, &freeing) || freeing); i++)
+        usleep(100000);
+    cr_assert_eq(pool_used(p, &freeing), 0, "everything the volume and its snapshots held");
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(r);
+    rmpool();
+}

@@ -24,6 +24,16 @@ static int check_names(struct cli *c, int n)
     return rc;
 }
 
+/* Check arguments 0 and 1 (volume, snapshot) and make PATH the snapshot's resource plus
+ * SUFFIX.  0, or CLI_USAGE (reported). */
+static int snap_path(struct cli *c, const char *suffix, char *path, size_t len)
+{
+    int rc = check_names(c, 2);
+    if (!rc)
+        snprintf(path, len, "/v1/volumes/%s/snapshots/%s%s", c->args[0], c->args[1], suffix);
+    return rc;
+}
+
 int cmd_snapshot_create(struct cli *c)
 {
     int rc = check_names(c, 2);
@@ -86,11 +96,10 @@ int cmd_snapshot_list(struct cli *c)
 
 int cmd_snapshot_show(struct cli *c)
 {
-    int rc = check_names(c, 2);
+    char path[220];
+    int rc = snap_path(c, "", path, sizeof(path));
     if (rc)
         return rc;
-    char path[200];
-    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
     json_t *s = NULL;
     if (cli_request(c, "GET", path, NULL, &s))
         return CLI_FAIL;
@@ -114,11 +123,10 @@ int cmd_snapshot_show(struct cli *c)
 
 int cmd_snapshot_delete(struct cli *c)
 {
-    int rc = check_names(c, 2);
+    char path[220];
+    int rc = snap_path(c, "", path, sizeof(path));
     if (rc)
         return rc;
-    char path[200];
-    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
     json_t *ans = NULL;
     if (cli_request(c, "DELETE", path, NULL, &ans))
         return CLI_FAIL;
@@ -132,11 +140,10 @@ int cmd_snapshot_delete(struct cli *c)
 
 int cmd_snapshot_restore(struct cli *c)
 {
-    int rc = check_names(c, 2);
+    char path[220];
+    int rc = snap_path(c, "/restore", path, sizeof(path));
     if (rc)
         return rc;
-    char path[220];
-    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s/restore", c->args[0], c->args[1]);
     json_t *v = NULL;
     if (cli_request(c, "POST", path, NULL, &v))
         return CLI_FAIL;
@@ -150,14 +157,13 @@ int cmd_snapshot_restore(struct cli *c)
 
 int cmd_snapshot_rename(struct cli *c)
 {
-    int rc = check_names(c, 2);
+    char path[220];
+    int rc = snap_path(c, "", path, sizeof(path));
     const char *why = rc ? NULL : vv_name_check(c->args[2]);
     if (!rc && why)
         rc = cli_usage_error(c, "invalid snapshot name '%s': %s", c->args[2], why);
     if (rc)
         return rc;
-    char path[200];
-    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s", c->args[0], c->args[1]);
     json_t *req = json_pack("{s:s}", "name", c->args[2]), *s = NULL;
     if (!req)
         return cli_fail("out of memory");

@@ -61,19 +61,28 @@ static bool is_dir_ino(fuse_ino_t ino)
     return ino == INO_ROOT || ino == INO_VOLUMES || ino == INO_SNAPSHOTS || is_snapdir_ino(ino);
 }
 
+/* a regular file of SIZE bytes with permissions PERM, all three times TIME_NS */
+static void file_attr(fuse_ino_t ino, mode_t perm, uint64_t size, uint64_t time_ns,
+                      struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_mode = S_IFREG | perm;
+    st->st_nlink = 1;
+    st->st_size = (off_t)size;
+    st->st_blksize = 4096;
+    st->st_mtim.tv_sec = (time_t)(time_ns / 1000000000ULL);
+    st->st_mtim.tv_nsec = (long)(time_ns % 1000000000ULL);
+    st->st_ctim = st->st_atim = st->st_mtim;
+}
+
 /* a snapshot file: read-only, the volume's size then, mtime its creation time */
 static int snap_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
 {
     struct vv_snapshot_info si;
     if (vv_snapshot_get_by_id(fs->pool, INO_ID(ino), &si))
         return ENOENT;
-    memset(st, 0, sizeof(*st));
-    st->st_ino = ino;
-    st->st_mode = S_IFREG | 0400;
-    st->st_nlink = 1;
-    st->st_size = (off_t)si.size;
-    st->st_blksize = 4096;
-    st->st_mtime = st->st_ctime = st->st_atime = (time_t)si.created;
+    file_attr(ino, 0400, si.size, si.created * 1000000000ULL, st);
     return 0;
 }
 
@@ -91,17 +100,9 @@ static int vol_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
     struct vv_volume_info vi;
     if (vv_volume_get_by_id(fs->pool, ino - VOL_INO_BASE, &vi))
         return ENOENT;
-    memset(st, 0, sizeof(*st));
-    st->st_ino = ino;
-    st->st_mode = S_IFREG | 0600;
-    st->st_nlink = 1;
-    st->st_size = (off_t)vi.size;
-    st->st_blksize = 4096;
-    st->st_blocks = (blkcnt_t)(vi.used / 512);
     /* mtime and ctime: the last write (creation time stays in `vvfs volume show`) */
-    st->st_mtim.tv_sec = (time_t)(vi.modified_ns / 1000000000ULL);
-    st->st_mtim.tv_nsec = (long)(vi.modified_ns % 1000000000ULL);
-    st->st_ctim = st->st_atim = st->st_mtim;
+    file_attr(ino, 0600, vi.size, vi.modified_ns, st);
+    st->st_blocks = (blkcnt_t)(vi.used / 512);
     return 0;
 }
 

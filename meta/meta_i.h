@@ -329,6 +329,7 @@ struct vv_volume *vol_find_name(struct vv_pool *p, const char *name);
  */
 int vol_claim(struct vv_pool *p, const char *name, struct vv_volume **out, struct vv_err *e);
 void vol_unclaim(struct vv_volume *v);
+size_t vol_nsnaps(struct vv_pool *p, struct vv_volume *v); /* its snapshots now (vol_mu) */
 int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
 int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
 int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; ENOMEM */

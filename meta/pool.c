@@ -794,9 +794,7 @@ static int volume_delete(struct vv_pool *p, const char *name, bool recursive,
     if (err)
         return err;
     uint64_t id = v->id;
-    pthread_rwlock_rdlock(&p->vol_mu);
-    size_t nsnaps = v->nsnaps;
-    pthread_rwlock_unlock(&p->vol_mu);
+    size_t nsnaps = vol_nsnaps(p, v);
     if (nsnaps && !recursive)
         err = vv_err_set(e, EBUSY, "cannot delete volume '%s': it has %zu snapshot%s (delete "
                          "them first, or delete it with them: --recursive)", name, nsnaps,
@@ -905,9 +903,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
     if (err)
         return err;
     uint64_t id = v->id, old = atomic_load(&v->size);
-    pthread_rwlock_rdlock(&p->vol_mu);
-    size_t nsnaps = v->nsnaps;
-    pthread_rwlock_unlock(&p->vol_mu);
+    size_t nsnaps = vol_nsnaps(p, v);
     if (size < old && nsnaps)
         err = vv_err_set(e, EBUSY, "cannot shrink volume '%s': it has %zu snapshot%s, which "
                          "keep its old size", name, nsnaps, nsnaps == 1 ? "" : "s");

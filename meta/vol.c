@@ -72,6 +72,14 @@ int vol_claim(struct vv_pool *p, const char *name, struct vv_volume **out, struc
     return vv_err_set(e, ENOENT, "volume '%s' does not exist", name);
 }
 
+size_t vol_nsnaps(struct vv_pool *p, struct vv_volume *v)
+{
+    pthread_rwlock_rdlock(&p->vol_mu);
+    size_t n = v->nsnaps;
+    pthread_rwlock_unlock(&p->vol_mu);
+    return n;
+}
+
 void vol_unclaim(struct vv_volume *v)
 {
     pthread_mutex_unlock(&v->op_mu);

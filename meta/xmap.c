@@ -357,11 +357,11 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
 {
     MDB_val k, val;
     struct xver merged = {.defined = delta->defined, .zero = delta->zero}, old;
-    int err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
-    if (err && err != ENOENT)
-        return err;
+    int found = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val), err = 0;
+    if (found && found != ENOENT)
+        return found;
     struct xkey ok = {0};
-    if (!err) {
+    if (!found) {
         key_decode(&k, &ok);
         if (ok.birth >= t) {
             vv_err(VV_SS_META, "volume %llu chunk %llu: version of gen %llu found while "
@@ -381,7 +381,7 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
     /* Versions nobody but the live volume sees (born after the newest snapshot; normally
      * at most one) are merged into T's: what T overwrites in them is freed. */
     uint64_t hides = delta->defined; /* of T's blocks, those that may hide a kept version's */
-    err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    err = found; /* CUR is still on the newest version (K, VAL) */
     while (!err) {
         key_decode(&k, &ok);
         if (ok.birth <= snap_gen)

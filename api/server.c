@@ -136,6 +136,7 @@ static const struct {
     {EBUSY, MHD_HTTP_CONFLICT, "busy"},
     {ENOSPC, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space"},
     {EFBIG, MHD_HTTP_BAD_REQUEST, "too_large"},
+    {ELOOP, MHD_HTTP_CONFLICT, "too_deep"},
 };
 
 /* The status and slug that answer errno CODE from meta. */
@@ -169,15 +170,26 @@ static void reply_errno(struct reply *r, int code, const struct vv_err *e)
 /* clang-format off */
 static json_t *volume_json(const struct vv_volume_info *v)
 {
-    return json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
-                     "id", (json_int_t)v->id,
-                     "name", v->name,
-                     "size", (json_int_t)v->size,
-                     "used", (json_int_t)v->used,
-                     "created", (json_int_t)v->created,
-                     "modified", (json_int_t)(v->modified_ns / 1000000000ULL),
-                     "create_gen", (json_int_t)v->create_gen,
-                     "open_count", (json_int_t)v->open_count);
+    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+                          "id", (json_int_t)v->id,
+                          "name", v->name,
+                          "size", (json_int_t)v->size,
+                          "used", (json_int_t)v->used,
+                          "created", (json_int_t)v->created,
+                          "modified", (json_int_t)(v->modified_ns / 1000000000ULL),
+                          "create_gen", (json_int_t)v->create_gen,
+                          "open_count", (json_int_t)v->open_count);
+    json_t *origin = !v->clone ? json_null()
+                     : json_pack("{s:s, s:I, s:s, s:I}",
+                                 "volume", v->origin_volume,
+                                 "volume_id", (json_int_t)v->origin_volume_id,
+                                 "snapshot", v->origin_snapshot,
+                                 "snapshot_id", (json_int_t)v->origin_snapshot_id);
+    if (o && (!origin || json_object_set_new(o, "origin", origin) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
 }
 
 static json_t *snapshot_json(const struct vv_snapshot_info *s)
@@ -588,6 +600,31 @@ static void h_snap_restore(struct call *c, struct reply *r)
         reply_json(r, MHD_HTTP_OK, volume_json(&info));
 }
 
+static void h_snap_clone(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const char *name = NULL;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"name\" (of the new volume), e.g. {\"name\":\"test\"}");
+        return;
+    }
+    if (get_name(jname, &name, r))
+        return;
+    struct vv_volume_info info;
+    struct vv_err e = {0};
+    int rc = vv_clone_create(c->api->pool, c->name, c->snap, name, &info, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_CREATED, volume_json(&info));
+    snprintf(r->location, sizeof(r->location), "/v1/volumes/%s", info.name);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 struct route {
@@ -616,6 +653,8 @@ static const struct route routes[] = {
     {"/v1/volumes/*/snapshots/*", true, "PATCH", true, true, h_snap_patch, NULL},
     {"/v1/volumes/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
      h_snap_restore, NULL},
+    {"/v1/volumes/*/snapshots/*/clone", true, MHD_HTTP_METHOD_POST, true, true, h_snap_clone,
+     NULL},
 };
 
 #define ROUTE_SEGS 2 /* names a path can hold */

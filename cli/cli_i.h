@@ -90,6 +90,10 @@ int cmd_volume_show(struct cli *c);
 int cmd_volume_resize(struct cli *c);
 int cmd_volume_rename(struct cli *c);
 int cmd_volume_delete(struct cli *c);
+int cmd_clone_create(struct cli *c);
+int cmd_clone_list(struct cli *c);
+/* "volume@snapshot" of a volume's origin, or "-" */
+const char *cli_origin(const json_t *v, char *buf, size_t len);
 int cmd_snapshot_create(struct cli *c);
 int cmd_snapshot_list(struct cli *c);
 int cmd_snapshot_show(struct cli *c);

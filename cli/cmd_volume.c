@@ -10,6 +10,7 @@
  */
 #include "cli/cli_i.h"
 
+#include "util/name.h"
 #include "util/size.h"
 
 #include <stdio.h>
@@ -87,14 +88,15 @@ int cmd_volume_list(struct cli *c)
         if (len > width)
             width = len;
     }
-    printf("%-*s  %8s  %8s  %s\n", width, "NAME", "SIZE", "USED", "CREATED");
+    printf("%-*s  %8s  %8s  %-16s  %s\n", width, "NAME", "SIZE", "USED", "CREATED", "ORIGIN");
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(vols, i);
-        char sz[32], used[32], created[32];
-        printf("%-*s  %8s  %8s  %s\n", width, cli_jstr(v, "name"),
+        char sz[32], used[32], created[32], origin[140];
+        printf("%-*s  %8s  %8s  %-16s  %s\n", width, cli_jstr(v, "name"),
                fmt_size(cli_jnum(v, "size"), sz, sizeof(sz)),
                fmt_size(cli_jnum(v, "used"), used, sizeof(used)),
-               cli_fmt_time(cli_jnum(v, "created"), false, created, sizeof(created)));
+               cli_fmt_time(cli_jnum(v, "created"), false, created, sizeof(created)),
+               cli_origin(v, origin, sizeof(origin)));
     }
     json_decref(ans);
     return CLI_OK;
@@ -124,6 +126,8 @@ int cmd_volume_show(struct cli *c)
     printf("modified:    %s\n", cli_fmt_time(cli_jnum(v, "modified"), true, b, sizeof(b)));
     printf("create_gen:  %llu\n", (unsigned long long)cli_jnum(v, "create_gen"));
     printf("open_count:  %llu\n", (unsigned long long)cli_jnum(v, "open_count"));
+    char origin[140];
+    printf("origin:      %s\n", cli_origin(v, origin, sizeof(origin)));
     json_decref(v);
     return CLI_OK;
 }
@@ -276,5 +280,92 @@ int cmd_sync(struct cli *c)
         printf("committed pool %s (generation %llu)\n", cli_jstr(st, "pool_dir"),
                (unsigned long long)cli_jnum(st, "committed_gen"));
     json_decref(st);
+    return CLI_OK;
+}
+
+const char *cli_origin(const json_t *v, char *buf, size_t len)
+{
+    const json_t *o = json_object_get(v, "origin");
+    if (!json_is_object(o))
+        return "-";
+    snprintf(buf, len, "%s@%s", cli_jstr(o, "volume"), cli_jstr(o, "snapshot"));
+    return buf;
+}
+
+/* vvfs clone create VOLUME@SNAPSHOT NAME */
+int cmd_clone_create(struct cli *c)
+{
+    char src[160];
+    snprintf(src, sizeof(src), "%s", c->args[0]);
+    char *at = strchr(src, '@');
+    if (!at)
+        return cli_usage_error(c, "the source is VOLUME@SNAPSHOT, e.g. data@before-upgrade");
+    *at = '\0';
+    const char *vol = src, *snap = at + 1, *why;
+    int rc = cli_check_name(c, vol);
+    if (!rc && (why = vv_name_check(snap)))
+        rc = cli_usage_error(c, "invalid snapshot name '%s': %s", snap, why);
+    if (!rc)
+        rc = cli_check_name(c, c->args[1]);
+    if (rc)
+        return rc;
+    char path[220];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots/%s/clone", vol, snap);
+    json_t *req = json_pack("{s:s}", "name", c->args[1]), *v = NULL;
+    if (!req)
+        return cli_fail("out of memory");
+    rc = cli_request(c, "POST", path, req, &v);
+    json_decref(req);
+    if (rc)
+        return CLI_FAIL;
+    if (c->json)
+        cli_print_json(v);
+    else
+        printf("created volume %s, a clone of %s@%s\n", cli_jstr(v, "name"), vol, snap);
+    json_decref(v);
+    return CLI_OK;
+}
+
+/* vvfs clone list [VOLUME]: the volumes that are clones (of VOLUME's snapshots) */
+int cmd_clone_list(struct cli *c)
+{
+    if (c->nargs && cli_check_name(c, c->args[0]))
+        return CLI_USAGE;
+    json_t *ans = NULL;
+    if (cli_request(c, "GET", "/v1/volumes", NULL, &ans))
+        return CLI_FAIL;
+    json_t *out = json_array();
+    const json_t *vols = json_object_get(ans, "volumes");
+    for (size_t i = 0; out && i < json_array_size(vols); i++) {
+        json_t *v = json_array_get(vols, i);
+        const json_t *o = json_object_get(v, "origin");
+        if (json_is_object(o) &&
+            (!c->nargs || strcmp(cli_jstr(o, "volume"), c->args[0]) == 0))
+            json_array_append(out, v);
+    }
+    json_decref(ans);
+    if (!out)
+        return cli_fail("out of memory");
+    if (c->json) {
+        json_t *w = json_pack("{s:o}", "clones", out);
+        cli_print_json(w);
+        json_decref(w);
+        return CLI_OK;
+    }
+    int width = 4;
+    for (size_t i = 0; i < json_array_size(out); i++) {
+        int len = (int)strlen(cli_jstr(json_array_get(out, i), "name"));
+        width = len > width ? len : width;
+    }
+    printf("%-*s  %8s  %8s  %s\n", width, "NAME", "SIZE", "USED", "ORIGIN");
+    for (size_t i = 0; i < json_array_size(out); i++) {
+        const json_t *v = json_array_get(out, i);
+        char sz[32], used[32], origin[140];
+        printf("%-*s  %8s  %8s  %s\n", width, cli_jstr(v, "name"),
+               fmt_size(cli_jnum(v, "size"), sz, sizeof(sz)),
+               fmt_size(cli_jnum(v, "used"), used, sizeof(used)),
+               cli_origin(v, origin, sizeof(origin)));
+    }
+    json_decref(out);
     return CLI_OK;
 }

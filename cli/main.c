@@ -89,6 +89,11 @@ static const struct cli_cmd commands[] = {
     {"snapshot", "restore", "VOLUME NAME",
      "make the volume read as the snapshot again (every snapshot stays)", 2, 2, 0, true,
      cmd_snapshot_restore},
+    {"clone", "create", "VOLUME@SNAPSHOT NAME",
+     "make a writable volume of a snapshot, sharing what it does not change", 2, 2, 0, true,
+     cmd_clone_create},
+    {"clone", "list", "[VOLUME]", "list the clones (of one volume's snapshots)", 0, 1, 0, true,
+     cmd_clone_list},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -314,12 +319,18 @@ static const struct cli_cmd *find_cmd(struct cmdline *cl, int *used)
 {
     const char *group = NULL, *name = cl->pos[0];
     *used = 1;
-    if (strcmp(cl->pos[0], "volume") == 0 || strcmp(cl->pos[0], "snapshot") == 0) {
-        group = cl->pos[0];
+    for (size_t i = 0; i < N_COMMANDS && !group; i++)
+        if (commands[i].group && strcmp(cl->pos[0], commands[i].group) == 0)
+            group = commands[i].group;
+    if (group) {
         if (cl->npos < 2) {
-            set_error(cl, "'%s' needs a subcommand: %s", group,
-                      group[0] == 'v' ? "create, list, show, resize, rename or delete"
-                                      : "create, list, show, rename, delete or restore");
+            char subs[160] = "";
+            size_t len = 0;
+            for (size_t i = 0; i < N_COMMANDS; i++)
+                if (commands[i].group && strcmp(commands[i].group, group) == 0)
+                    len += (size_t)snprintf(subs + len, len < sizeof(subs) ? sizeof(subs) - len : 0,
+                                            "%s%s", len ? ", " : "", commands[i].name);
+            set_error(cl, "'%s' needs a subcommand: %s", group, subs);
             return NULL;
         }
         name = cl->pos[1];

@@ -74,6 +74,35 @@ static struct fvol *fvol_find(struct fsck *f, uint64_t id)
     return NULL;
 }
 
+/* A clone's origin: a live older volume with the snapshot the record names, of that gen,
+ * which the clone does not read past. */
+static void check_origin(struct fsck *f, struct vv_pool *p, const struct fvol *v,
+                         const struct vol_rec *r)
+{
+    struct vv_volume *o = vol_find_id(p, r->origin_vol);
+    const struct vsnap *s = NULL;
+    for (size_t i = 0; o && i < o->nsnaps; i++)
+        if (o->snaps[i].id == r->origin_snap)
+            s = &o->snaps[i];
+    if (!o || o->id >= v->id)
+        problem(f, "volume '%s' is a clone of volume %llu, which does not exist", v->name,
+                (unsigned long long)r->origin_vol);
+    else if (!s)
+        problem(f, "volume '%s' is a clone of snapshot %llu of volume '%s', which does not "
+                "exist", v->name, (unsigned long long)r->origin_snap, o->name);
+    else if (s->gen != r->origin_gen)
+        problem(f, "volume '%s' is a clone of snapshot '%s' of volume '%s' as of gen %llu, "
+                "but the snapshot is of gen %llu", v->name, s->name, o->name,
+                (unsigned long long)r->origin_gen, (unsigned long long)s->gen);
+    else if (r->origin_blocks > (s->size + p->extent_size - 1) / p->extent_size)
+        problem(f, "volume '%s' reads %llu blocks from its origin, which has %llu", v->name,
+                (unsigned long long)r->origin_blocks,
+                (unsigned long long)((s->size + p->extent_size - 1) / p->extent_size));
+    else if (o->clone && o->norigins == 0)
+        problem(f, "volume '%s': the chain of origins of its origin '%s' is broken", v->name,
+                o->name);
+}
+
 static int check_volumes(struct fsck *f)
 {
     struct vv_pool *p = f->p;
@@ -144,6 +173,8 @@ static int check_volumes(struct fsck *f)
                 problem(f, "snapshot %llu of volume '%s' has an invalid name",
                         (unsigned long long)v->snaps[i].id, v->name);
         }
+        if (r.flags & VOL_F_CLONE)
+            check_origin(f, p, v, &r);
         if (r.size == 0 || r.size % 4096)
             problem(f, "volume '%s' has a bad size %llu", v->name, (unsigned long long)r.size);
         if (v->id >= p->next_vol_id)

@@ -41,6 +41,8 @@ struct reader {
     struct vv_pool *p;
     uint64_t as_of; /* XMAP_LIVE: the volume with its uncommitted writes; else a snapshot's
                      * gen, read from LMDB alone */
+    const struct xlayer *origins; /* a clone's: what it has not written comes from them */
+    unsigned norigins;
     MDB_txn *txn;
     MDB_cursor *cur;
     bool have_view;
@@ -48,7 +50,9 @@ struct reader {
     struct xview view;
 };
 
-#define READER_INIT(pool) {.p = (pool), .as_of = XMAP_LIVE}
+/* a reader of volume V (struct vv_volume *) of POOL, live */
+#define READER_INIT(pool, v)                                                                    \
+    {.p = (pool), .as_of = XMAP_LIVE, .origins = (v)->origins, .norigins = (v)->norigins}
 
 static int reader_cursor(struct reader *r, MDB_cursor **cur)
 {
@@ -74,7 +78,8 @@ static int reader_view(struct reader *r, uint64_t vol, uint64_t chunk, const str
         MDB_cursor *cur = NULL;
         int err = reader_cursor(r, &cur);
         if (!err)
-            err = xmap_view(&r->p->xmap, cur, vol, chunk, r->as_of, ~0ULL, &r->view);
+            err = xmap_view_chain(&r->p->xmap, cur, vol, chunk, r->as_of, r->origins,
+                                  r->norigins, ~0ULL, &r->view);
         if (err) {
             r->have_view = false;
             return err;
@@ -427,7 +432,7 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
     uint64_t es = p->extent_size;
-    struct reader r = READER_INIT(p);
+    struct reader r = READER_INIT(p, h->vol);
     r.as_of = h->as_of;
     uint8_t *whole = NULL; /* scratch for verifying partially read extents */
     uint8_t *b = buf;
@@ -495,9 +500,10 @@ static int zero_around(struct vv_pool *p, uint64_t slot, uint64_t eoff, size_t n
 }
 
 /* The current slot of (vol, idx) as of the committing txg t-1 or LMDB (for merging into t). */
-static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t t,
+static int merge_source(struct vv_pool *p, const struct vv_volume *v, uint64_t idx, uint64_t t,
                         uint64_t *slot)
 {
+    uint64_t vol = v->id;
     uint64_t chunk = chunk_of(idx);
     unsigned b = block_of(idx);
     struct stripe *s = stripe_of(p, vol, chunk);
@@ -521,7 +527,7 @@ static int merge_source(struct vv_pool *p, uint64_t vol, uint64_t idx, uint64_t 
             break;
         txg_wait_quiesced(p, t - 1);
     }
-    struct reader r = READER_INIT(p);
+    struct reader r = READER_INIT(p, v);
     const struct xview *view;
     int err = reader_view(&r, vol, chunk, &view);
     if (!err)
@@ -571,7 +577,7 @@ static void undo_fresh(struct vv_pool *p, struct stripe *s, struct dchunk *d, un
     alloc_unreserve(p, &slot, &zero_slot, 1);
 }
 
-static int has_data(struct vv_pool *p, uint64_t vol, uint64_t idx, bool *yes);
+static int has_data(struct vv_pool *p, const struct vv_volume *v, uint64_t idx, bool *yes);
 
 static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
                         const void *data)
@@ -626,7 +632,7 @@ again:;
         /* what the write does not cover: the old content, or zeros */
         uint64_t src = SLOT_NONE;
         if (!was_zero)
-            err = merge_source(p, vol, idx, t, &src);
+            err = merge_source(p, h->vol, idx, t, &src);
         if (!err && src != SLOT_NONE) {
             err = copy_range(p, src, slot, 0, eoff);
             if (!err)
@@ -658,7 +664,7 @@ nospace:
     txg_rele(p, t);
     if (!reserve) {
         /* an overwrite may use the reserve: is there data to overwrite? */
-        if (!had && (err = has_data(p, vol, idx, &had)))
+        if (!had && (err = has_data(p, h->vol, idx, &had)))
             return err;
         if (had) {
             reserve = true;
@@ -899,15 +905,17 @@ static int discard_blocks(struct vv_pool *p, uint64_t vol, uint64_t chunk, uint6
  */
 struct cand {
     struct vv_pool *p;
+    const struct vv_volume *v;
     uint64_t vol, next, c1;
     struct slot_list dirty; /* sorted, unique */
     size_t di;
 };
 
-static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t c0, uint64_t c1,
-                     bool live)
+static int cand_init(struct cand *it, struct vv_pool *p, const struct vv_volume *v, uint64_t c0,
+                     uint64_t c1, bool live)
 {
-    *it = (struct cand){.p = p, .vol = vol, .next = c0, .c1 = c1};
+    uint64_t vol = v->id;
+    *it = (struct cand){.p = p, .v = v, .vol = vol, .next = c0, .c1 = c1};
     int err = 0;
     for (int i = 0; i < NSTRIPES && !err && live; i++) {
         struct stripe *s = &p->stripes[i];
@@ -926,22 +934,40 @@ static int cand_init(struct cand *it, struct vv_pool *p, uint64_t vol, uint64_t 
     return err;
 }
 
-/* the next candidate chunk: 0, or ENOENT when there is none left */
+/* the first chunk >= FROM with a version of VOL, or UINT64_MAX */
+static int next_mapped(struct vv_pool *p, MDB_cursor *cur, uint64_t vol, uint64_t from,
+                       uint64_t *c)
+{
+    int err = xmap_next_chunk(&p->xmap, cur, vol, from, c);
+    if (err == ENOENT) {
+        *c = UINT64_MAX;
+        err = 0;
+    }
+    return err;
+}
+
+/* the next candidate chunk: 0, or ENOENT when there is none left.  A clone's candidates
+ * include its origins' chunks (below their limits). */
 static int cand_next(struct cand *it, uint64_t *chunk)
 {
     if (it->next >= it->c1)
         return ENOENT;
-    struct reader r = READER_INIT(it->p);
+    struct reader r = READER_INIT(it->p, it->v);
     MDB_cursor *cur = NULL;
     uint64_t lm = UINT64_MAX;
     int err = reader_cursor(&r, &cur);
     if (!err)
-        err = xmap_next_chunk(&it->p->xmap, cur, it->vol, it->next, &lm);
-    reader_done(&r);
-    if (err == ENOENT) {
-        err = 0;
-        lm = UINT64_MAX;
+        err = next_mapped(it->p, cur, it->vol, it->next, &lm);
+    for (unsigned i = 0; i < r.norigins && !err; i++) {
+        uint64_t limit = __atomic_load_n(&r.origins[i].limit, __ATOMIC_RELAXED), oc;
+        uint64_t lc = (limit + XMAP_CHUNK_BLOCKS - 1) >> XMAP_CHUNK_SHIFT;
+        if (it->next >= lc)
+            break;
+        err = next_mapped(it->p, cur, r.origins[i].vol, it->next, &oc);
+        if (!err && oc < lc && oc < lm)
+            lm = oc;
     }
+    reader_done(&r);
     if (err)
         return err;
     while (it->di < it->dirty.n && it->dirty.v[it->di] < it->next)
@@ -969,11 +995,11 @@ static inline uint64_t block_range(unsigned b0, unsigned b1)
     return hi & ~((1ULL << b0) - 1);
 }
 
-static int has_data(struct vv_pool *p, uint64_t vol, uint64_t idx, bool *yes)
+static int has_data(struct vv_pool *p, const struct vv_volume *v, uint64_t idx, bool *yes)
 {
-    struct reader r = READER_INIT(p);
+    struct reader r = READER_INIT(p, v);
     uint64_t data;
-    int err = chunk_data(p, &r, vol, chunk_of(idx), &data);
+    int err = chunk_data(p, &r, v->id, chunk_of(idx), &data);
     reader_done(&r);
     *yes = !err && (data >> block_of(idx) & 1);
     return err;
@@ -1002,7 +1028,7 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
         if (a >= b)
             continue;
         bool data;
-        err = has_data(p, vol, a >> p->extent_shift, &data);
+        err = has_data(p, h->vol, a >> p->extent_shift, &data);
         if (!err && data)
             err = write_extent(h, a >> p->extent_shift, a & (es - 1), (size_t)(b - a),
                                zero_extent);
@@ -1013,8 +1039,8 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
         return err;
     uint64_t c0 = chunk_of(i0), c1 = chunk_of(i1 - 1) + 1, c;
     struct cand it;
-    err = cand_init(&it, p, vol, c0, c1, true);
-    struct reader r = READER_INIT(p);
+    err = cand_init(&it, p, h->vol, c0, c1, true);
+    struct reader r = READER_INIT(p, h->vol);
     while (!err && !(err = cand_next(&it, &c))) {
         unsigned b0 = c == chunk_of(i0) ? block_of(i0) : 0;
         unsigned b1 = c == chunk_of(i1 - 1) ? block_of(i1 - 1) + 1 : XMAP_CHUNK_BLOCKS;
@@ -1046,7 +1072,7 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
     uint64_t nidx = (size + p->extent_size - 1) >> p->extent_shift;
     uint64_t idx = off >> p->extent_shift;
     uint64_t c0 = chunk_of(idx), c1 = chunk_of(nidx - 1) + 1;
-    struct reader r = READER_INIT(p);
+    struct reader r = READER_INIT(p, h->vol);
     r.as_of = h->as_of;
     int err = 0;
     if (whence == 4 /* SEEK_HOLE */) {
@@ -1070,7 +1096,7 @@ int vv_vol_seek(struct vv_vol *h, uint64_t off, int whence, uint64_t *out)
     /* SEEK_DATA: visit only chunks that may have data */
     struct cand it;
     uint64_t c;
-    err = cand_init(&it, p, vol, c0, c1, h->as_of == XMAP_LIVE);
+    err = cand_init(&it, p, h->vol, c0, c1, h->as_of == XMAP_LIVE);
     while (!err && !(err = cand_next(&it, &c))) {
         uint64_t data;
         err = chunk_data(p, &r, vol, c, &data);

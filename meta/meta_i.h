@@ -54,10 +54,17 @@ struct vol_rec {
     /* from here on: fields format 1 did not have (a shorter record reads them as 0) */
     uint64_t drop_from; /* VOL_F_DROP: blocks at and past it are being freed (reap.c) */
     uint64_t mtime_ns;  /* last write, discard or resize (unix ns); 0: never, use created */
+    /* format 4: a clone (VOL_F_CLONE) reads what it has not written from its origin */
+    uint64_t origin_vol;    /* the volume it was cloned from */
+    uint64_t origin_snap;   /* that volume's snapshot (id), which the clone pins */
+    uint64_t origin_gen;    /* the snapshot's gen */
+    uint64_t origin_blocks; /* blocks below it come from the origin (its size then, lowered
+                             * by a shrink of the clone) */
 };
 #define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
 #define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
 #define VOL_F_DROP 2u     /* drop_from is set */
+#define VOL_F_CLONE 4u    /* origin_* are set */
 
 #define SPACEMAP_CHUNK_BYTES 1024u
 #define SPACEMAP_CHUNK_SLOTS (SPACEMAP_CHUNK_BYTES * 8u)
@@ -88,6 +95,14 @@ struct vv_volume {
      * commit_mu and vol_mu held (snap.c) */
     struct vsnap *snaps;
     size_t nsnaps, snaps_cap;
+    /* a clone: its origin (set at creation, never changed) and the chain of layers its reads
+     * fall through, nearest first (origins[0] is the origin as of origin_gen; the limits
+     * fall along the chain).  origins[i].limit is lowered (atomically) by a shrink. */
+    bool clone;
+    uint64_t origin_vol, origin_snap, origin_gen;
+    uint64_t origin_blocks; /* as in the record; commit_mu (then copied into the limits) */
+    struct xlayer *origins;
+    unsigned norigins;
 };
 
 struct vsnap {
@@ -332,15 +347,34 @@ void vol_unclaim(struct vv_volume *v);
 size_t vol_nsnaps(struct vv_pool *p, struct vv_volume *v); /* its snapshots now (vol_mu) */
 int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
 int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
+/* V (new, or just loaded) is a clone of (ORIGIN as of GEN), for blocks below LIMIT: build its
+ * chain of layers from ORIGIN's (vol_mu held or V not yet shared).  ENOMEM, or ELOOP when the
+ * chain would pass XMAP_CHAIN_MAX. */
+int vol_set_origin(struct vv_volume *v, const struct vv_volume *origin, uint64_t snap_id,
+                   uint64_t gen, uint64_t limit);
+/* the first volume in the table that is a clone of snapshot SNAP_ID, or NULL (vol_mu) */
+struct vv_volume *vol_clone_of(struct vv_pool *p, uint64_t snap_id);
+static inline unsigned vol_xflags(const struct vv_volume *v)
+{
+    return v->clone ? XMAP_KEEP_ZERO : 0;
+}
 int vol_dying_add(struct vv_pool *p, struct vv_volume *v);   /* commit_mu held; ENOMEM */
 void vol_dying_remove(struct vv_pool *p, struct vv_volume *v); /* commit_mu held */
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v);
 void vol_touch(struct vv_volume *v); /* its data changed now (mtime) */
 
+/* pool.c: add V (name and size set; for a clone, its origin) to the pool with the next id:
+ * one txn, then the table, then the observer.  Takes commit_mu.  On an error (EEXIST: the
+ * name is taken; E set) V is put. */
+int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *out,
+               struct vv_err *e);
+
 /* snap.c: snapshots (tables loaded at open; deletes interrupted by a crash finished there) */
 int snap_load(struct vv_pool *p, MDB_txn *txn);
 int snap_resume(struct vv_pool *p); /* at open, before the committer starts */
 int snap_open_count(struct vv_pool *p, struct vv_volume *v); /* open handles on its snapshots */
+/* a clone of one of V's snapshots (*SNAP: its name), or NULL (vol_mu) */
+struct vv_volume *snap_clone_of_any(struct vv_pool *p, struct vv_volume *v, const char **snap);
 /* in TXN (commit_mu held, V claimed and busy): drop every snapshot record of V */
 int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v);
 

@@ -592,6 +592,19 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
         o->modified_ns = v->created * 1000000000ULL;
     o->create_gen = v->create_gen;
     o->open_count = v->open_count;
+    o->clone = v->clone;
+    if (v->clone) {
+        /* (vol_mu held: the origin and its snapshot exist as long as the clone does) */
+        const struct vv_volume *ov = vol_find_id(p, v->origin_vol);
+        o->origin_volume_id = v->origin_vol;
+        o->origin_snapshot_id = v->origin_snap;
+        snprintf(o->origin_volume, sizeof(o->origin_volume), "%s", ov ? ov->name : "?");
+        snprintf(o->origin_snapshot, sizeof(o->origin_snapshot), "?");
+        for (size_t i = 0; ov && i < ov->nsnaps; i++)
+            if (ov->snaps[i].id == v->origin_snap)
+                snprintf(o->origin_snapshot, sizeof(o->origin_snapshot), "%s",
+                         ov->snaps[i].name);
+    }
 }
 
 static int check_name(const char *name, struct vv_err *e)
@@ -618,19 +631,11 @@ static int writable(struct vv_pool *p, struct vv_err *e)
     return 0;
 }
 
-int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
-                     struct vv_volume_info *out, struct vv_err *e)
+int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *out,
+               struct vv_err *e)
 {
-    int err = check_name(name, e);
-    if (!err)
-        err = check_size(size, e);
-    if (!err)
-        err = writable(p, e);
-    if (err)
-        return err;
-    struct vv_volume *v = vol_new();
-    if (!v)
-        return vv_err_set(e, ENOMEM, "out of memory");
+    const char *name = v->name;
+    int err = 0;
     pthread_mutex_lock(&p->commit_mu);
     pthread_rwlock_rdlock(&p->vol_mu);
     bool exists = vol_find_name(p, name) != NULL;
@@ -640,8 +645,6 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         goto out;
     }
     v->id = p->next_vol_id;
-    snprintf(v->name, sizeof(v->name), "%s", name);
-    atomic_store(&v->size, size);
     v->created = (uint64_t)time(NULL);
     pthread_mutex_lock(&p->txg_mu);
     v->create_gen = p->committed_txg;
@@ -678,10 +681,10 @@ int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
         abort();
     }
     uint64_t id = v->id;
+    char copy[VV_NAME_MAX + 1];
+    snprintf(copy, sizeof(copy), "%s", name);
     pthread_mutex_unlock(&p->commit_mu);
-    vv_info(VV_SS_META, "created volume '%s' (id %llu, %llu bytes)", name,
-            (unsigned long long)id, (unsigned long long)size);
-    notify(p, VV_VOL_CREATED, id, name, NULL);
+    notify(p, VV_VOL_CREATED, id, copy, NULL);
     return 0;
 lmdb_fail:
     vv_err(VV_SS_META, "create volume '%s': metadata update failed: %s", name, strerror(err));
@@ -690,6 +693,31 @@ out:
     pthread_mutex_unlock(&p->commit_mu);
     vol_put(v);
     return err;
+}
+
+int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
+                     struct vv_volume_info *out, struct vv_err *e)
+{
+    int err = check_name(name, e);
+    if (!err)
+        err = check_size(size, e);
+    if (!err)
+        err = writable(p, e);
+    if (err)
+        return err;
+    struct vv_volume *v = vol_new();
+    if (!v)
+        return vv_err_set(e, ENOMEM, "out of memory");
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    atomic_store(&v->size, size);
+    struct vv_volume_info info;
+    if ((err = vol_insert(p, v, &info, e)))
+        return err;
+    vv_info(VV_SS_META, "created volume '%s' (id %llu, %llu bytes)", name,
+            (unsigned long long)info.id, (unsigned long long)size);
+    if (out)
+        *out = info;
+    return 0;
 }
 
 /* With V claimed: refuse new opens (busy) unless it is open now (EBUSY, E set). */
@@ -741,8 +769,9 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, bool recursive
             uint8_t kb[8];
             put_be64(kb, v->id);
             MDB_val k = {8, kb};
-            /* no data block means no version either (xmap.h): nothing for the reaper */
-            if (!err && v->used_extents == 0)
+            /* no data block means no version either (xmap.h): nothing for the reaper;
+             * but a clone may have versions of zeros only (what it discarded of its origin) */
+            if (!err && v->used_extents == 0 && !v->clone)
                 err = kv_err(mdb_del(txn, p->db_volumes, &k, NULL));
             else if (!err)
                 err = vol_write_rec(p, txn, &tmp);
@@ -769,7 +798,7 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, bool recursive
     v->nsnaps = 0;
     pthread_rwlock_unlock(&p->vol_mu);
     uint64_t used = v->used_extents;
-    if (used) {
+    if (used || v->clone) {
         p->dying[p->ndying++] = v; /* the table's reference moves to the dying list */
         atomic_fetch_add(&p->freeing, used);
         reap_kick(p);
@@ -805,6 +834,18 @@ static int volume_delete(struct vv_pool *p, const char *name, bool recursive,
         allow_opens(p, v);
         err = vv_err_set(e, EBUSY, "cannot delete volume '%s': a snapshot of it is open",
                          name);
+    }
+    if (!err) {
+        /* (a clone is created with the origin claimed: none can appear meanwhile) */
+        const char *sn = NULL;
+        pthread_rwlock_rdlock(&p->vol_mu);
+        struct vv_volume *c = snap_clone_of_any(p, v, &sn);
+        if (c)
+            err = vv_err_set(e, EBUSY, "cannot delete volume '%s': volume '%s' is a clone of "
+                             "its snapshot '%s' (delete the clone first)", name, c->name, sn);
+        pthread_rwlock_unlock(&p->vol_mu);
+        if (err)
+            allow_opens(p, v);
     }
     if (!err) {
         err = delete_claimed(p, v, recursive, e);
@@ -864,6 +905,9 @@ static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, 
         atomic_store(&tmp.size, size);
         if (size < old)
             tmp.drop_from = (size + p->extent_size - 1) >> p->extent_shift;
+        /* a clone that shrinks never gets the origin's blocks past its new end back */
+        if (size < old && tmp.clone && tmp.origin_blocks > tmp.drop_from)
+            tmp.origin_blocks = tmp.drop_from;
         err = vol_write_rec(p, txn, &tmp);
         if (!err)
             err = kv_err(mdb_txn_commit(txn));
@@ -875,6 +919,10 @@ static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, 
             atomic_store(&v->mtime_ns, atomic_load(&tmp.mtime_ns));
             atomic_store(&v->size, size);
             v->drop_from = tmp.drop_from;
+            v->origin_blocks = tmp.origin_blocks;
+            for (unsigned i = 0; i < v->norigins; i++)
+                if (v->origins[i].limit > tmp.origin_blocks)
+                    __atomic_store_n(&v->origins[i].limit, tmp.origin_blocks, __ATOMIC_RELAXED);
             pthread_rwlock_unlock(&p->vol_mu);
         }
     }

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VV_POOL_FORMAT_VERSION 3 /* 2: extent map of chunk versions (meta/xmap.h); 3: snapshots */
+/* 2: extent map of chunk versions (meta/xmap.h); 3: snapshots; 4: clones */
+#define VV_POOL_FORMAT_VERSION 4
 #define VV_EXTENT_MIN 4096u
 #define VV_EXTENT_MAX (1u << 20)
 #define VV_EXTENT_DEFAULT (4u << 10) /* see docs/ARCHITECTURE.md, "Extent size" */
@@ -115,6 +116,10 @@ struct vv_volume_info {
     uint64_t modified_ns;  /* last write, discard or resize, unix ns (created if never) */
     uint64_t create_gen;   /* pool generation when it was created */
     uint32_t open_count;   /* open handles (FUSE opens, loop devices...) */
+    /* a clone: made from snapshot origin_snapshot of volume origin_volume */
+    bool clone;
+    uint64_t origin_volume_id, origin_snapshot_id;
+    char origin_volume[65], origin_snapshot[65];
 };
 
 /*
@@ -209,6 +214,17 @@ int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapsho
  */
 int vv_snapshot_restore(struct vv_pool *p, const char *volume, const char *name,
                         struct vv_err *e);
+
+/*
+ * Clones: a writable volume NAME made from snapshot SNAPSHOT of VOLUME, O(1): it shares every
+ * block it has not written with the snapshot, whose size it gets.  It is a volume like any
+ * other (I/O, snapshots, clones of its snapshots, resize, rename, delete); the snapshot it
+ * was made from cannot be deleted while it exists (EBUSY naming the clone).  ENOENT (no
+ * volume or snapshot), EEXIST (the name is taken), EINVAL (bad name), ELOOP (a clone of a
+ * clone ... more than 32 deep).
+ */
+int vv_clone_create(struct vv_pool *p, const char *volume, const char *snapshot,
+                    const char *name, struct vv_volume_info *out, struct vv_err *e);
 
 /*
  * Open snapshot SNAP_ID of volume VOL_ID for reading (vv_vol_read, vv_vol_seek, vv_vol_size

@@ -247,7 +247,8 @@ static int release(struct vv_pool *p, struct vv_volume *v, const struct vsnap *s
         MDB_txn *txn = NULL;
         err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
         if (!err && ng == XMAP_LIVE)
-            err = xmap_merge_after(&p->xmap, txn, v->id, pg, &mpos, release_batch(), &done);
+            err = xmap_merge_after(&p->xmap, txn, v->id, pg, vol_xflags(v), &mpos,
+                                   release_batch(), &done);
         else
             done = true;
         if (!err && done)
@@ -402,10 +403,14 @@ int vv_snapshot_delete(struct vv_pool *p, const char *volname, const char *name,
     pthread_mutex_lock(&p->commit_mu);
     pthread_rwlock_wrlock(&p->vol_mu);
     f = snap_find(v, name);
+    struct vv_volume *clone = f ? vol_clone_of(p, f->id) : NULL;
     if (f && f->open_count)
         err = vv_err_set(e, EBUSY, "cannot delete snapshot '%s' of volume '%s': it is open "
                          "(%u handle%s)", name, volname, f->open_count,
                          f->open_count == 1 ? "" : "s");
+    else if (clone)
+        err = vv_err_set(e, EBUSY, "cannot delete snapshot '%s' of volume '%s': volume '%s' is "
+                         "a clone of it (delete the clone first)", name, volname, clone->name);
     pthread_rwlock_unlock(&p->vol_mu);
     MDB_txn *txn = NULL;
     if (!err)
@@ -573,7 +578,8 @@ static int restore_chunk(struct vv_pool *p, struct vv_vol *l, struct vv_vol *sh,
     struct xview sv;
     err = xmap_changed_since(&p->xmap, cur, l->vol->id, chunk, sh->as_of, &changed);
     if (!err)
-        err = xmap_view(&p->xmap, cur, l->vol->id, chunk, sh->as_of, changed, &sv);
+        err = xmap_view_chain(&p->xmap, cur, l->vol->id, chunk, sh->as_of, l->vol->origins,
+                              l->vol->norigins, changed, &sv);
     mdb_cursor_close(cur);
     rtxn_put(p, txn);
     uint64_t es = p->extent_size, vsize = vv_vol_size(l);
@@ -664,6 +670,52 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name
     return 0;
 }
 
+/* ---- clones ------------------------------------------------------------------------------ */
+
+int vv_clone_create(struct vv_pool *p, const char *volname, const char *snapname,
+                    const char *name, struct vv_volume_info *out, struct vv_err *e)
+{
+    const char *why = vv_name_check(name);
+    if (why)
+        return vv_err_set(e, EINVAL, "invalid volume name: %s", why);
+    struct vv_volume *o;
+    int err = snap_op_begin(p, volname, snapname, &o, e);
+    if (err)
+        return err;
+    /* the claim on the origin keeps its snapshots from going away meanwhile */
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vsnap *f = snap_find(o, snapname), s = f ? *f : (struct vsnap){0};
+    pthread_rwlock_unlock(&p->vol_mu);
+    struct vv_volume *v = NULL;
+    if (!f)
+        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, snapname);
+    else if (!(v = vol_new()))
+        err = vv_err_set(e, ENOMEM, "out of memory");
+    if (!err) {
+        snprintf(v->name, sizeof(v->name), "%s", name);
+        atomic_store(&v->size, s.size);
+        uint64_t blocks = (s.size + p->extent_size - 1) >> p->extent_shift;
+        err = vol_set_origin(v, o, s.id, s.gen, blocks);
+        if (err == ELOOP)
+            vv_err_set(e, ELOOP, "cannot clone snapshot '%s' of volume '%s': it is a clone %u "
+                       "deep already (at most %u)", snapname, volname, o->norigins,
+                       XMAP_CHAIN_MAX);
+        else if (err)
+            vv_err_set(e, err, "out of memory");
+        if (err)
+            vol_put(v);
+    }
+    struct vv_volume_info info;
+    if (!err && !(err = vol_insert(p, v, &info, e))) {
+        vv_info(VV_SS_META, "created volume '%s' (id %llu), a clone of snapshot '%s' of "
+                "volume '%s'", name, (unsigned long long)info.id, snapname, volname);
+        if (out)
+            *out = info;
+    }
+    vol_unclaim(o);
+    return err;
+}
+
 /* ---- volume delete --recursive ---------------------------------------------------------- */
 
 int snap_open_count(struct vv_pool *p, struct vv_volume *v)
@@ -674,6 +726,15 @@ int snap_open_count(struct vv_pool *p, struct vv_volume *v)
         n += v->snaps[i].open_count;
     pthread_rwlock_unlock(&p->vol_mu);
     return (int)n;
+}
+
+struct vv_volume *snap_clone_of_any(struct vv_pool *p, struct vv_volume *v, const char **snap)
+{
+    struct vv_volume *c = NULL;
+    for (size_t i = 0; i < v->nsnaps && !c; i++)
+        if ((c = vol_clone_of(p, v->snaps[i].id)))
+            *snap = v->snaps[i].name;
+    return c;
 }
 
 int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v)

@@ -330,8 +330,8 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
             delta.slot[b] = d->e[r].slot;
             delta.csum[b] = d->e[r].csum;
         }
-        err = xmap_apply(&p->xmap, txn, cur, d->vol, d->chunk, t, v->snap_gen, &delta, freed,
-                         &set, &deltas[ndeltas - 1].used);
+        err = xmap_apply(&p->xmap, txn, cur, d->vol, d->chunk, t, v->snap_gen, vol_xflags(v),
+                         &delta, freed, &set, &deltas[ndeltas - 1].used);
     }
     mdb_cursor_close(cur);
     if (!err)

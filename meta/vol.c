@@ -43,6 +43,7 @@ void vol_put(struct vv_volume *v)
     if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
         pthread_mutex_destroy(&v->op_mu);
         free(v->snaps);
+        free(v->origins);
         free(v);
     }
 }
@@ -98,6 +99,48 @@ static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_r
     atomic_store(&v->mtime_ns, r->mtime_ns);
     v->deleting = r->flags & VOL_F_DELETING;
     v->drop_from = r->flags & VOL_F_DROP ? r->drop_from : DROP_NONE;
+    v->clone = r->flags & VOL_F_CLONE;
+    if (v->clone) {
+        v->origin_vol = r->origin_vol;
+        v->origin_snap = r->origin_snap;
+        v->origin_gen = r->origin_gen;
+        v->origin_blocks = r->origin_blocks;
+    }
+}
+
+int vol_set_origin(struct vv_volume *v, const struct vv_volume *origin, uint64_t snap_id,
+                   uint64_t gen, uint64_t limit)
+{
+    unsigned n = origin->norigins + 1;
+    if (n > XMAP_CHAIN_MAX)
+        return ELOOP;
+    struct xlayer *l = calloc(n, sizeof(*l));
+    if (!l)
+        return ENOMEM;
+    l[0] = (struct xlayer){.vol = origin->id, .as_of = gen, .limit = limit};
+    for (unsigned i = 1; i < n; i++) {
+        l[i] = origin->origins[i - 1];
+        l[i].limit = __atomic_load_n(&origin->origins[i - 1].limit, __ATOMIC_RELAXED);
+        if (l[i].limit > l[i - 1].limit)
+            l[i].limit = l[i - 1].limit;
+    }
+    free(v->origins);
+    v->origins = l;
+    v->norigins = n;
+    v->clone = true;
+    v->origin_vol = origin->id;
+    v->origin_snap = snap_id;
+    v->origin_gen = gen;
+    v->origin_blocks = limit;
+    return 0;
+}
+
+struct vv_volume *vol_clone_of(struct vv_pool *p, uint64_t snap_id)
+{
+    for (size_t i = 0; i < p->nvols; i++)
+        if (p->vols[i]->clone && p->vols[i]->origin_snap == snap_id)
+            return p->vols[i];
+    return NULL;
 }
 
 int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
@@ -117,6 +160,13 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
     if (v->drop_from != DROP_NONE) {
         r.flags |= VOL_F_DROP;
         r.drop_from = v->drop_from;
+    }
+    if (v->clone) {
+        r.flags |= VOL_F_CLONE;
+        r.origin_vol = v->origin_vol;
+        r.origin_snap = v->origin_snap;
+        r.origin_gen = v->origin_gen;
+        r.origin_blocks = v->origin_blocks;
     }
     uint8_t kb[8];
     put_be64(kb, v->id);
@@ -194,6 +244,28 @@ int vol_load(struct vv_pool *p, MDB_txn *txn)
     if (!err && rc != MDB_NOTFOUND)
         err = kv_err(rc);
     mdb_cursor_close(cur);
+    /* the chains of clones: an origin is older than its clones (ids only grow), so in id
+     * order each origin's chain is built before its clones need it */
+    for (size_t i = 0; i < p->nvols && !err; i++) {
+        struct vv_volume *v = p->vols[i];
+        if (!v->clone)
+            continue;
+        struct vv_volume *o = vol_find_id(p, v->origin_vol);
+        if (!o || o->id >= v->id) {
+            vv_err(VV_SS_META, "volume '%s' is a clone of volume %llu, which does not exist",
+                   v->name, (unsigned long long)v->origin_vol);
+            err = EIO;
+            break;
+        }
+        err = vol_set_origin(v, o, v->origin_snap, v->origin_gen, v->origin_blocks);
+        if (err == ELOOP) {
+            vv_err(VV_SS_META, "volume '%s': its chain of origins is longer than %u",
+                   v->name, XMAP_CHAIN_MAX);
+            err = EIO;
+        }
+    }
+    if (err == EIO && (p->flags & VV_POOL_RDONLY))
+        err = 0; /* fsck: it says what is wrong; nothing reads through the chains */
     return err;
 }
 

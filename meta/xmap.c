@@ -200,30 +200,56 @@ static int prev_version(MDB_cursor *cur, uint64_t vol, uint64_t chunk, MDB_val *
     return 0;
 }
 
-int xmap_view(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
-              uint64_t as_of, uint64_t want, struct xview *out)
+/* Decide the blocks of WANT not yet in *DECIDED from (VOL, CHUNK) as of AS_OF into OUT. */
+static int view_layer(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                      uint64_t as_of, uint64_t want, struct xview *out, uint64_t *decided)
 {
-    out->data = 0;
     MDB_val k, val;
     int err = seek_version(cur, vol, chunk, as_of, &k, &val);
-    uint64_t decided = 0;
     struct xver v;
     while (!err) {
         if ((err = decode_or_eio(x, &k, &val, &v)))
             return err;
-        uint64_t fresh = v.defined & want & ~decided;
+        uint64_t fresh = v.defined & want & ~*decided;
         for (uint64_t m = fresh & ~v.zero; m; m &= m - 1) {
             unsigned b = (unsigned)__builtin_ctzll(m);
             out->slot[b] = v.slot[b];
             out->csum[b] = v.csum[b];
         }
         out->data |= fresh & ~v.zero;
-        decided |= fresh;
-        if ((want & ~decided) == 0)
+        *decided |= fresh;
+        if ((want & ~*decided) == 0)
             return 0;
         err = prev_version(cur, vol, chunk, &k, &val);
     }
     return err == ENOENT ? 0 : err;
+}
+
+int xmap_view(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+              uint64_t as_of, uint64_t want, struct xview *out)
+{
+    return xmap_view_chain(x, cur, vol, chunk, as_of, NULL, 0, want, out);
+}
+
+int xmap_view_chain(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                    uint64_t as_of, const struct xlayer *o, unsigned no, uint64_t want,
+                    struct xview *out)
+{
+    out->data = 0;
+    uint64_t decided = 0;
+    int err = view_layer(x, cur, vol, chunk, as_of, want, out, &decided);
+    for (unsigned i = 0; i < no && !err; i++) {
+        uint64_t limit = __atomic_load_n(&o[i].limit, __ATOMIC_RELAXED);
+        uint64_t first = chunk << XMAP_CHUNK_SHIFT;
+        if (limit <= first)
+            break; /* (limits only fall along the chain) */
+        if (limit - first < XMAP_CHUNK_BLOCKS)
+            want &= (1ULL << (limit - first)) - 1;
+        if ((want & ~decided) == 0)
+            break;
+        err = view_layer(x, cur, o[i].vol, chunk, o[i].as_of, want, out, &decided);
+    }
+    return err;
 }
 
 int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
@@ -352,8 +378,9 @@ static int hide_older(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint6
 }
 
 int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
-               uint64_t chunk, uint64_t t, uint64_t snap_gen, const struct xver *delta,
-               struct slot_list *freed, struct slot_list *set, int64_t *used)
+               uint64_t chunk, uint64_t t, uint64_t snap_gen, unsigned flags,
+               const struct xver *delta, struct slot_list *freed, struct slot_list *set,
+               int64_t *used)
 {
     MDB_val k, val;
     struct xver merged = {.defined = delta->defined, .zero = delta->zero}, old;
@@ -416,7 +443,7 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
     bool older = !err; /* a version a snapshot sees remains under the result */
     if (older && (err = hide_older(x, txn, cur, vol, chunk, t, hides, &k, &val)))
         return err;
-    if (!older) {
+    if (!older && !(flags & XMAP_KEEP_ZERO)) {
         /* zeros over nothing: the blocks simply are not there */
         merged.defined &= ~merged.zero;
         merged.zero = 0;
@@ -527,7 +554,7 @@ int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t
 }
 
 int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
-                     struct xkey *pos, size_t budget, bool *done)
+                     unsigned flags, struct xkey *pos, size_t budget, bool *done)
 {
     MDB_cursor *bc, *mc;
     int rc = mdb_cursor_open(txn, x->births, &bc);
@@ -611,7 +638,7 @@ int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
             break;
         if (nmerged == 0)
             continue;
-        if (!older) {
+        if (!older && !(flags & XMAP_KEEP_ZERO)) {
             merged.defined &= ~merged.zero; /* nothing older: zeros hide nothing */
             merged.zero = 0;
         }

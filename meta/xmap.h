@@ -33,8 +33,9 @@
  * Invariants (vvfs fsck checks them): defined != 0; zero is a subset of defined; the runs
  * cover exactly the data blocks, with slots inside the pool, each referenced once in the
  * pool; no block at or past the volume's end is defined; every version has its births row
- * and every births row its version; at most one version per chunk is born after snap_gen;
- * a chunk's oldest version has no zero bits (zeros only hide something older).
+ * and every births row its version; at most one version per chunk is born after snap_gen.
+ * A chunk's oldest version may have zero bits: in a clone they hide the origin's blocks,
+ * elsewhere they are left over from deleted snapshots and read the same as nothing.
  *
  * Concurrency: these functions do no locking of their own.  They work inside the caller's
  * LMDB txn (read txns for lookups; the one write txn of a commit or volume operation for
@@ -89,6 +90,24 @@ static inline uint64_t xmap_datamask(const struct xver *v)
     return v->defined & ~v->zero;
 }
 
+/*
+ * A clone reads through its origins: what its own versions leave undecided (neither data
+ * nor zeros) comes from the snapshot it was made from, the origin volume as of that
+ * snapshot's gen, and so on up the chain.  One layer per origin, nearest first; a layer
+ * applies only to blocks below LIMIT (the origin's size then, lowered when the clone
+ * shrinks: a block that was cut off never comes back from the origin).  LIMIT may be
+ * lowered while readers use the layer (atomically; both values are right for them).
+ */
+struct xlayer {
+    uint64_t vol, as_of;
+    uint64_t limit; /* blocks */
+};
+#define XMAP_CHAIN_MAX 32 /* origins of a clone, at most: a clone of a clone of ... */
+
+/* xmap_apply, xmap_merge_after: the volume is a clone, so zeros hide its origin's blocks and
+ * stay even where none of its own versions is older */
+#define XMAP_KEEP_ZERO 1u
+
 /* Open (FLAGS = MDB_CREATE: create when missing) the three databases in TXN. */
 int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x);
 
@@ -100,6 +119,11 @@ int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x);
  */
 int xmap_view(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
               uint64_t as_of, uint64_t want, struct xview *out);
+/* The same through the NO origins O (nearest first): blocks VOL leaves undecided are looked
+ * up in each origin in turn (where below its limit).  xmap_view is this with NO = 0. */
+int xmap_view_chain(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                    uint64_t as_of, const struct xlayer *o, unsigned no, uint64_t want,
+                    struct xview *out);
 
 /*
  * Does (VOL, CHUNK) have any version born at or before AS_OF?  (SEEK_DATA-style skips.)
@@ -113,15 +137,16 @@ int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_
  * Record what txg T wrote into (VOL, CHUNK): DELTA->defined blocks, of which DELTA->zero are
  * discards and the rest data with DELTA->slot/csum.  SNAP_GEN: the volume's newest snapshot
  * generation: versions born after it are merged into T's; blocks of versions born at or
- * before it that T hides go on T's dead list (a snapshot sees them).
+ * before it that T hides go on T's dead list (a snapshot sees them).  FLAGS: XMAP_KEEP_ZERO.
  * Appends the slots that T superseded and nobody sees any more to FREED, the new data slots
  * to SET, and adds the change in the volume's data blocks to *USED.  Write txn; CUR a cursor
  * on x->map in it.
  */
 struct slot_list;
 int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
-               uint64_t chunk, uint64_t t, uint64_t snap_gen, const struct xver *delta,
-               struct slot_list *freed, struct slot_list *set, int64_t *used);
+               uint64_t chunk, uint64_t t, uint64_t snap_gen, unsigned flags,
+               const struct xver *delta, struct slot_list *freed, struct slot_list *set,
+               int64_t *used);
 
 /*
  * Remove every block of VOL at or past block FROM (all versions), at most BUDGET versions per
@@ -155,10 +180,11 @@ int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t
  * After the newest snapshot was deleted and released, the volume's snap_gen is P (the gen of
  * the next older one, or 0): a chunk may then have several versions born after P (one per
  * snapshot deleted since P was taken, and the newest).  Merge each chunk's into its newest,
- * walking the births after P from *POS, at most BUDGET rows.  Write txn.
+ * walking the births after P from *POS, at most BUDGET rows.  FLAGS: XMAP_KEEP_ZERO.
+ * Write txn.
  */
 int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
-                     struct xkey *pos, size_t budget, bool *done);
+                     unsigned flags, struct xkey *pos, size_t budget, bool *done);
 /* *MASK gets the blocks of (VOL, CHUNK) that versions born after AFTER define (what changed
  * since then).  CUR: a cursor on x->map. */
 int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,

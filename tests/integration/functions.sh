@@ -563,6 +563,13 @@ api()
     curl "${args[@]}"
 }
 
+# code CURL-ARGS...: the HTTP status of a request to the pool's API (the body is left in
+# $VV_TESTDIR/body)
+code()
+{
+    curl -s --max-time 20 -o "$VV_TESTDIR/body" -w '%{http_code}' --unix-socket "$POOL/vvfs.sock" "$@"
+}
+
 # file_size FILE
 file_size() { stat -c %s "$1"; }
 

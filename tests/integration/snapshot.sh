@@ -91,8 +91,6 @@ expect_exit 1 vvfs volume delete data
 assert_contains "$OUT" "has 5 snapshots" "deleting a volume with snapshots"
 expect_exit 1 vvfs volume resize data 32M
 assert_contains "$OUT" "snapshot" "shrinking a volume with snapshots"
-sock=$POOL/vvfs.sock
-code() { curl -s -o "$VV_TESTDIR/body" -w '%{http_code}' --unix-socket "$sock" "$@"; }
 assert_eq "$(code -X POST -d '{"name":"x/y"}' http://localhost/v1/volumes/data/snapshots)" 400 \
     "POST a bad snapshot name"
 assert_eq "$(code -X POST -d '{"name":"g2"}' http://localhost/v1/volumes/data/snapshots)" 409 \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# upgrade.sh — pools made by the format-1 and the format-2 code (built from this repository's
-# history) are refused by fsck with the command that upgrades them, upgraded in place by a
-# mount or `vvfs upgrade` (the log and the status say so), and then hold every byte they held,
-# clean under fsck, across remounts; the format-2 pool then takes snapshots.
+# upgrade.sh — pools made by the format-1, format-2 and format-3 code (built from this
+# repository's history) are refused by fsck with the command that upgrades them, upgraded in
+# place by a mount or `vvfs upgrade` (the log and the status say so), and then hold every byte
+# they held, clean under fsck, across remounts; the format-2 pool then takes snapshots, the
+# format-3 pool keeps its snapshots and takes clones of them.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
 requires_root
@@ -10,10 +11,11 @@ requires_fuse
 requires jq git meson ninja
 set_timeout 480
 
-# The last commits whose code writes format 1 (one extent entry per block) and format 2 (chunk
-# versions, no snapshots).
+# The last commits whose code writes format 1 (one extent entry per block), format 2 (chunk
+# versions, no snapshots) and format 3 (snapshots, no clones).
 FORMAT1_COMMIT=55f9e9489260ff15f216464ef8ff4784ffc5ea7b
 FORMAT2_COMMIT=7ea20e0868015d203d025d7806e6cbe2f7f5ed4d
+FORMAT3_COMMIT=e7f351c10b5074a82e2b2ec3edde0fdb5a31b11c
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
 # old_vvfs N COMMIT: build the format-N vvfs once per machine (outside the tree; a few tens of
@@ -40,6 +42,7 @@ old_vvfs()
 }
 OLD=$(old_vvfs 1 "$FORMAT1_COMMIT")
 OLD2=$(old_vvfs 2 "$FORMAT2_COMMIT")
+OLD3=$(old_vvfs 3 "$FORMAT3_COMMIT")
 NEW=$VVFS
 
 MiB=$((1 << 20))
@@ -74,10 +77,10 @@ assert_contains "$OUT" "format version 1" "fsck message for a format-1 pool"
 
 step "mounting upgrades it in place, and says so"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 3 "format after the upgrade"
+assert_eq "$(pool_field format_version)" 4 "format after the upgrade"
 assert_eq "$(pool_field upgraded_from)" 1 "status: upgraded from"
-grep -q "upgrading it in place to format 3" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
-grep -q "upgraded pool .* to format 3" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
+grep -q "upgrading it in place to format 4" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
+grep -q "upgraded pool .* to format 4" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
 expect_exit 0 vvfs status
 assert_contains "$OUT" "upgraded from format 1" "vvfs status after the upgrade"
 assert_eq "$(pool_field used)" "$used_before" "pool space used across the upgrade"
@@ -106,9 +109,9 @@ expect_exit 0 vvio write "$a" 200M 8M --seed 6 --fsync
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "already has format 3" "vvfs upgrade of a format-3 pool"
+assert_contains "$OUT" "already has format 4" "vvfs upgrade of a format-4 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 3"
+assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 4"
 verify_all
 expect_exit 0 vvio verify "$a" 200M 8M --seed 6
 umount_pool "$POOL" "$MNT"
@@ -126,7 +129,7 @@ expect_exit 0 vvio write "$MNT/volumes/c" 1M 10M --seed 7 --fsync
 umount_pool "$POOL" "$MNT"
 VVFS=$NEW
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "from format 1 to format 3" "vvfs upgrade"
+assert_contains "$OUT" "from format 1 to format 4" "vvfs upgrade"
 expect_exit 0 vvfs fsck "$POOL"
 mount_pool "$POOL" "$MNT"
 expect_exit 0 vvio verify "$MNT/volumes/c" 1M 10M --seed 7
@@ -148,7 +151,7 @@ VVFS=$NEW
 expect_exit 1 vvfs fsck "$POOL"
 assert_contains "$OUT" "format version 2" "fsck message for a format-2 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 3 "format after the upgrade from 2"
+assert_eq "$(pool_field format_version)" 4 "format after the upgrade from 2"
 assert_eq "$(pool_field upgraded_from)" 2 "status: upgraded from 2"
 d=$MNT/volumes/d
 expect_exit 0 vvio verify "$d" 0 3M --seed 8
@@ -158,6 +161,42 @@ expect_exit 0 vvfs snapshot create d s1
 expect_exit 0 vvio write "$d" 0 8M --seed 10 --fsync
 expect_exit 0 vvio verify "$MNT/snapshots/d/s1" 0 3M --seed 8
 expect_exit 0 vvio verify "$d" 0 8M --seed 10
+umount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs fsck "$POOL"
+
+step "a format-3 pool keeps its snapshots through the upgrade and takes clones of them"
+POOL=$VV_TESTDIR/pool4
+MNT=$VV_TESTDIR/mnt4
+VVFS_POOL=$POOL
+VVFS=$OLD3
+expect_exit 0 vvfs init "$POOL" --capacity 512M
+mount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs volume create e 64M
+e=$MNT/volumes/e
+expect_exit 0 vvio write "$e" 0 16M --seed 11
+expect_exit 0 vvfs snapshot create e old1
+expect_exit 0 vvio write "$e" 4M 4M --seed 12
+expect_exit 0 vvio punch "$e" 12M 1M
+expect_exit 0 vvfs snapshot create e old2
+expect_exit 0 vvio write "$e" 0 16M --seed 13 --fsync
+umount_pool "$POOL" "$MNT"
+VVFS=$NEW
+expect_exit 1 vvfs fsck "$POOL"
+assert_contains "$OUT" "format version 3" "fsck message for a format-3 pool"
+mount_pool "$POOL" "$MNT"
+assert_eq "$(pool_field format_version)" 4 "format after the upgrade from 3"
+assert_eq "$(pool_field upgraded_from)" 3 "status: upgraded from 3"
+assert_eq "$(vvfs --json snapshot list e | jq -r '[.snapshots[].name] | join(" ")')" \
+    "old1 old2" "snapshots after the upgrade"
+expect_exit 0 vvio verify "$MNT/snapshots/e/old1" 0 16M --seed 11
+expect_exit 0 vvio verify "$MNT/snapshots/e/old2" 4M 4M --seed 12
+expect_exit 0 vvio zero "$MNT/snapshots/e/old2" 12M 1M
+expect_exit 0 vvio verify "$e" 0 16M --seed 13
+expect_exit 0 vvfs clone create e@old2 e2
+expect_exit 0 vvio verify "$MNT/volumes/e2" 0 4M --seed 11
+expect_exit 0 vvio verify "$MNT/volumes/e2" 4M 4M --seed 12
+expect_exit 0 vvio write "$MNT/volumes/e2" 0 1M --seed 14 --fsync
+expect_exit 0 vvio verify "$MNT/snapshots/e/old2" 0 4M --seed 11
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 info PASS

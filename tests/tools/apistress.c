@@ -30,7 +30,7 @@
 
 enum op {
     OP_CREATE, OP_DELETE, OP_RESIZE, OP_RENAME, OP_SHOW, OP_LIST, OP_POOL, OP_SNAP, OP_UNSNAP,
-    OP_N
+    OP_CLONE, OP_N
 };
 
 static const struct {
@@ -46,6 +46,7 @@ static const struct {
     [OP_POOL] = {"GET", "200"},
     [OP_SNAP] = {"POST", "201 404 409"},
     [OP_UNSNAP] = {"DELETE", "204 404 409"},
+    [OP_CLONE] = {"POST", "201 404 409"},
 };
 
 #define MAX_STATUS 600
@@ -152,13 +153,16 @@ static void *client(void *arg)
         else if (op == OP_UNSNAP)
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d", a,
                      mib % 3);
+        else if (op == OP_CLONE)
+            snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d/clone",
+                     a, mib % 3);
         else
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s", a);
         if (op == OP_CREATE)
             snprintf(data, sizeof(data), "{\"name\":\"%s\",\"size\":\"%dM\"}", a, mib);
         else if (op == OP_RESIZE)
             snprintf(data, sizeof(data), "{\"size\":%llu}", (unsigned long long)mib << 20);
-        else if (op == OP_RENAME)
+        else if (op == OP_RENAME || op == OP_CLONE)
             snprintf(data, sizeof(data), "{\"name\":\"%s\"}", to);
         else if (op == OP_SNAP)
             snprintf(data, sizeof(data), "{\"name\":\"snap%d\"}", mib % 3);
@@ -241,7 +245,7 @@ int main(int argc, char **argv)
                 const char *what = o == OP_RENAME ? "PATCH-name" : o == OP_RESIZE ? "PATCH-size"
                                    : o == OP_LIST ? "GET-list" : o == OP_POOL ? "GET-pool"
                                    : o == OP_SNAP ? "POST-snap" : o == OP_UNSNAP ? "DELETE-snap"
-                                   : ops[o].method;
+                                   : o == OP_CLONE ? "POST-clone" : ops[o].method;
                 printf("%lu %s %d\n", counts[o][s], what, s);
                 total += counts[o][s];
             }

@@ -1722,3 +1722,258 @@ Test(snapshot, rename_and_recursive_delete, .timeout = 60)
     free(r);
     rmpool();
 }
+
+/* ---- clones ------------------------------------------------------------------------------ */
+
+#define CL_VOLS 6
+#define CL_SNAPS 3
+
+struct cl_vol {
+    bool used;
+    char name[16];
+    struct vv_vol *h;
+    uint64_t id;
+    int origin;          /* index of the origin volume, -1: none */
+    uint64_t origin_sid; /* its snapshot's id */
+    int depth;           /* origins above it */
+    uint32_t live[SN_BLOCKS];
+    int nsnaps;
+    char sname[CL_SNAPS][16];
+    uint64_t sid[CL_SNAPS];
+    uint32_t snap[CL_SNAPS][SN_BLOCKS];
+};
+
+static void cl_verify(struct vv_pool *p, struct cl_vol *cv)
+{
+    for (int i = 0; i < CL_VOLS; i++) {
+        struct cl_vol *c = &cv[i];
+        if (!c->used)
+            continue;
+        char what[64];
+        snprintf(what, sizeof(what), "volume %s", c->name);
+        sn_verify(c->h, c->live, what);
+        for (int s = 0; s < c->nsnaps; s++) {
+            struct vv_vol *h;
+            cr_assert_eq(vv_snap_open(p, c->id, c->sid[s], &h), 0, "open %s@%s", c->name,
+                         c->sname[s]);
+            snprintf(what, sizeof(what), "snapshot %s@%s", c->name, c->sname[s]);
+            sn_verify(h, c->snap[s], what);
+            vv_vol_close(h);
+        }
+    }
+}
+
+/* a clone of one of C's snapshots (index), or -1 */
+static int cl_clone_of(const struct cl_vol *cv, int i, int s)
+{
+    for (int j = 0; j < CL_VOLS; j++)
+        if (cv[j].used && cv[j].origin == i && (s < 0 || cv[j].origin_sid == cv[i].sid[s]))
+            return j;
+    return -1;
+}
+
+static void cl_reopen(struct vv_pool **p, struct cl_vol *cv)
+{
+    for (int i = 0; i < CL_VOLS; i++)
+        if (cv[i].used)
+            vv_vol_close(cv[i].h);
+    cr_assert_eq(vv_pool_close(*p), 0);
+    fsck_clean();
+    *p = openpool();
+    for (int i = 0; i < CL_VOLS; i++)
+        if (cv[i].used)
+            cv[i].h = openvol(*p, cv[i].name);
+}
+
+/*
+ * Clones against a model: a tree of volumes (clones of snapshots of clones ...) takes
+ * writes, partial writes, discards, snapshots, restores, shrink-and-grow and deletes in a
+ * random mix; every volume and snapshot reads back as the model says, after reopens too.
+ * Clone-pinned snapshots and their volumes refuse deletion.  fsck is clean throughout, and
+ * once everything but the first volume is gone the pool holds exactly its data.
+ */
+Test(clone, model_of_clones_of_snapshots, .timeout = 240)
+{
+    mkpool(128 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct cl_vol *cv = calloc(CL_VOLS, sizeof(*cv));
+    cv[0] = (struct cl_vol){.used = true, .name = "root", .origin = -1};
+    cv[0].h = mkvol(p, "root", SN_BLOCKS * 4096);
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "root", &vi, NULL), 0);
+    cv[0].id = vi.id;
+    unsigned seed = 777;
+    uint32_t tag = 0;
+    uint8_t *buf = malloc(8 * 4096);
+    int made = 0, clones = 0, pinned = 0, depth = 0;
+    struct vv_err e = {0};
+    for (int round = 0; round < 900; round++) {
+        if (round % 300 == 150) {
+            cl_verify(p, cv);
+            cl_reopen(&p, cv);
+            cl_verify(p, cv);
+        }
+        int i;
+        do
+            i = rand_r(&seed) % CL_VOLS;
+        while (!cv[i].used);
+        struct cl_vol *c = &cv[i];
+        unsigned op = (unsigned)rand_r(&seed) % 20;
+        uint64_t b0 = (uint64_t)rand_r(&seed) % SN_BLOCKS;
+        uint64_t n = 1 + (uint64_t)rand_r(&seed) % 8;
+        if (b0 + n > SN_BLOCKS)
+            n = SN_BLOCKS - b0;
+        if (op < 7) {
+            tag++;
+            for (uint64_t k = 0; k < n; k++) {
+                sn_block(buf + k * 4096, b0 + k, tag);
+                c->live[b0 + k] = tag;
+            }
+            cr_assert_eq(vv_vol_write(c->h, buf, n * 4096, b0 * 4096), 0);
+        } else if (op == 7) {
+            /* a partial write: the rest of the block comes from wherever it is (an origin) */
+            uint8_t old[4096];
+            sn_block(old, b0, c->live[b0]);
+            tag++;
+            sn_block(buf, b0, tag);
+            memcpy(buf + 100, old + 100, 3000); /* only [0,100) and [3100,4096) are new */
+            cr_assert_eq(vv_vol_write(c->h, buf, 100, b0 * 4096), 0);
+            cr_assert_eq(vv_vol_write(c->h, buf + 3100, 996, b0 * 4096 + 3100), 0);
+            uint8_t got[4096];
+            cr_assert_eq(vv_vol_read(c->h, got, 4096, b0 * 4096), 0);
+            cr_assert(memcmp(got, buf, 4096) == 0, "partial writes to %s block %llu", c->name,
+                      (unsigned long long)b0);
+            /* the model has whole-block tags: make the block whole again */
+            sn_block(buf, b0, tag);
+            cr_assert_eq(vv_vol_write(c->h, buf, 4096, b0 * 4096), 0);
+            c->live[b0] = tag;
+        } else if (op < 10) {
+            cr_assert_eq(vv_vol_discard(c->h, b0 * 4096, n * 4096), 0);
+            for (uint64_t k = 0; k < n; k++)
+                c->live[b0 + k] = 0;
+        } else if (op == 10) {
+            cr_assert_eq(vv_vol_flush(c->h), 0);
+        } else if (op < 13 && c->nsnaps < CL_SNAPS) {
+            struct vv_snapshot_info si;
+            int s = c->nsnaps++;
+            snprintf(c->sname[s], sizeof(c->sname[s]), "s%d", made++);
+            cr_assert_eq(vv_snapshot_create(p, c->name, c->sname[s], &si, &e), 0, "%s", e.msg);
+            c->sid[s] = si.id;
+            memcpy(c->snap[s], c->live, sizeof(c->live));
+        } else if (op == 13 && c->nsnaps > 0) {
+            int s = rand_r(&seed) % c->nsnaps;
+            int j = cl_clone_of(cv, i, s);
+            int rc = vv_snapshot_delete(p, c->name, c->sname[s], &e);
+            if (j >= 0) {
+                cr_assert_eq(rc, EBUSY, "a snapshot with a clone is deleted");
+                cr_assert(strstr(e.msg, cv[j].name), "the refusal names the clone: %s", e.msg);
+                pinned++;
+                continue;
+            }
+            cr_assert_eq(rc, 0, "delete %s@%s: %s", c->name, c->sname[s], e.msg);
+            for (int k = s; k + 1 < c->nsnaps; k++) {
+                memcpy(c->snap[k], c->snap[k + 1], sizeof(c->snap[k]));
+                memcpy(c->sname[k], c->sname[k + 1], sizeof(c->sname[k]));
+                c->sid[k] = c->sid[k + 1];
+            }
+            c->nsnaps--;
+        } else if (op < 16 && c->nsnaps > 0) {
+            int j;
+            for (j = 0; j < CL_VOLS && cv[j].used; j++)
+                ;
+            if (j == CL_VOLS)
+                continue;
+            int s = rand_r(&seed) % c->nsnaps;
+            struct cl_vol *d = &cv[j];
+            memset(d, 0, sizeof(*d));
+            snprintf(d->name, sizeof(d->name), "c%d", clones++);
+            cr_assert_eq(vv_clone_create(p, c->name, c->sname[s], c->name, NULL, &e), EEXIST);
+            cr_assert_eq(vv_clone_create(p, c->name, "nope", d->name, NULL, &e), ENOENT);
+            cr_assert_eq(vv_clone_create(p, c->name, c->sname[s], d->name, &vi, &e), 0, "%s",
+                         e.msg);
+            cr_assert(vi.clone && vi.origin_volume_id == c->id &&
+                      vi.origin_snapshot_id == c->sid[s]);
+            cr_assert_str_eq(vi.origin_snapshot, c->sname[s]);
+            cr_assert_eq(vi.used, 0, "a new clone holds nothing of its own");
+            d->used = true;
+            d->id = vi.id;
+            d->origin = i;
+            d->origin_sid = c->sid[s];
+            d->depth = c->depth + 1;
+            depth = d->depth > depth ? d->depth : depth;
+            memcpy(d->live, c->snap[s], sizeof(d->live));
+            d->h = openvol(p, d->name);
+        } else if (op == 16 && c->nsnaps > 0) {
+            int s = rand_r(&seed) % c->nsnaps;
+            vv_vol_close(c->h);
+            cr_assert_eq(vv_snapshot_restore(p, c->name, c->sname[s], &e), 0, "%s", e.msg);
+            memcpy(c->live, c->snap[s], sizeof(c->live));
+            c->h = openvol(p, c->name);
+        } else if (op == 17 && c->nsnaps == 0) {
+            /* shrink and grow back: what was cut off reads as zeros, not as the origin */
+            uint64_t keep = b0;
+            vv_vol_close(c->h);
+            cr_assert_eq(vv_volume_resize(p, c->name, keep ? keep * 4096 : 4096, &e), 0, "%s",
+                         e.msg);
+            cr_assert_eq(vv_volume_resize(p, c->name, SN_BLOCKS * 4096, &e), 0, "%s", e.msg);
+            for (uint64_t k = keep ? keep : 1; k < SN_BLOCKS; k++)
+                c->live[k] = 0;
+            c->h = openvol(p, c->name);
+        } else if (op == 18 && i != 0) {
+            int j = cl_clone_of(cv, i, -1);
+            vv_vol_close(c->h);
+            int rc = vv_volume_delete_recursive(p, c->name, &e);
+            if (j >= 0) {
+                cr_assert_eq(rc, EBUSY, "a volume whose snapshot has a clone is deleted");
+                cr_assert(strstr(e.msg, cv[j].name), "the refusal names the clone: %s", e.msg);
+                c->h = openvol(p, c->name);
+                pinned++;
+                continue;
+            }
+            cr_assert_eq(rc, 0, "delete %s: %s", c->name, e.msg);
+            c->used = false;
+        } else {
+            cl_verify(p, cv);
+        }
+    }
+    cr_assert_gt(clones, 5, "only %d clones were made", clones);
+    cr_assert_gt(pinned, 2, "only %d refusals of pinned snapshots were tried", pinned);
+    cr_assert_geq(depth, 3, "no clone of a clone of a clone was made (deepest: %d)", depth);
+    cl_verify(p, cv);
+    cl_reopen(&p, cv);
+    cl_verify(p, cv);
+    /* take the tree down, leaves first; then only the first volume's data is left */
+    for (bool any = true; any;) {
+        any = false;
+        for (int i = CL_VOLS - 1; i > 0; i--) {
+            if (!cv[i].used || cl_clone_of(cv, i, -1) >= 0)
+                continue;
+            vv_vol_close(cv[i].h);
+            cr_assert_eq(vv_volume_delete_recursive(p, cv[i].name, &e), 0, "%s", e.msg);
+            cv[i].used = false;
+            any = true;
+        }
+    }
+    while (cv[0].nsnaps) {
+        cr_assert_eq(vv_snapshot_delete(p, "root", cv[0].sname[0], &e), 0, "%s", e.msg);
+        memmove(cv[0].sname, cv[0].sname + 1, sizeof(cv[0].sname[0]) * (CL_SNAPS - 1));
+        memmove(cv[0].snap, cv[0].snap + 1, sizeof(cv[0].snap[0]) * (CL_SNAPS - 1));
+        cv[0].nsnaps--;
+    }
+    sn_verify(cv[0].h, cv[0].live, "the first volume at the end");
+    cr_assert_eq(vv_vol_flush(cv[0].h), 0);
+    uint64_t live_blocks = 0, freeing;
+    for (int k = 0; k < SN_BLOCKS; k++)
+        live_blocks += cv[0].live[k] != 0;
+    for (int k = 0; k < 100 && (pool_used(p, &freeing) != live_blocks * 4096 || freeing); k++)
+        usleep(100000);
+    cr_assert_eq(pool_used(p, &freeing), live_blocks * 4096, "the pool holds %llu bytes, the "
+                 "first volume's data is %llu", (unsigned long long)pool_used(p, &freeing),
+                 (unsigned long long)(live_blocks * 4096));
+    vv_vol_close(cv[0].h);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(buf);
+    free(cv);
+    rmpool();
+}

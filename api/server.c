@@ -87,7 +87,8 @@ struct reply {
 /* What a handler gets. */
 struct call {
     struct vv_api *api;
-    const char *name; /* decoded, checked volume name from the path; NULL if the route has none */
+    const char *name; /* decoded, checked volume (or group) name from the path; NULL if the
+                       * route has none */
     const char *snap; /* decoded, checked snapshot name from the path, or NULL */
     json_t *body;     /* parsed JSON object for routes that take a body, else NULL */
     bool flag;        /* the route's query parameter (route.param) was given as true */
@@ -185,6 +186,11 @@ static json_t *volume_json(const struct vv_volume_info *v)
                                  "volume_id", (json_int_t)v->origin_volume_id,
                                  "snapshot", v->origin_snapshot,
                                  "snapshot_id", (json_int_t)v->origin_snapshot_id);
+    json_t *group = v->group[0] ? json_string(v->group) : json_null();
+    if (o && (!group || json_object_set_new(o, "group", group) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && (!origin || json_object_set_new(o, "origin", origin) != 0)) {
         json_decref(o);
         o = NULL;
@@ -625,6 +631,180 @@ static void h_snap_clone(struct call *c, struct reply *r)
     snprintf(r->location, sizeof(r->location), "/v1/volumes/%s", info.name);
 }
 
+/* ---- groups -------------------------------------------------------------------------------- */
+
+static json_t *names_json(char (*a)[65], size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, json_string(a[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    return arr;
+}
+
+static json_t *group_json(const struct vv_group_info *g)
+{
+    return json_pack("{s:I, s:s, s:I, s:o*, s:o*}", "id", (json_int_t)g->id, "name", g->name,
+                     "created", (json_int_t)g->created, "volumes",
+                     names_json(g->volumes, g->nvolumes), "snapshots",
+                     names_json(g->snapshots, g->nsnapshots));
+}
+
+static void reply_group(struct call *c, struct reply *r, unsigned status, const char *name)
+{
+    struct vv_group_info g;
+    struct vv_err e = {0};
+    int rc = vv_group_get(c->api->pool, name, &g, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, status, group_json(&g));
+    vv_group_info_free(&g);
+}
+
+/* FIELD of the body: absent (*N = 0), or an array of volume names (at most MAX) */
+static int get_names(const json_t *body, const char *field, const char **out, size_t max,
+                     size_t *n, struct reply *r)
+{
+    const json_t *a = json_object_get(body, field);
+    *n = 0;
+    if (!a)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) > max) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "\"%s\" must be an array of at most %zu volume names", field, max);
+        return EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (get_name(json_array_get(a, i), &out[i], r))
+            return EINVAL;
+    *n = json_array_size(a);
+    return 0;
+}
+
+#define API_MEMBERS_MAX 256
+
+static void h_group_list(struct call *c, struct reply *r)
+{
+    struct vv_group_info *a = NULL;
+    size_t n = 0;
+    int rc = vv_group_list(c->api->pool, &a, &n);
+    if (rc) {
+        reply_errno(r, rc, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (arr && json_array_append_new(arr, group_json(&a[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+        vv_group_info_free(&a[i]);
+    }
+    free(a);
+    reply_json(r, MHD_HTTP_OK, arr ? json_pack("{s:o}", "groups", arr) : NULL);
+}
+
+static void h_group_create(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", "volumes", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const char *name = NULL, *vols[API_MEMBERS_MAX];
+    size_t n;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"name\", e.g. {\"name\":\"app\",\"volumes\":[\"db\",\"logs\"]}");
+        return;
+    }
+    if (!json_is_string(jname) || strlen(json_string_value(jname)) != json_string_length(jname)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"name\" must be a string");
+        return;
+    }
+    name = json_string_value(jname); /* (checked by vv_group_create: "invalid group name") */
+    if (get_names(c->body, "volumes", vols, API_MEMBERS_MAX, &n, r))
+        return;
+    struct vv_err e = {0};
+    int rc = vv_group_create(c->api->pool, name, vols, n, &e);
+    if (rc) {
+        reply_errno(r, rc, &e);
+        return;
+    }
+    reply_group(c, r, MHD_HTTP_CREATED, name);
+    snprintf(r->location, sizeof(r->location), "/v1/groups/%s", name);
+}
+
+static void h_group_get(struct call *c, struct reply *r)
+{
+    reply_group(c, r, MHD_HTTP_OK, c->name);
+}
+
+static void h_group_patch(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"add", "remove", NULL};
+    const char *add[API_MEMBERS_MAX], *rem[API_MEMBERS_MAX];
+    size_t nadd, nrem;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!json_object_get(c->body, "add") && !json_object_get(c->body, "remove")) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"add\" and/or \"remove\" (arrays of volume names)");
+        return;
+    }
+    if (get_names(c->body, "add", add, API_MEMBERS_MAX, &nadd, r) ||
+        get_names(c->body, "remove", rem, API_MEMBERS_MAX, &nrem, r))
+        return;
+    struct vv_err e = {0};
+    int rc = vv_group_change(c->api->pool, c->name, add, nadd, rem, nrem, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_group(c, r, MHD_HTTP_OK, c->name);
+}
+
+static void h_group_delete(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_group_delete(c->api->pool, c->name, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static void h_group_snapshot(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname || !json_is_string(jname)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"name\" (of the snapshots), a string");
+        return;
+    }
+    struct vv_err e = {0};
+    int rc = vv_group_snapshot(c->api->pool, c->name, json_string_value(jname), &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_group(c, r, MHD_HTTP_CREATED, c->name);
+}
+
+static void h_group_restore(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_group_restore(c->api->pool, c->name, c->snap, &e);
+    if (rc)
+        reply_errno(r, rc, &e);
+    else
+        reply_group(c, r, MHD_HTTP_OK, c->name);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 struct route {
@@ -655,6 +835,14 @@ static const struct route routes[] = {
      h_snap_restore, NULL},
     {"/v1/volumes/*/snapshots/*/clone", true, MHD_HTTP_METHOD_POST, true, true, h_snap_clone,
      NULL},
+    {"/v1/groups", false, MHD_HTTP_METHOD_GET, false, false, h_group_list, NULL},
+    {"/v1/groups", false, MHD_HTTP_METHOD_POST, true, true, h_group_create, NULL},
+    {"/v1/groups/*", true, MHD_HTTP_METHOD_GET, false, false, h_group_get, NULL},
+    {"/v1/groups/*", true, "PATCH", true, true, h_group_patch, NULL},
+    {"/v1/groups/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_group_delete, NULL},
+    {"/v1/groups/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_group_snapshot, NULL},
+    {"/v1/groups/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
+     h_group_restore, NULL},
 };
 
 #define ROUTE_SEGS 2 /* names a path can hold */
@@ -792,6 +980,7 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
     if (rt->named) {
         route_matches(rt, url, seg);
         int nseg = strstr(rt->path, "/snapshots/*") ? 2 : 1;
+        const char *kind0 = strncmp(rt->path, "/v1/groups/", 11) == 0 ? "group" : "volume";
         for (int i = 0; i < nseg; i++) {
             const char *why = NULL;
             if (pct_decode(seg[i], name[i], sizeof(name[i])) != 0)
@@ -800,7 +989,7 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
                 why = vv_name_check(name[i]);
             if (why) {
                 reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
-                            "invalid %s name \"%s\" in URL: %s", i ? "snapshot" : "volume",
+                            "invalid %s name \"%s\" in URL: %s", i ? "snapshot" : kind0,
                             sanitize(seg[i], clean, sizeof(clean)), why);
                 return;
             }

@@ -90,6 +90,14 @@ int cmd_volume_show(struct cli *c);
 int cmd_volume_resize(struct cli *c);
 int cmd_volume_rename(struct cli *c);
 int cmd_volume_delete(struct cli *c);
+int cmd_group_create(struct cli *c);
+int cmd_group_add(struct cli *c);
+int cmd_group_remove(struct cli *c);
+int cmd_group_show(struct cli *c);
+int cmd_group_list(struct cli *c);
+int cmd_group_delete(struct cli *c);
+int cmd_group_snapshot(struct cli *c);
+int cmd_group_restore(struct cli *c);
 int cmd_clone_create(struct cli *c);
 int cmd_clone_list(struct cli *c);
 /* "volume@snapshot" of a volume's origin, or "-" */

@@ -128,6 +128,8 @@ int cmd_volume_show(struct cli *c)
     printf("open_count:  %llu\n", (unsigned long long)cli_jnum(v, "open_count"));
     char origin[140];
     printf("origin:      %s\n", cli_origin(v, origin, sizeof(origin)));
+    const char *g = json_string_value(json_object_get(v, "group"));
+    printf("group:       %s\n", g ? g : "-");
     json_decref(v);
     return CLI_OK;
 }

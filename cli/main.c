@@ -94,6 +94,22 @@ static const struct cli_cmd commands[] = {
      cmd_clone_create},
     {"clone", "list", "[VOLUME]", "list the clones (of one volume's snapshots)", 0, 1, 0, true,
      cmd_clone_list},
+    {"group", "create", "NAME [VOLUME...]",
+     "make a consistency group: volumes snapshotted together", 1, 257, 0, true,
+     cmd_group_create},
+    {"group", "add", "NAME VOLUME...", "add volumes to a group", 2, 257, 0, true, cmd_group_add},
+    {"group", "remove", "NAME VOLUME...", "take volumes out of a group", 2, 257, 0, true,
+     cmd_group_remove},
+    {"group", "list", "", "list the groups", 0, 0, 0, true, cmd_group_list},
+    {"group", "show", "NAME", "show a group, its volumes and its snapshots", 1, 1, 0, true,
+     cmd_group_show},
+    {"group", "delete", "NAME", "delete a group (its volumes and snapshots stay)", 1, 1, 0, true,
+     cmd_group_delete},
+    {"group", "snapshot", "NAME SNAPSHOT",
+     "snapshot every volume of the group at one point in time", 2, 2, 0, true,
+     cmd_group_snapshot},
+    {"group", "restore", "NAME SNAPSHOT", "restore every volume of the group from its snapshot",
+     2, 2, 0, true, cmd_group_restore},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

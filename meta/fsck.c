@@ -175,6 +175,9 @@ static int check_volumes(struct fsck *f)
         }
         if (r.flags & VOL_F_CLONE)
             check_origin(f, p, v, &r);
+        if (r.group_id && !group_find_id(p, r.group_id))
+            problem(f, "volume '%s' is in group %llu, which does not exist", v->name,
+                    (unsigned long long)r.group_id);
         if (r.size == 0 || r.size % 4096)
             problem(f, "volume '%s' has a bad size %llu", v->name, (unsigned long long)r.size);
         if (v->id >= p->next_vol_id)

@@ -2,8 +2,9 @@
  * meta/meta_i.h — private to meta/: the pool's in-memory state and on-disk encodings.
  *
  * Lock order (outer to inner; never take an outer lock while holding an inner one):
- *     volume.op_mu  >  commit_mu  >  vol_mu  >  stripe.mu  >  txg_mu  >  alloc_mu
- * (one op_mu at a time: an operation claims one volume, see vol_claim)
+ *     group_mu  >  volume.op_mu  >  commit_mu  >  vol_mu  >  stripe.mu  >  txg_mu  >  alloc_mu
+ * (an operation claims one volume, see vol_claim; only a group operation, holding group_mu,
+ * claims several, in ascending id order)
  * reuse_lock is taken (shared) by readers around lookup+pread and (exclusive, empty section)
  * by the committer as a barrier; nothing else is taken inside its exclusive section.
  * No data-file I/O and no LMDB commit happens under stripe.mu, txg_mu or alloc_mu.
@@ -60,6 +61,7 @@ struct vol_rec {
     uint64_t origin_gen;    /* the snapshot's gen */
     uint64_t origin_blocks; /* blocks below it come from the origin (its size then, lowered
                              * by a shrink of the clone) */
+    uint64_t group_id;      /* the consistency group it is in, 0: none */
 };
 #define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
 #define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
@@ -101,6 +103,8 @@ struct vv_volume {
     bool clone;
     uint64_t origin_vol, origin_snap, origin_gen;
     uint64_t origin_blocks; /* as in the record; commit_mu (then copied into the limits) */
+    uint64_t group_id;      /* 0: in no group; read under vol_mu or group_mu, changed with
+                             * group_mu, commit_mu and vol_mu held (group.c) */
     struct xlayer *origins;
     unsigned norigins;
 };
@@ -125,6 +129,21 @@ struct snap_rec {
     char name[72];
 };
 #define SNAP_F_DELETING 1u /* being deleted: its blocks are being freed (snap.c) */
+
+/* groups: key group id u64 big-endian; value struct group_rec (grows at the end) */
+#define GROUP_REC_VERSION 1
+struct group_rec {
+    uint32_t version;
+    uint32_t flags;
+    uint64_t created;
+    char name[72];
+};
+
+struct vgroup {
+    uint64_t id;
+    uint64_t created;
+    char name[VV_NAME_MAX + 1];
+};
 
 /*
  * What an uncommitted txg wrote into one chunk of a volume: for each block in MASK an entry
@@ -178,7 +197,7 @@ struct vv_pool {
     uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
     unsigned chunk_shift;
     MDB_env *env;
-    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap, db_snapshots;
+    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap, db_snapshots, db_groups;
     struct xmap xmap;
     uint32_t upgraded_from;    /* format this open upgraded the pool from, or 0 */
 
@@ -193,6 +212,12 @@ struct vv_pool {
     size_t nvols, vols_cap;  /* vol_mu */
     uint64_t next_vol_id;    /* commit_mu */
     uint64_t next_snap_id;   /* commit_mu */
+    /* consistency groups (group.c): every group operation holds group_mu, the outermost
+     * lock; the table is read under vol_mu and changed with commit_mu and vol_mu held */
+    pthread_mutex_t group_mu;
+    struct vgroup *groups;
+    size_t ngroups;
+    uint64_t next_group_id;  /* commit_mu */
     struct snap_pending {    /* snapshot deletes a crash interrupted (snap_load, snap_resume) */
         uint64_t vol;
         struct vsnap s;
@@ -373,10 +398,24 @@ int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *ou
 int snap_load(struct vv_pool *p, MDB_txn *txn);
 int snap_resume(struct vv_pool *p); /* at open, before the committer starts */
 int snap_open_count(struct vv_pool *p, struct vv_volume *v); /* open handles on its snapshots */
+/* snapshot NAME of each of the N claimed VOLS, all of one gen, in one txn (OUT: N infos, or
+ * NULL).  EEXIST when one of them has a snapshot of that name. */
+int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t n,
+                        const char *name, struct vv_snapshot_info *out, struct vv_err *e);
+/* restore claimed V from its snapshot NAME; V made busy first with snap_refuse_opens (EBUSY
+ * while it is open), and snap_allow_opens after */
+int snap_refuse_opens(struct vv_pool *p, struct vv_volume *v, struct vv_err *e);
+void snap_allow_opens(struct vv_pool *p, struct vv_volume *v);
+int snap_restore_busy(struct vv_pool *p, struct vv_volume *v, const char *name,
+                      struct vv_err *e);
 /* a clone of one of V's snapshots (*SNAP: its name), or NULL (vol_mu) */
 struct vv_volume *snap_clone_of_any(struct vv_pool *p, struct vv_volume *v, const char **snap);
 /* in TXN (commit_mu held, V claimed and busy): drop every snapshot record of V */
 int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v);
+
+/* group.c: groups (loaded at open, after the volumes) */
+int group_load(struct vv_pool *p, MDB_txn *txn);
+const struct vgroup *group_find_id(const struct vv_pool *p, uint64_t id); /* vol_mu */
 
 /* reap.c: freeing deleted volumes and shrunk tails, in bounded txns, resumed at open */
 int reap_start(struct vv_pool *p);

@@ -35,9 +35,9 @@
 static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"config", "volumes", "volnames", "spacemap",
-                                        "snapshots"};
+                                        "snapshots", "groups"};
     MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames, &p->db_spacemap,
-                       &p->db_snapshots};
+                       &p->db_snapshots, &p->db_groups};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
         if (rc)
@@ -94,6 +94,7 @@ static struct vv_pool *pool_alloc(const char *dir)
     pthread_mutex_init(&p->alloc_mu, NULL);
     pthread_mutex_init(&p->txg_mu, NULL);
     pthread_mutex_init(&p->commit_mu, NULL);
+    pthread_mutex_init(&p->group_mu, NULL);
     pthread_mutex_init(&p->rtxn_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -134,6 +135,7 @@ static void pool_free(struct vv_pool *p)
     for (size_t i = 0; i < p->ndying; i++)
         vol_put(p->dying[i]);
     free(p->snap_pend);
+    free(p->groups);
     free(p->dying);
     alloc_fini(p);
     for (int i = 0; i < NSTRIPES; i++) {
@@ -148,6 +150,7 @@ static void pool_free(struct vv_pool *p)
     pthread_mutex_destroy(&p->alloc_mu);
     pthread_mutex_destroy(&p->txg_mu);
     pthread_mutex_destroy(&p->commit_mu);
+    pthread_mutex_destroy(&p->group_mu);
     pthread_mutex_destroy(&p->rtxn_mu);
     pthread_cond_destroy(&p->txg_quiesced);
     pthread_cond_destroy(&p->txg_committed);
@@ -445,6 +448,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     if (!err)
         err = snap_load(p, txn);
     if (!err)
+        err = group_load(p, txn);
+    if (!err)
         err = alloc_init(p, txn);
     /* commit, not abort: the DB handles opened in this txn must stay open */
     if (!err)
@@ -592,6 +597,8 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
         o->modified_ns = v->created * 1000000000ULL;
     o->create_gen = v->create_gen;
     o->open_count = v->open_count;
+    const struct vgroup *g = v->group_id ? group_find_id(p, v->group_id) : NULL;
+    snprintf(o->group, sizeof(o->group), "%s", g ? g->name : "");
     o->clone = v->clone;
     if (v->clone) {
         /* (vol_mu held: the origin and its snapshot exist as long as the clone does) */

@@ -120,6 +120,7 @@ struct vv_volume_info {
     bool clone;
     uint64_t origin_volume_id, origin_snapshot_id;
     char origin_volume[65], origin_snapshot[65];
+    char group[65];        /* the consistency group it is in, "" if none */
 };
 
 /*
@@ -225,6 +226,48 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volume, const char *name,
  */
 int vv_clone_create(struct vv_pool *p, const char *volume, const char *snapshot,
                     const char *name, struct vv_volume_info *out, struct vv_err *e);
+
+/* ---- consistency groups ------------------------------------------------------------------ */
+
+/*
+ * A group is a named set of volumes (a volume is in at most one) whose snapshots are taken
+ * together: one snapshot of each member, all of one gen, committed in one txn, so that the
+ * set is crash-consistent as a whole.  Group names are checked like volume names.
+ *   create:   with the members VOLS (may be none).  EEXIST (the name), ENOENT (a volume),
+ *             EBUSY (a volume is in another group), EINVAL (a name; a volume named twice).
+ *   change:   add the volumes ADD and remove REMOVE, in one txn; ENOENT, EBUSY as create,
+ *             EINVAL (to remove a volume that is not a member, or to add one that is).
+ *   delete:   the set goes, the volumes and their snapshots stay.  ENOENT.
+ *   snapshot: snapshot NAME of every member.  EINVAL for an empty group, EEXIST when a
+ *             member already has a snapshot NAME (nothing is taken then).
+ *   restore:  every member reads as its snapshot NAME again (see vv_snapshot_restore); NAME
+ *             must be a group snapshot: every member has it, all of one gen (EINVAL), and no
+ *             member may be open (EBUSY).  Not atomic across members: after a crash, rerun.
+ * A deleted volume leaves its group.  Every refusal changes nothing.
+ */
+struct vv_group_info {
+    uint64_t id;
+    char name[65];
+    uint64_t created;    /* unix seconds */
+    size_t nvolumes;
+    char (*volumes)[65]; /* members, by name (sorted); free() it */
+    size_t nsnapshots;
+    char (*snapshots)[65]; /* group snapshots: names every member has, of one gen, oldest
+                            * first; free() it */
+};
+int vv_group_create(struct vv_pool *p, const char *name, const char *const *vols, size_t n,
+                    struct vv_err *e);
+int vv_group_change(struct vv_pool *p, const char *name, const char *const *add, size_t nadd,
+                    const char *const *remove, size_t nremove, struct vv_err *e);
+int vv_group_delete(struct vv_pool *p, const char *name, struct vv_err *e);
+int vv_group_get(struct vv_pool *p, const char *name, struct vv_group_info *out,
+                 struct vv_err *e);
+void vv_group_info_free(struct vv_group_info *g);
+/* every group, by name; free each with vv_group_info_free, then the array */
+int vv_group_list(struct vv_pool *p, struct vv_group_info **out, size_t *n);
+int vv_group_snapshot(struct vv_pool *p, const char *name, const char *snap,
+                      struct vv_err *e);
+int vv_group_restore(struct vv_pool *p, const char *name, const char *snap, struct vv_err *e);
 
 /*
  * Open snapshot SNAP_ID of volume VOL_ID for reading (vv_vol_read, vv_vol_seek, vv_vol_size

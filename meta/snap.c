@@ -313,6 +313,81 @@ static void snap_info(const struct vv_volume *v, const struct vsnap *s,
     o->open_count = s->open_count;
 }
 
+int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t n,
+                        const char *name, struct vv_snapshot_info *out, struct vv_err *e)
+{
+    int err = 0;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    for (size_t i = 0; i < n && !err; i++)
+        if (snap_find(vols[i], name))
+            err = vv_err_set(e, EEXIST, "volume '%s' already has a snapshot '%s'", vols[i]->name,
+                             name);
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (err)
+        return err;
+    /* every write that returned before this call is in a committed txg after this */
+    if ((err = txg_sync(p)))
+        return vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
+    /* one txn, one gen for all: what a txg commits is in every snapshot or in none */
+    pthread_mutex_lock(&p->commit_mu);
+    struct vsnap s = {.created = (uint64_t)time(NULL)};
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    pthread_mutex_lock(&p->txg_mu);
+    s.gen = p->committed_txg;
+    pthread_mutex_unlock(&p->txg_mu);
+    MDB_txn *txn = NULL;
+    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    for (size_t i = 0; i < n && !err; i++) {
+        struct vv_volume tmp = *vols[i];
+        if (s.gen > tmp.snap_gen)
+            tmp.snap_gen = s.gen;
+        s.id = p->next_snap_id + i;
+        s.size = atomic_load(&vols[i]->size);
+        err = snap_put_rec(p, txn, vols[i]->id, &s, 0);
+        if (!err)
+            err = vol_write_rec(p, txn, &tmp);
+        if (!err) {
+            /* room first: after the commit nothing may fail */
+            pthread_rwlock_wrlock(&p->vol_mu);
+            err = snap_room(vols[i]);
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+    }
+    if (!err)
+        err = kv_put_u64(txn, p->db_config, "next_snapshot_id", p->next_snap_id + n);
+    if (!err)
+        err = kv_err(mdb_txn_commit(txn));
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (!err) {
+        pthread_rwlock_wrlock(&p->vol_mu);
+        for (size_t i = 0; i < n; i++) {
+            struct vv_volume *v = vols[i];
+            s.id = p->next_snap_id + i;
+            s.size = atomic_load(&v->size);
+            snap_push(v, &s); /* cannot fail: room was made */
+            if (s.gen > v->snap_gen)
+                v->snap_gen = s.gen;
+            if (out)
+                snap_info(v, &v->snaps[v->nsnaps - 1], &out[i]);
+        }
+        pthread_rwlock_unlock(&p->vol_mu);
+        p->next_snap_id += n;
+    }
+    pthread_mutex_unlock(&p->commit_mu);
+    if (err) {
+        vv_err(VV_SS_META, "snapshot '%s' of %s '%s' failed: %s", name,
+               n == 1 ? "volume" : "the group of", vols[0]->name, strerror(err));
+        vv_err_set(e, err, "cannot create snapshot '%s' of %s '%s': %s", name,
+                   n == 1 ? "volume" : "the group of volume", vols[0]->name, strerror(err));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            vv_info(VV_SS_META, "created snapshot '%s' of volume '%s' (gen %llu)", name,
+                    vols[i]->name, (unsigned long long)s.gen);
+    }
+    return err;
+}
+
 int vv_snapshot_create(struct vv_pool *p, const char *volname, const char *name,
                        struct vv_snapshot_info *out, struct vv_err *e)
 {
@@ -320,67 +395,7 @@ int vv_snapshot_create(struct vv_pool *p, const char *volname, const char *name,
     int err = snap_op_begin(p, volname, name, &v, e);
     if (err)
         return err;
-    pthread_rwlock_rdlock(&p->vol_mu);
-    bool taken = snap_find(v, name) != NULL;
-    pthread_rwlock_unlock(&p->vol_mu);
-    if (taken) {
-        err = vv_err_set(e, EEXIST, "volume '%s' already has a snapshot '%s'", volname, name);
-        goto out;
-    }
-    /* every write that returned before this call is in a committed txg after this */
-    if ((err = txg_sync(p))) {
-        vv_err_set(e, err, "cannot commit pending writes: %s", strerror(err));
-        goto out;
-    }
-    pthread_mutex_lock(&p->commit_mu);
-    struct vsnap s = {.id = p->next_snap_id, .created = (uint64_t)time(NULL),
-                      .size = atomic_load(&v->size)};
-    snprintf(s.name, sizeof(s.name), "%s", name);
-    pthread_mutex_lock(&p->txg_mu);
-    s.gen = p->committed_txg;
-    pthread_mutex_unlock(&p->txg_mu);
-    MDB_txn *txn = NULL;
-    err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err) {
-        struct vv_volume tmp = *v;
-        if (s.gen > tmp.snap_gen)
-            tmp.snap_gen = s.gen;
-        err = snap_put_rec(p, txn, v->id, &s, 0);
-        if (!err)
-            err = kv_put_u64(txn, p->db_config, "next_snapshot_id", s.id + 1);
-        if (!err)
-            err = vol_write_rec(p, txn, &tmp);
-        if (!err) {
-            /* room first: after the commit nothing may fail */
-            pthread_rwlock_wrlock(&p->vol_mu);
-            err = snap_room(v);
-            pthread_rwlock_unlock(&p->vol_mu);
-        }
-        if (!err)
-            err = kv_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
-        if (!err) {
-            p->next_snap_id = s.id + 1;
-            pthread_rwlock_wrlock(&p->vol_mu);
-            snap_push(v, &s); /* cannot fail: room was made */
-            v->snap_gen = tmp.snap_gen;
-            if (out)
-                snap_info(v, &v->snaps[v->nsnaps - 1], out);
-            pthread_rwlock_unlock(&p->vol_mu);
-        }
-    }
-    pthread_mutex_unlock(&p->commit_mu);
-    if (err) {
-        vv_err(VV_SS_META, "snapshot '%s' of volume '%s' failed: %s", name, volname,
-               strerror(err));
-        vv_err_set(e, err, "cannot create snapshot '%s' of volume '%s': %s", name, volname,
-                   strerror(err));
-    } else {
-        vv_info(VV_SS_META, "created snapshot '%s' of volume '%s' (gen %llu)", name, volname,
-                (unsigned long long)s.gen);
-    }
-out:
+    err = snap_create_claimed(p, &v, 1, name, out, e);
     vol_unclaim(v);
     return err;
 }
@@ -611,35 +626,23 @@ static int restore_chunk(struct vv_pool *p, struct vv_vol *l, struct vv_vol *sh,
     return err;
 }
 
-int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name,
-                        struct vv_err *e)
+int snap_restore_busy(struct vv_pool *p, struct vv_volume *v, const char *name,
+                      struct vv_err *e)
 {
-    struct vv_volume *v;
-    int err = snap_op_begin(p, volname, name, &v, e);
-    if (err)
-        return err;
-    pthread_rwlock_wrlock(&p->vol_mu);
+    pthread_rwlock_rdlock(&p->vol_mu);
     struct vsnap *f = snap_find(v, name), s = f ? *f : (struct vsnap){0};
-    if (!f)
-        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
-    else if (v->open_count)
-        err = vv_err_set(e, EBUSY, "cannot restore volume '%s': it is open (%u handle%s, e.g. a "
-                         "loop device or a process); detach and unmount it first", volname,
-                         v->open_count, v->open_count == 1 ? "" : "s");
-    else
-        v->busy = true; /* no opens meanwhile */
+    char volname[VV_NAME_MAX + 1];
+    snprintf(volname, sizeof(volname), "%s", v->name);
     pthread_rwlock_unlock(&p->vol_mu);
-    if (err) {
-        vol_unclaim(v);
-        return err;
-    }
+    if (!f)
+        return vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
     struct slot_list chunks = {0};
     uint8_t *buf = NULL;
     size_t cap = (size_t)XMAP_CHUNK_BLOCKS * p->extent_size;
     struct vv_vol live = {.pool = p, .vol = v, .as_of = XMAP_LIVE};
     struct vv_vol sh = {.pool = p, .vol = v, .as_of = s.gen, .snap_id = s.id,
                         .snap_size = s.size};
-    err = txg_sync(p); /* everything written before is in the map, so the births show it */
+    int err = txg_sync(p); /* everything written before is in the map, so the births show it */
     if (!err)
         err = changed_chunks(p, v->id, s.gen, &chunks);
     if (!err && posix_memalign((void **)&buf, 4096, cap))
@@ -651,11 +654,6 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name
     size_t nchunks = chunks.n;
     free(buf);
     slot_list_free(&chunks);
-    pthread_rwlock_wrlock(&p->vol_mu);
-    v->busy = false;
-    pthread_rwlock_unlock(&p->vol_mu);
-    uint64_t id = v->id;
-    vol_unclaim(v);
     if (err) {
         vv_err(VV_SS_META, "restore of volume '%s' from snapshot '%s' failed: %s", volname,
                name, strerror(err));
@@ -666,8 +664,49 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name
     vv_info(VV_SS_META, "restored volume '%s' from snapshot '%s' (%zu chunks changed since)",
             volname, name, nchunks);
     if (p->observer)
-        p->observer(p->observer_ctx, VV_VOL_RESTORED, id, volname, NULL);
+        p->observer(p->observer_ctx, VV_VOL_RESTORED, v->id, volname, NULL);
     return 0;
+}
+
+int snap_refuse_opens(struct vv_pool *p, struct vv_volume *v, struct vv_err *e)
+{
+    int err = 0;
+    pthread_rwlock_wrlock(&p->vol_mu);
+    if (v->open_count)
+        err = vv_err_set(e, EBUSY, "cannot restore volume '%s': it is open (%u handle%s, e.g. a "
+                         "loop device or a process); detach and unmount it first", v->name,
+                         v->open_count, v->open_count == 1 ? "" : "s");
+    else
+        v->busy = true; /* no opens meanwhile */
+    pthread_rwlock_unlock(&p->vol_mu);
+    return err;
+}
+
+void snap_allow_opens(struct vv_pool *p, struct vv_volume *v)
+{
+    pthread_rwlock_wrlock(&p->vol_mu);
+    v->busy = false;
+    pthread_rwlock_unlock(&p->vol_mu);
+}
+
+int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name,
+                        struct vv_err *e)
+{
+    struct vv_volume *v;
+    int err = snap_op_begin(p, volname, name, &v, e);
+    if (err)
+        return err;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    bool found = snap_find(v, name) != NULL;
+    pthread_rwlock_unlock(&p->vol_mu);
+    if (!found)
+        err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    if (!err && !(err = snap_refuse_opens(p, v, e))) {
+        err = snap_restore_busy(p, v, name, e);
+        snap_allow_opens(p, v);
+    }
+    vol_unclaim(v);
+    return err;
 }
 
 /* ---- clones ------------------------------------------------------------------------------ */

@@ -30,7 +30,7 @@
 
 enum op {
     OP_CREATE, OP_DELETE, OP_RESIZE, OP_RENAME, OP_SHOW, OP_LIST, OP_POOL, OP_SNAP, OP_UNSNAP,
-    OP_CLONE, OP_N
+    OP_CLONE, OP_GCREATE, OP_GCHANGE, OP_GSNAP, OP_GDELETE, OP_N
 };
 
 static const struct {
@@ -47,6 +47,12 @@ static const struct {
     [OP_SNAP] = {"POST", "201 404 409"},
     [OP_UNSNAP] = {"DELETE", "204 404 409"},
     [OP_CLONE] = {"POST", "201 404 409"},
+    /* groups: "g" of the shared names; 400 for adding a member or removing a non-member,
+     * or a snapshot of an empty group */
+    [OP_GCREATE] = {"POST", "201 404 409"},
+    [OP_GCHANGE] = {"PATCH", "200 400 404 409"},
+    [OP_GSNAP] = {"POST", "201 400 404 409"},
+    [OP_GDELETE] = {"DELETE", "204 404"},
 };
 
 #define MAX_STATUS 600
@@ -122,6 +128,9 @@ static bool body_ok(enum op op, long status, const char *body, size_t len)
         ok = json_is_array(json_object_get(j, "volumes"));
     } else if (ok && op == OP_POOL) {
         ok = json_is_integer(json_object_get(j, "capacity"));
+    } else if (ok && op >= OP_GCREATE) {
+        ok = json_is_string(json_object_get(j, "name")) &&
+             json_is_array(json_object_get(j, "volumes"));
     } else if (ok) {
         ok = json_is_string(json_object_get(j, "name")) &&
              json_is_integer(json_object_get(j, "size"));
@@ -153,6 +162,12 @@ static void *client(void *arg)
         else if (op == OP_UNSNAP)
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d", a,
                      mib % 3);
+        else if (op == OP_GCREATE)
+            snprintf(url, sizeof(url), "http://localhost/v1/groups");
+        else if (op == OP_GCHANGE || op == OP_GDELETE)
+            snprintf(url, sizeof(url), "http://localhost/v1/groups/g");
+        else if (op == OP_GSNAP)
+            snprintf(url, sizeof(url), "http://localhost/v1/groups/g/snapshots");
         else if (op == OP_CLONE)
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d/clone",
                      a, mib % 3);
@@ -164,8 +179,12 @@ static void *client(void *arg)
             snprintf(data, sizeof(data), "{\"size\":%llu}", (unsigned long long)mib << 20);
         else if (op == OP_RENAME || op == OP_CLONE)
             snprintf(data, sizeof(data), "{\"name\":\"%s\"}", to);
-        else if (op == OP_SNAP)
+        else if (op == OP_SNAP || op == OP_GSNAP)
             snprintf(data, sizeof(data), "{\"name\":\"snap%d\"}", mib % 3);
+        else if (op == OP_GCREATE)
+            snprintf(data, sizeof(data), "{\"name\":\"g\",\"volumes\":[\"%s\"]}", a);
+        else if (op == OP_GCHANGE)
+            snprintf(data, sizeof(data), "{\"%s\":[\"%s\"]}", mib % 2 ? "add" : "remove", a);
         b.len = 0;
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
@@ -245,7 +264,9 @@ int main(int argc, char **argv)
                 const char *what = o == OP_RENAME ? "PATCH-name" : o == OP_RESIZE ? "PATCH-size"
                                    : o == OP_LIST ? "GET-list" : o == OP_POOL ? "GET-pool"
                                    : o == OP_SNAP ? "POST-snap" : o == OP_UNSNAP ? "DELETE-snap"
-                                   : o == OP_CLONE ? "POST-clone" : ops[o].method;
+                                   : o == OP_CLONE ? "POST-clone" : o == OP_GCREATE ? "POST-group"
+                                   : o == OP_GCHANGE ? "PATCH-group" : o == OP_GSNAP ? "POST-gsnap"
+                                   : o == OP_GDELETE ? "DELETE-group" : ops[o].method;
                 printf("%lu %s %d\n", counts[o][s], what, s);
                 total += counts[o][s];
             }

@@ -1977,3 +1977,159 @@ Test(clone, model_of_clones_of_snapshots, .timeout = 240)
     free(cv);
     rmpool();
 }
+
+/* ---- consistency groups ------------------------------------------------------------------ */
+
+struct gw {
+    struct vv_pool *p;
+    struct vv_vol *a, *b;
+    _Atomic bool stop;
+    _Atomic uint64_t last;
+};
+
+/* write counter k to block 0 of a, then to block 0 of b, for k = 1, 2, ... */
+static void *gw_writer(void *arg)
+{
+    struct gw *w = arg;
+    uint8_t blk[4096] = {0};
+    for (uint64_t k = 1; !atomic_load(&w->stop); k++) {
+        memcpy(blk, &k, sizeof(k));
+        cr_assert_eq(vv_vol_write(w->a, blk, 4096, 0), 0);
+        cr_assert_eq(vv_vol_write(w->b, blk, 4096, 0), 0);
+        atomic_store(&w->last, k);
+    }
+    return NULL;
+}
+
+static uint64_t snap_counter(struct vv_pool *p, const char *vol, const char *snap)
+{
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(p, vol, snap, &si, NULL), 0, "%s@%s", vol, snap);
+    struct vv_vol *h;
+    cr_assert_eq(vv_snap_open(p, si.volume_id, si.id, &h), 0);
+    uint8_t blk[4096];
+    cr_assert_eq(vv_vol_read(h, blk, 4096, 0), 0);
+    vv_vol_close(h);
+    uint64_t k;
+    memcpy(&k, blk, sizeof(k));
+    return k;
+}
+
+/*
+ * A group snapshot is one point in time: a writer puts counter k into volume a and then b,
+ * and in every group snapshot b's counter is a's or one less (taken one after the other, b
+ * could be ahead).  Groups persist; the rules hold (one group per volume, a group snapshot
+ * name free on every member or none is taken, restore only from a group snapshot and not
+ * while a member is open); a deleted volume leaves its group; fsck is clean.
+ */
+Test(group, snapshots_are_one_point_in_time, .timeout = 120)
+{
+    mkpool(128 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct gw w = {.p = p};
+    w.a = mkvol(p, "a", 1 << 20);
+    w.b = mkvol(p, "b", 1 << 20);
+    vv_vol_close(mkvol(p, "c", 1 << 20));
+    struct vv_err e = {0};
+    const char *ab[] = {"a", "b"}, *c1[] = {"c"}, *bad[] = {"a", "a"}, *none[] = {"nope"};
+    cr_assert_eq(vv_group_create(p, "g", bad, 2, &e), EINVAL, "a volume named twice");
+    cr_assert_eq(vv_group_create(p, "g", none, 1, &e), ENOENT);
+    cr_assert_eq(vv_group_create(p, "g/x", ab, 2, &e), EINVAL);
+    cr_assert_eq(vv_group_create(p, "g", ab, 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_group_create(p, "g", c1, 1, &e), EEXIST);
+    cr_assert_eq(vv_group_create(p, "h", ab + 1, 1, &e), EBUSY, "b is in g already");
+    cr_assert(strstr(e.msg, "'g'"), "the refusal names the group: %s", e.msg);
+    cr_assert_eq(vv_group_create(p, "h", NULL, 0, &e), 0, "an empty group: %s", e.msg);
+    cr_assert_eq(vv_group_snapshot(p, "h", "x", &e), EINVAL, "snapshot of an empty group");
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_get(p, "a", &vi, NULL), 0);
+    cr_assert_str_eq(vi.group, "g");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, gw_writer, &w), 0);
+    char name[16];
+    for (int i = 0; i < 20; i++) {
+        usleep(20000);
+        snprintf(name, sizeof(name), "n%d", i);
+        cr_assert_eq(vv_group_snapshot(p, "g", name, &e), 0, "%s", e.msg);
+    }
+    atomic_store(&w.stop, true);
+    pthread_join(t, NULL);
+    cr_assert_gt(atomic_load(&w.last), 100, "the writer wrote %llu rounds",
+                 (unsigned long long)atomic_load(&w.last));
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        uint64_t ka = snap_counter(p, "a", name), kb = snap_counter(p, "b", name);
+        cr_assert(kb == ka || kb + 1 == ka, "group snapshot %s: a has %llu, b has %llu", name,
+                  (unsigned long long)ka, (unsigned long long)kb);
+        struct vv_snapshot_info sa, sb;
+        cr_assert_eq(vv_snapshot_get(p, "a", name, &sa, NULL), 0);
+        cr_assert_eq(vv_snapshot_get(p, "b", name, &sb, NULL), 0);
+        cr_assert_eq(sa.gen, sb.gen, "one gen for every member");
+    }
+    struct vv_group_info gi;
+    cr_assert_eq(vv_group_get(p, "g", &gi, NULL), 0);
+    cr_assert_eq(gi.nvolumes, 2);
+    cr_assert_str_eq(gi.volumes[0], "a");
+    cr_assert_eq(gi.nsnapshots, 20);
+    vv_group_info_free(&gi);
+    /* a name one member has already: nothing is taken */
+    uint8_t blk0[4096] = {0};
+    cr_assert_eq(vv_snapshot_create(p, "b", "solo", NULL, &e), 0);
+    cr_assert_eq(vv_group_snapshot(p, "g", "solo", &e), EEXIST);
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(p, "a", "solo", &si, NULL), ENOENT, "a got a snapshot anyway");
+    cr_assert_eq(vv_vol_write(w.a, blk0, 4096, 4096), 0); /* so that the next one is of a later gen */
+    cr_assert_eq(vv_snapshot_create(p, "a", "solo", NULL, &e), 0);
+    cr_assert_eq(vv_group_restore(p, "g", "solo", &e), EINVAL, "restore from names taken apart");
+    /* restore: refused while a member is open, then both read as the snapshot */
+    uint64_t k5 = snap_counter(p, "a", "n5");
+    cr_assert_eq(vv_group_restore(p, "g", "n5", &e), EBUSY);
+    vv_vol_close(w.a);
+    cr_assert_eq(vv_group_restore(p, "g", "n5", &e), EBUSY, "b is still open");
+    vv_vol_close(w.b);
+    cr_assert_eq(vv_group_restore(p, "g", "nope", &e), ENOENT);
+    cr_assert_eq(vv_group_restore(p, "g", "n5", &e), 0, "%s", e.msg);
+    w.a = openvol(p, "a");
+    uint8_t blk[4096];
+    uint64_t k;
+    cr_assert_eq(vv_vol_read(w.a, blk, 4096, 0), 0);
+    memcpy(&k, blk, 8);
+    cr_assert_eq(k, k5, "a after the group restore");
+    vv_vol_close(w.a);
+    /* membership: add, remove, both at once; refusals change nothing */
+    cr_assert_eq(vv_group_change(p, "g", c1, 1, ab, 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_group_change(p, "g", ab, 1, NULL, 0, &e), 0);
+    cr_assert_eq(vv_group_change(p, "g", ab, 1, NULL, 0, &e), EINVAL, "a is a member already");
+    cr_assert_eq(vv_group_change(p, "h", NULL, 0, c1, 1, &e), EINVAL, "c is not in h");
+    cr_assert_eq(vv_group_change(p, "nope", c1, 1, NULL, 0, &e), ENOENT);
+    cr_assert_eq(vv_group_get(p, "g", &gi, NULL), 0);
+    cr_assert_eq(gi.nvolumes, 3);
+    vv_group_info_free(&gi);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    p = openpool();
+    cr_assert_eq(vv_group_get(p, "g", &gi, NULL), 0, "the group after a reopen");
+    cr_assert_eq(gi.nvolumes, 3);
+    cr_assert_str_eq(gi.volumes[2], "c");
+    vv_group_info_free(&gi);
+    cr_assert_eq(vv_volume_delete(p, "c", &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_group_get(p, "g", &gi, NULL), 0);
+    cr_assert_eq(gi.nvolumes, 2, "a deleted volume leaves its group");
+    vv_group_info_free(&gi);
+    cr_assert_eq(vv_group_delete(p, "g", &e), 0);
+    cr_assert_eq(vv_group_get(p, "g", &gi, &e), ENOENT);
+    cr_assert_eq(vv_volume_get(p, "a", &vi, NULL), 0);
+    cr_assert_str_eq(vi.group, "", "a after its group was deleted");
+    cr_assert_eq(vv_group_create(p, "g2", ab, 2, &e), 0, "the volumes are free again: %s", e.msg);
+    struct vv_group_info *l;
+    size_t n;
+    cr_assert_eq(vv_group_list(p, &l, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(l[0].name, "g2");
+    for (size_t i = 0; i < n; i++)
+        vv_group_info_free(&l[i]);
+    free(l);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    rmpool();
+}

@@ -171,11 +171,12 @@ static void reply_errno(struct reply *r, int code, const struct vv_err *e)
 /* clang-format off */
 static json_t *volume_json(const struct vv_volume_info *v)
 {
-    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                           "id", (json_int_t)v->id,
                           "name", v->name,
                           "size", (json_int_t)v->size,
                           "used", (json_int_t)v->used,
+                          "snapshots_used", (json_int_t)v->snapshots_used,
                           "created", (json_int_t)v->created,
                           "modified", (json_int_t)(v->modified_ns / 1000000000ULL),
                           "create_gen", (json_int_t)v->create_gen,
@@ -200,7 +201,7 @@ static json_t *volume_json(const struct vv_volume_info *v)
 
 static json_t *snapshot_json(const struct vv_snapshot_info *s)
 {
-    return json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+    return json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
                      "id", (json_int_t)s->id,
                      "name", s->name,
                      "volume", s->volume,
@@ -208,6 +209,7 @@ static json_t *snapshot_json(const struct vv_snapshot_info *s)
                      "gen", (json_int_t)s->gen,
                      "created", (json_int_t)s->created,
                      "size", (json_int_t)s->size,
+                     "exclusive", (json_int_t)s->exclusive,
                      "open_count", (json_int_t)s->open_count);
 }
 
@@ -241,6 +243,14 @@ static json_t *status_json(struct vv_pool *pool)
                           "direct_io", (int)st.direct_io,
                           "bounced_writes", (json_int_t)st.bounced_writes,
                           "state", st.read_only_errno ? "read-only" : "ok");
+    if (j && (json_object_set_new(j, "snapshots", json_integer((json_int_t)st.snapshots)) ||
+              json_object_set_new(j, "snapshot_count",
+                                  json_integer((json_int_t)st.snapshot_count)) ||
+              json_object_set_new(j, "clones", json_integer((json_int_t)st.clones)) ||
+              json_object_set_new(j, "groups", json_integer((json_int_t)st.groups)))) {
+        json_decref(j);
+        j = NULL;
+    }
     if (j && st.read_only_errno) {
         char why[200];
         snprintf(why, sizeof(why), "a commit failed (%s); writes fail until the pool is "

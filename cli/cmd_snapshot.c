@@ -82,12 +82,14 @@ int cmd_snapshot_list(struct cli *c)
         wv = lv > wv ? lv : wv;
         wn = ln > wn ? ln : wn;
     }
-    printf("%-*s  %-*s  %8s  %s\n", wv, "VOLUME", wn, "NAME", "SIZE", "CREATED");
+    printf("%-*s  %-*s  %8s  %9s  %s\n", wv, "VOLUME", wn, "NAME", "SIZE", "EXCLUSIVE",
+           "CREATED");
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(a, i);
-        char sz[32], t[32];
-        printf("%-*s  %-*s  %8s  %s\n", wv, cli_jstr(s, "volume"), wn, cli_jstr(s, "name"),
+        char sz[32], ex[32], t[32];
+        printf("%-*s  %-*s  %8s  %9s  %s\n", wv, cli_jstr(s, "volume"), wn, cli_jstr(s, "name"),
                vv_format_size(cli_jnum(s, "size"), sz, sizeof(sz)),
+               vv_format_size(cli_jnum(s, "exclusive"), ex, sizeof(ex)),
                cli_fmt_time(cli_jnum(s, "created"), false, t, sizeof(t)));
     }
     json_decref(ans);
@@ -116,6 +118,9 @@ int cmd_snapshot_show(struct cli *c)
            (unsigned long long)cli_jnum(s, "size"));
     printf("created:     %s\n", cli_fmt_time(cli_jnum(s, "created"), true, b, sizeof(b)));
     printf("gen:         %llu\n", (unsigned long long)cli_jnum(s, "gen"));
+    printf("exclusive:   %s (%llu bytes: what deleting it frees)\n",
+           vv_format_size(cli_jnum(s, "exclusive"), b, sizeof(b)),
+           (unsigned long long)cli_jnum(s, "exclusive"));
     printf("open_count:  %llu\n", (unsigned long long)cli_jnum(s, "open_count"));
     json_decref(s);
     return CLI_OK;

@@ -122,6 +122,8 @@ int cmd_volume_show(struct cli *c)
     printf("id:          %llu\n", (unsigned long long)cli_jnum(v, "id"));
     printf("size:        %s\n", fmt_size_exact(cli_jnum(v, "size"), b, sizeof(b)));
     printf("used:        %s\n", fmt_size_exact(cli_jnum(v, "used"), b, sizeof(b)));
+    printf("snapshots:   %s (of used: held by its snapshots only)\n",
+           fmt_size_exact(cli_jnum(v, "snapshots_used"), b, sizeof(b)));
     printf("created:     %s\n", cli_fmt_time(cli_jnum(v, "created"), true, b, sizeof(b)));
     printf("modified:    %s\n", cli_fmt_time(cli_jnum(v, "modified"), true, b, sizeof(b)));
     printf("create_gen:  %llu\n", (unsigned long long)cli_jnum(v, "create_gen"));
@@ -227,7 +229,12 @@ static void print_status(const json_t *st)
         printf(" (and %s of deleted volumes being freed)",
                fmt_size(cli_jnum(st, "freeing"), b2, sizeof(b2)));
     printf("\n");
-    printf("volumes:          %llu\n", (unsigned long long)cli_jnum(st, "volumes"));
+    printf("snapshot space:   %s (of used: held by snapshots only)\n",
+           fmt_size(cli_jnum(st, "snapshots"), b, sizeof(b)));
+    printf("volumes:          %llu (%llu clones), %llu snapshots, %llu groups\n",
+           (unsigned long long)cli_jnum(st, "volumes"), (unsigned long long)cli_jnum(st, "clones"),
+           (unsigned long long)cli_jnum(st, "snapshot_count"),
+           (unsigned long long)cli_jnum(st, "groups"));
     printf("provisioned:      %s (%.0f%% of capacity)\n", fmt_size(prov, b2, sizeof(b2)),
            cap ? 100.0 * (double)prov / (double)cap : 0.0);
     printf("extent size:      %s\n", fmt_size(cli_jnum(st, "extent_size"), b, sizeof(b)));

@@ -83,6 +83,8 @@ static int snap_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
     if (vv_snapshot_get_by_id(fs->pool, INO_ID(ino), &si))
         return ENOENT;
     file_attr(ino, 0400, si.size, si.created * 1000000000ULL, st);
+    /* what it holds alone (what deleting it frees): du of snapshots/ adds up */
+    st->st_blocks = (blkcnt_t)(si.exclusive / 512);
     return 0;
 }
 
@@ -102,7 +104,8 @@ static int vol_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
         return ENOENT;
     /* mtime and ctime: the last write (creation time stays in `vvfs volume show`) */
     file_attr(ino, 0600, vi.size, vi.modified_ns, st);
-    st->st_blocks = (blkcnt_t)(vi.used / 512);
+    /* what the volume itself reads; what only its snapshots hold shows on their files */
+    st->st_blocks = (blkcnt_t)((vi.used - vi.snapshots_used) / 512);
     return 0;
 }
 

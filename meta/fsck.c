@@ -35,6 +35,8 @@
 struct fvol {
     uint64_t id, size, used_rec, used_seen, snap_gen;
     uint64_t hidden, dead;      /* blocks kept under newer versions; blocks on dead lists */
+    uint64_t dead_data, dead_rec; /* data blocks on dead lists: counted; as the record says */
+    uint64_t *excl;             /* per snapshot: data blocks only it sees (from the rows) */
     const struct vsnap *snaps;  /* its snapshots, by gen (from the pool's load) */
     size_t nsnaps;
     bool snap_pending;          /* a snapshot delete is to be finished: skip the leak checks */
@@ -133,6 +135,7 @@ static int check_volumes(struct fsck *f)
         v->size = r.size;
         v->used_rec = r.used_extents;
         v->snap_gen = r.snap_gen;
+        v->dead_rec = r.dead_blocks;
         snprintf(v->name, sizeof(v->name), "%.*s", VV_NAME_MAX, r.name);
         v->deleting = r.flags & VOL_F_DELETING;
         v->drop_from = r.flags & VOL_F_DROP ? r.drop_from : DROP_NONE;
@@ -151,6 +154,7 @@ static int check_volumes(struct fsck *f)
         if (mv) {
             v->snaps = mv->snaps;
             v->nsnaps = mv->nsnaps;
+            v->excl = calloc(v->nsnaps ? v->nsnaps : 1, sizeof(*v->excl));
         }
         for (size_t i = 0; i < p->nsnap_pend; i++) {
             if (p->snap_pend[i].vol != v->id)
@@ -425,10 +429,23 @@ static int check_dead(struct fsck *f)
         }
         fv->dead += (uint64_t)__builtin_popcountll(d.mask);
         struct xkey k = {d.vol, d.chunk, d.birth};
-        if (d.k <= d.birth || xmap_has(&p->xmap, f->txn, &k) != 0)
+        struct xver v;
+        if (d.k <= d.birth || xmap_get(&p->xmap, f->txn, &k, &v) != 0) {
             problem(f, "volume '%s': dead-list row (gen %llu, chunk %llu, gen %llu) names no "
                     "older version", fv->name, (unsigned long long)d.k,
                     (unsigned long long)d.chunk, (unsigned long long)d.birth);
+            continue;
+        }
+        uint64_t data = (uint64_t)__builtin_popcountll(d.mask & ~v.zero);
+        fv->dead_data += data;
+        /* the snapshots that see it: gens in [birth, k); exactly one holds it alone */
+        size_t a = 0, c = 0;
+        while (a < fv->nsnaps && fv->snaps[a].gen < d.birth)
+            a++;
+        for (c = a; c < fv->nsnaps && fv->snaps[c].gen < d.k; c++)
+            ;
+        if (c == a + 1 && fv->excl)
+            fv->excl[a] += data;
     }
     mdb_cursor_close(cur);
     if (err != ENOENT)
@@ -439,6 +456,27 @@ static int check_dead(struct fsck *f)
             problem(f, "volume '%s': %llu blocks are kept under newer versions but the dead "
                     "lists hold %llu", fv->name, (unsigned long long)fv->hidden,
                     (unsigned long long)fv->dead);
+        if (fv->dead_data != fv->dead_rec && !fv->deleting)
+            problem(f, "volume '%s': its record counts %llu data blocks held by snapshots "
+                    "only, the dead lists hold %llu", fv->name,
+                    (unsigned long long)fv->dead_rec, (unsigned long long)fv->dead_data);
+        if (fv->dead_data > fv->used_rec)
+            problem(f, "volume '%s': snapshots alone hold %llu blocks, more than its %llu",
+                    fv->name, (unsigned long long)fv->dead_data,
+                    (unsigned long long)fv->used_rec);
+        /* what each snapshot holds alone, as its delete (and the status) would count it */
+        for (size_t j = 0; fv->excl && !fv->snap_pending && j < fv->nsnaps; j++) {
+            uint64_t pg = j ? fv->snaps[j - 1].gen : 0;
+            uint64_t ng = j + 1 < fv->nsnaps ? fv->snaps[j + 1].gen : XMAP_LIVE;
+            uint64_t n = 0;
+            int e2 = xmap_dead_count(&p->xmap, f->txn, fv->id, pg, fv->snaps[j].gen, ng, &n);
+            if (e2 || n != fv->excl[j])
+                problem(f, "snapshot '%s' of volume '%s' holds %llu blocks alone, but the "
+                        "count its delete uses says %llu", fv->snaps[j].name, fv->name,
+                        (unsigned long long)fv->excl[j], (unsigned long long)n);
+        }
+        free(fv->excl);
+        fv->excl = NULL;
     }
     return 0;
 }
@@ -509,6 +547,8 @@ int vv_pool_fsck(const char *dir, bool verify_data, struct vv_fsck_report *repor
 out:
     free(f.seen);
     free(f.buf);
+    for (size_t i = 0; i < f.nvols; i++)
+        free(f.vols[i].excl); /* (check_dead frees them, unless it did not run) */
     free(f.vols);
     vv_pool_close(p);
     return err;

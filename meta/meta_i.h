@@ -62,6 +62,8 @@ struct vol_rec {
     uint64_t origin_blocks; /* blocks below it come from the origin (its size then, lowered
                              * by a shrink of the clone) */
     uint64_t group_id;      /* the consistency group it is in, 0: none */
+    uint64_t dead_blocks;   /* of used_extents, the data blocks on dead lists: hidden from
+                             * the live volume, held by snapshots only */
 };
 #define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
 #define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
@@ -79,6 +81,7 @@ struct vv_volume {
     _Atomic uint64_t size;             /* written under vol_mu, read anywhere */
     uint64_t created, create_gen;
     uint64_t used_extents;             /* committed count; commit_mu (read: vol_mu too) */
+    uint64_t dead_blocks;              /* of those, held by snapshots only; as used_extents */
     uint64_t snap_gen;                 /* commit_mu */
     uint32_t open_count;               /* vol_mu */
     bool busy;                         /* delete/shrink in progress: opens refused; vol_mu */
@@ -116,6 +119,11 @@ struct vsnap {
     uint64_t size;    /* the volume's size then */
     char name[VV_NAME_MAX + 1];
     uint32_t open_count; /* vol_mu */
+    /* what only this snapshot holds (its delete frees it), computed on demand and kept until
+     * a commit or a neighbour's delete changes it: valid while excl_seq is unchanged */
+    uint64_t excl;       /* data blocks; vol_mu */
+    bool excl_valid;     /* vol_mu */
+    uint64_t excl_seq;   /* vol_mu: bumped by every change to it */
 };
 
 /* snapshots: key (vol u64, snapshot id u64) big-endian; value struct snap_rec */
@@ -430,6 +438,9 @@ bool reap_wait_idle(struct vv_pool *p, unsigned ms);
 /* upgrade.c: bring a format-1 pool (DBs open, config read, nothing else loaded) to format 2
  * in bounded, resumable LMDB txns */
 int upgrade_from_v1(struct vv_pool *p, struct vv_err *e);
+/* format 3 -> 4, in TXN (the one that sets the format): each volume record gets the count
+ * of data blocks on its dead lists (a walk of xdead: what the snapshots of format 3 hold) */
+int upgrade_dead_counts(struct vv_pool *p, MDB_txn *txn);
 
 /* alloc.c */
 int alloc_init(struct vv_pool *p, MDB_txn *txn);

@@ -416,6 +416,9 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         /* 2 -> 3: the snapshot and dead-list databases, just created (empty) */
         if (!err)
             err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+        /* 3 -> 4: the groups database (just created) and the volumes' dead_blocks */
+        if (!err && version == 3)
+            err = upgrade_dead_counts(p, txn);
         if (!err) {
             err = kv_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
             if (!err)
@@ -554,8 +557,14 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->freeing = atomic_load(&p->freeing) * p->extent_size;
     pthread_rwlock_rdlock(&p->vol_mu);
     st->volumes = p->nvols;
-    for (size_t i = 0; i < p->nvols; i++)
-        st->provisioned += atomic_load(&p->vols[i]->size);
+    for (size_t i = 0; i < p->nvols; i++) {
+        const struct vv_volume *v = p->vols[i];
+        st->provisioned += atomic_load(&v->size);
+        st->snapshots += v->dead_blocks * p->extent_size;
+        st->snapshot_count += v->nsnaps;
+        st->clones += v->clone;
+    }
+    st->groups = p->ngroups;
     pthread_rwlock_unlock(&p->vol_mu);
     pthread_mutex_lock(&p->txg_mu);
     st->committed_gen = p->committed_txg;
@@ -591,6 +600,7 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
     snprintf(o->name, sizeof(o->name), "%s", v->name);
     o->size = atomic_load(&v->size);
     o->used = v->used_extents * p->extent_size;
+    o->snapshots_used = v->dead_blocks * p->extent_size;
     o->created = v->created;
     o->modified_ns = atomic_load(&v->mtime_ns);
     if (!o->modified_ns)

@@ -92,6 +92,10 @@ struct vv_pool_status {
     uint64_t freeing;        /* bytes of deleted volumes (and shrunk tails) still being freed */
     uint64_t volumes;        /* number of volumes */
     uint64_t provisioned;    /* sum of volume sizes (may exceed capacity: thin) */
+    uint64_t snapshots;      /* of used, bytes only snapshots hold */
+    uint64_t snapshot_count; /* snapshots in the pool */
+    uint64_t clones;         /* volumes that are clones */
+    uint64_t groups;         /* consistency groups */
     uint64_t committed_gen;  /* generation of the last committed txg */
     uint64_t dirty_bytes;    /* data written to the open txg, not yet committed */
     uint64_t commits;        /* txgs committed since open */
@@ -111,7 +115,9 @@ struct vv_volume_info {
     uint64_t id;           /* stable for the volume's life, survives rename */
     char name[65];
     uint64_t size;         /* bytes, a multiple of 4096 */
-    uint64_t used;         /* bytes of pool space its extents hold (committed view) */
+    uint64_t used;         /* bytes of pool space its extents hold (committed view), its
+                            * snapshots' included: what deleting it with them frees */
+    uint64_t snapshots_used; /* of those, bytes only its snapshots hold (hidden from it) */
     uint64_t created;      /* unix seconds */
     uint64_t modified_ns;  /* last write, discard or resize, unix ns (created if never) */
     uint64_t create_gen;   /* pool generation when it was created */
@@ -179,6 +185,7 @@ struct vv_snapshot_info {
     uint64_t gen;         /* the volume as of this pool generation */
     uint64_t created;     /* unix seconds */
     uint64_t size;        /* the volume's size when it was taken */
+    uint64_t exclusive;   /* bytes only it holds: what deleting it frees (list, get) */
     uint32_t open_count;
 };
 

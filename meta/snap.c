@@ -213,6 +213,8 @@ static int release(struct vv_pool *p, struct vv_volume *v, const struct vsnap *s
         struct vv_volume tmp = *v;
         uint64_t dropped = (uint64_t)-used;
         tmp.used_extents -= dropped < tmp.used_extents ? dropped : tmp.used_extents;
+        /* (everything a release frees was on a dead list) */
+        tmp.dead_blocks -= dropped < tmp.dead_blocks ? dropped : tmp.dead_blocks;
         /* the newest is gone: commits from now on merge what only the live volume sees */
         bool newest = done && ng == XMAP_LIVE;
         if (newest)
@@ -226,6 +228,7 @@ static int release(struct vv_pool *p, struct vv_volume *v, const struct vsnap *s
         if (!err) {
             pthread_rwlock_wrlock(&p->vol_mu);
             v->used_extents = tmp.used_extents;
+            v->dead_blocks = tmp.dead_blocks;
             v->snap_gen = tmp.snap_gen;
             pthread_rwlock_unlock(&p->vol_mu);
         }
@@ -297,6 +300,72 @@ static int snap_op_begin(struct vv_pool *p, const char *volname, const char *nam
     if (p->flags & VV_POOL_RDONLY)
         return vv_err_set(e, EROFS, "pool is open read-only");
     return vol_claim(p, volname, v, e);
+}
+
+/* The data blocks only snapshot S of V holds (what its delete would free), from the cache
+ * or the dead lists; no lock held.  0 if it cannot be read (logged). */
+static uint64_t snap_exclusive(struct vv_pool *p, struct vv_volume *v, uint64_t snap_id)
+{
+    pthread_rwlock_rdlock(&p->vol_mu);
+    struct vsnap *s = NULL;
+    for (size_t i = 0; i < v->nsnaps && !s; i++)
+        if (v->snaps[i].id == snap_id)
+            s = &v->snaps[i];
+    if (!s || s->excl_valid) {
+        uint64_t x = s ? s->excl : 0;
+        pthread_rwlock_unlock(&p->vol_mu);
+        return x;
+    }
+    uint64_t pg, ng, seq = s->excl_seq, gen = s->gen;
+    struct vsnap me = *s;
+    /* (neighbours() wants S out of the list: ask for the ones around its place) */
+    pg = 0;
+    ng = XMAP_LIVE;
+    for (size_t i = 0; i < v->nsnaps; i++) {
+        if (snap_cmp(&v->snaps[i], &me) < 0)
+            pg = v->snaps[i].gen;
+        else if (snap_cmp(&v->snaps[i], &me) > 0 && ng == XMAP_LIVE)
+            ng = v->snaps[i].gen;
+    }
+    pthread_rwlock_unlock(&p->vol_mu);
+    MDB_txn *txn;
+    uint64_t blocks = 0;
+    int err = rtxn_get(p, &txn);
+    if (!err) {
+        err = xmap_dead_count(&p->xmap, txn, v->id, pg, gen, ng, &blocks);
+        rtxn_put(p, txn);
+    }
+    if (err) {
+        vv_err(VV_SS_META, "cannot count what snapshot %llu of volume '%s' holds: %s",
+               (unsigned long long)snap_id, v->name, strerror(err));
+        return 0;
+    }
+    pthread_rwlock_wrlock(&p->vol_mu);
+    for (size_t i = 0; i < v->nsnaps; i++)
+        if (v->snaps[i].id == snap_id && v->snaps[i].excl_seq == seq) {
+            v->snaps[i].excl = blocks; /* nothing changed it meanwhile */
+            v->snaps[i].excl_valid = true;
+        }
+    pthread_rwlock_unlock(&p->vol_mu);
+    return blocks;
+}
+
+/* fill o->exclusive of the N infos O (no lock held) */
+static void fill_exclusive(struct vv_pool *p, struct vv_snapshot_info *o, size_t n)
+{
+    struct vv_volume *v = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!v || v->id != o[i].volume_id) {
+            vol_put(v);
+            pthread_rwlock_rdlock(&p->vol_mu);
+            v = vol_find_id(p, o[i].volume_id);
+            if (v)
+                vol_ref(v);
+            pthread_rwlock_unlock(&p->vol_mu);
+        }
+        o[i].exclusive = v ? snap_exclusive(p, v, o[i].id) * p->extent_size : 0;
+    }
+    vol_put(v);
 }
 
 static void snap_info(const struct vv_volume *v, const struct vsnap *s,
@@ -440,6 +509,11 @@ int vv_snapshot_delete(struct vv_pool *p, const char *volname, const char *name,
         size_t i = (size_t)(f - v->snaps);
         memmove(&v->snaps[i], &v->snaps[i + 1], (v->nsnaps - i - 1) * sizeof(*v->snaps));
         v->nsnaps--;
+        /* what it held with a neighbour alone is that neighbour's alone now */
+        for (size_t j = i ? i - 1 : 0; j <= i && j < v->nsnaps; j++) {
+            v->snaps[j].excl_valid = false;
+            v->snaps[j].excl_seq++;
+        }
         pthread_rwlock_unlock(&p->vol_mu);
     }
     pthread_mutex_unlock(&p->commit_mu);
@@ -485,6 +559,7 @@ int vv_snapshot_list(struct vv_pool *p, const char *volname, struct vv_snapshot_
             snap_info(v, &v->snaps[j], &a[k++]);
     }
     pthread_rwlock_unlock(&p->vol_mu);
+    fill_exclusive(p, a, k);
     *out = a;
     *n = k;
     return 0;
@@ -504,7 +579,10 @@ int vv_snapshot_get(struct vv_pool *p, const char *volname, const char *name,
     pthread_rwlock_unlock(&p->vol_mu);
     if (!v)
         return vv_err_set(e, ENOENT, "volume '%s' does not exist", volname);
-    return s ? 0 : vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    if (!s)
+        return vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    fill_exclusive(p, out, 1);
+    return 0;
 }
 
 int vv_snap_open(struct vv_pool *p, uint64_t vol_id, uint64_t snap_id, struct vv_vol **out)
@@ -548,6 +626,8 @@ int vv_snapshot_get_by_id(struct vv_pool *p, uint64_t snap_id, struct vv_snapsho
         }
     }
     pthread_rwlock_unlock(&p->vol_mu);
+    if (!err)
+        fill_exclusive(p, out, 1);
     return err;
 }
 

@@ -217,7 +217,7 @@ void txg_note_dirty(struct vv_pool *p, uint64_t txg, uint64_t bytes, uint64_t co
 
 struct vol_delta {
     struct vv_volume *v;
-    int64_t used;
+    struct xcount c;
 };
 
 static int dirty_cmp(const void *a, const void *b)
@@ -319,7 +319,7 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
             }
             deltas = nd;
             deltas[ndeltas].v = v;
-            deltas[ndeltas].used = 0;
+            deltas[ndeltas].c = (struct xcount){0};
             ndeltas++;
         }
         delta.defined = d->mask;
@@ -331,14 +331,15 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
             delta.csum[b] = d->e[r].csum;
         }
         err = xmap_apply(&p->xmap, txn, cur, d->vol, d->chunk, t, v->snap_gen, vol_xflags(v),
-                         &delta, freed, &set, &deltas[ndeltas - 1].used);
+                         &delta, freed, &set, &deltas[ndeltas - 1].c);
     }
     mdb_cursor_close(cur);
     if (!err)
         err = alloc_persist(p, txn, &set, freed);
     for (size_t i = 0; i < ndeltas && !err; i++) {
         struct vv_volume tmp = *deltas[i].v;
-        tmp.used_extents = (uint64_t)((int64_t)tmp.used_extents + deltas[i].used);
+        tmp.used_extents = (uint64_t)((int64_t)tmp.used_extents + deltas[i].c.used);
+        tmp.dead_blocks += deltas[i].c.hidden;
         err = vol_write_rec(p, txn, &tmp);
     }
     if (!err)
@@ -349,9 +350,16 @@ static int apply_all(struct vv_pool *p, uint64_t t, struct dchunk **arr, size_t 
         mdb_txn_abort(txn);
     if (!err) {
         pthread_rwlock_wrlock(&p->vol_mu);
-        for (size_t i = 0; i < ndeltas; i++)
-            deltas[i].v->used_extents =
-                (uint64_t)((int64_t)deltas[i].v->used_extents + deltas[i].used);
+        for (size_t i = 0; i < ndeltas; i++) {
+            struct vv_volume *dv = deltas[i].v;
+            dv->used_extents = (uint64_t)((int64_t)dv->used_extents + deltas[i].c.used);
+            dv->dead_blocks += deltas[i].c.hidden;
+            /* what the newest snapshot alone holds may have grown */
+            if (deltas[i].c.hidden && dv->nsnaps) {
+                dv->snaps[dv->nsnaps - 1].excl_valid = false;
+                dv->snaps[dv->nsnaps - 1].excl_seq++;
+            }
+        }
         pthread_rwlock_unlock(&p->vol_mu);
     }
     free(deltas);

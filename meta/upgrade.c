@@ -215,3 +215,66 @@ int upgrade_from_v1(struct vv_pool *p, struct vv_err *e)
                 "check the volumes' counters", p->dir, (unsigned long long)c.extra);
     return 0;
 }
+
+/* ---- format 3 -> 4 ------------------------------------------------------------------------ */
+
+/* add N to the dead_blocks of volume VOL's record in TXN */
+static int add_dead(struct vv_pool *p, MDB_txn *txn, uint64_t vol, uint64_t n)
+{
+    uint8_t kb[8];
+    put_be64(kb, vol);
+    MDB_val k = {8, kb}, d;
+    int rc = mdb_get(txn, p->db_volumes, &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return 0; /* (fsck reports rows of a volume that does not exist) */
+    if (rc)
+        return kv_err(rc);
+    if (d.mv_size < VOL_REC_MIN)
+        return EIO;
+    struct vol_rec r;
+    memset(&r, 0, sizeof(r));
+    memcpy(&r, d.mv_data, d.mv_size < sizeof(r) ? d.mv_size : sizeof(r));
+    r.dead_blocks += n;
+    MDB_val nd = {sizeof(r), &r};
+    return kv_err(mdb_put(txn, p->db_volumes, &k, &nd, 0));
+}
+
+int upgrade_dead_counts(struct vv_pool *p, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, p->xmap.dead, &cur);
+    if (rc)
+        return kv_err(rc);
+    int err = 0;
+    uint64_t vol = 0, n = 0, rows = 0;
+    struct xdead d;
+    for (err = xmap_dead_cursor_get(cur, MDB_FIRST, &d); !err;
+         err = xmap_dead_cursor_get(cur, MDB_NEXT, &d)) {
+        if (d.vol != vol && n) {
+            if ((err = add_dead(p, txn, vol, n)))
+                break;
+            n = 0;
+        }
+        vol = d.vol;
+        rows++;
+        struct xkey k = {.vol = d.vol, .chunk = d.chunk, .birth = d.birth};
+        struct xver v;
+        /* the version's zero mask: the row's data blocks are what space it holds */
+        int e2 = xmap_get(&p->xmap, txn, &k, &v);
+        if (e2 == 0)
+            n += (uint64_t)__builtin_popcountll(d.mask & ~v.zero);
+        else if (e2 != ENOENT && e2 != EIO) { /* (fsck reports rows without a version) */
+            err = e2;
+            break;
+        }
+    }
+    if (err == ENOENT || err == EBADMSG) /* (the end; fsck reports bad rows) */
+        err = 0;
+    if (!err && n)
+        err = add_dead(p, txn, vol, n);
+    mdb_cursor_close(cur);
+    if (!err)
+        vv_info(VV_SS_META, "pool %s: counted the space of %llu dead-list rows", p->dir,
+                (unsigned long long)rows);
+    return err;
+}

@@ -100,6 +100,7 @@ static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_r
     v->deleting = r->flags & VOL_F_DELETING;
     v->drop_from = r->flags & VOL_F_DROP ? r->drop_from : DROP_NONE;
     v->group_id = r->group_id;
+    v->dead_blocks = r->dead_blocks;
     v->clone = r->flags & VOL_F_CLONE;
     if (v->clone) {
         v->origin_vol = r->origin_vol;
@@ -163,6 +164,7 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
         r.drop_from = v->drop_from;
     }
     r.group_id = v->group_id;
+    r.dead_blocks = v->dead_blocks;
     if (v->clone) {
         r.flags |= VOL_F_CLONE;
         r.origin_vol = v->origin_vol;

@@ -358,7 +358,8 @@ static int dead_add(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t k
  * each block once (where it was visible).
  */
 static int hide_older(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
-                      uint64_t chunk, uint64_t t, uint64_t mask, MDB_val *k, MDB_val *val)
+                      uint64_t chunk, uint64_t t, uint64_t mask, MDB_val *k, MDB_val *val,
+                      uint64_t *hidden)
 {
     int err = 0;
     while (mask && !err) {
@@ -370,6 +371,7 @@ static int hide_older(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint6
         uint64_t hid = w.defined & mask;
         if (hid && (err = dead_add(x, txn, vol, t, chunk, xk.birth, hid)))
             return err;
+        *hidden += (uint64_t)__builtin_popcountll(hid & ~w.zero);
         mask &= ~w.defined;
         if (mask)
             err = prev_version(cur, vol, chunk, k, val);
@@ -380,8 +382,9 @@ static int hide_older(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint6
 int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
                uint64_t chunk, uint64_t t, uint64_t snap_gen, unsigned flags,
                const struct xver *delta, struct slot_list *freed, struct slot_list *set,
-               int64_t *used)
+               struct xcount *cnt)
 {
+    int64_t *used = &cnt->used;
     MDB_val k, val;
     struct xver merged = {.defined = delta->defined, .zero = delta->zero}, old;
     int found = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val), err = 0;
@@ -441,7 +444,7 @@ int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol
     if (err && err != ENOENT)
         return err;
     bool older = !err; /* a version a snapshot sees remains under the result */
-    if (older && (err = hide_older(x, txn, cur, vol, chunk, t, hides, &k, &val)))
+    if (older && (err = hide_older(x, txn, cur, vol, chunk, t, hides, &k, &val, &cnt->hidden)))
         return err;
     if (!older && !(flags & XMAP_KEEP_ZERO)) {
         /* zeros over nothing: the blocks simply are not there */
@@ -549,6 +552,60 @@ int xmap_dead_release(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t
             break;
         }
     }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+int xmap_dead_count(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                    uint64_t s_gen, uint64_t n_gen, uint64_t *blocks)
+{
+    MDB_cursor *cur, *mc;
+    int rc = mdb_cursor_open(txn, x->dead, &cur);
+    if (rc)
+        return kv_err(rc);
+    if ((rc = mdb_cursor_open(txn, x->map, &mc))) {
+        mdb_cursor_close(cur);
+        return kv_err(rc);
+    }
+    *blocks = 0;
+    struct key4 start = key4_make(vol, s_gen + 1, 0, 0);
+    MDB_val k = {sizeof(start.b), start.b}, val;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        struct xdead d;
+        if (k.mv_size == 32 && get_be64(k.mv_data) != vol)
+            break;
+        if (!dead_decode(&k, &val, &d)) {
+            vv_err(VV_SS_META, "malformed dead-list row of volume %llu",
+                   (unsigned long long)vol);
+            err = EIO;
+            break;
+        }
+        if (d.k > n_gen)
+            break;
+        if (d.birth <= p_gen || d.birth > s_gen)
+            continue;
+        /* the version says which of the blocks are data (the row also has hidden zeros) */
+        struct key3 vk = key3_make(vol, d.chunk, d.birth);
+        MDB_val vkv = {sizeof(vk.b), vk.b}, vv;
+        struct xver v;
+        rc = mdb_cursor_get(mc, &vkv, &vv, MDB_SET_KEY);
+        if (rc) {
+            err = rc == MDB_NOTFOUND ? EIO : kv_err(rc);
+            if (rc == MDB_NOTFOUND)
+                vv_err(VV_SS_META, "dead list of volume %llu names chunk %llu gen %llu, which "
+                       "does not exist", (unsigned long long)vol, (unsigned long long)d.chunk,
+                       (unsigned long long)d.birth);
+            break;
+        }
+        if ((err = decode_or_eio(x, &vkv, &vv, &v)))
+            break;
+        *blocks += (uint64_t)__builtin_popcountll(d.mask & ~v.zero);
+    }
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = kv_err(rc);
+    mdb_cursor_close(mc);
     mdb_cursor_close(cur);
     return err;
 }
@@ -856,6 +913,16 @@ int xmap_cursor_get(const struct xmap *x, MDB_cursor *cur, MDB_cursor_op op, str
     if ((*bad = decode(x, &val, v)))
         return EBADMSG;
     return 0;
+}
+
+int xmap_get(const struct xmap *x, MDB_txn *txn, const struct xkey *k, struct xver *v)
+{
+    struct key3 key = key3_make(k->vol, k->chunk, k->birth);
+    MDB_val kv = {sizeof(key.b), key.b}, val;
+    int rc = mdb_get(txn, x->map, &kv, &val);
+    if (rc)
+        return rc == MDB_NOTFOUND ? ENOENT : kv_err(rc);
+    return decode_or_eio(x, &kv, &val, v);
 }
 
 int xmap_births_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xkey *k)

@@ -139,14 +139,18 @@ int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_
  * generation: versions born after it are merged into T's; blocks of versions born at or
  * before it that T hides go on T's dead list (a snapshot sees them).  FLAGS: XMAP_KEEP_ZERO.
  * Appends the slots that T superseded and nobody sees any more to FREED, the new data slots
- * to SET, and adds the change in the volume's data blocks to *USED.  Write txn; CUR a cursor
- * on x->map in it.
+ * to SET, and adds the change in the volume's data blocks to CNT->used and the data blocks it
+ * put on dead lists to CNT->hidden.  Write txn; CUR a cursor on x->map in it.
  */
 struct slot_list;
+struct xcount {
+    int64_t used;    /* data blocks of the volume, added (or removed: negative) */
+    uint64_t hidden; /* data blocks put on dead lists (hidden from the live volume) */
+};
 int xmap_apply(const struct xmap *x, MDB_txn *txn, MDB_cursor *cur, uint64_t vol,
                uint64_t chunk, uint64_t t, uint64_t snap_gen, unsigned flags,
                const struct xver *delta, struct slot_list *freed, struct slot_list *set,
-               int64_t *used);
+               struct xcount *cnt);
 
 /*
  * Remove every block of VOL at or past block FROM (all versions), at most BUDGET versions per
@@ -189,6 +193,11 @@ int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
  * since then).  CUR: a cursor on x->map. */
 int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
                        uint64_t after, uint64_t *mask);
+/* *BLOCKS gets the data blocks that the dead-list rows of VOL with k in (S, N] and birth in
+ * (P, S] hold: what only the snapshot of gen S sees (its delete frees exactly those), with P
+ * and N as for xmap_dead_release.  Read or write txn; O(rows with k in (S, N]). */
+int xmap_dead_count(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t p_gen,
+                    uint64_t s_gen, uint64_t n_gen, uint64_t *blocks);
 /* fsck: step CUR (on x->dead) and decode; ENOENT at the end, EBADMSG for a bad row */
 int xmap_dead_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xdead *d);
 
@@ -218,6 +227,8 @@ int xmap_cursor_get(const struct xmap *x, MDB_cursor *cur, MDB_cursor_op op, str
 int xmap_births_has(const struct xmap *x, MDB_txn *txn, const struct xkey *k);
 /* Walk every births row: 0 with the next row in *K, ENOENT at the end, EBADMSG for a bad key. */
 int xmap_births_cursor_get(MDB_cursor *cur, MDB_cursor_op op, struct xkey *k);
+/* Version K decoded into V: 0, ENOENT, or EIO (does not decode; logged). */
+int xmap_get(const struct xmap *x, MDB_txn *txn, const struct xkey *k, struct xver *v);
 /* Does version K exist in the map?  0 yes, ENOENT no. */
 int xmap_has(const struct xmap *x, MDB_txn *txn, const struct xkey *k);
 /* Store version V of K as it is (no merging) with its births row (the format upgrade). */

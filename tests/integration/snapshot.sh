@@ -141,14 +141,38 @@ expect_exit 0 vvio write "$vol" 0 64M --seed 9 # the live volume moves on again
 verify_all 1 2 3 4 5
 
 step "deleting snapshots (middle, oldest, newest) frees what only they held"
+sync_pool
 used0=$(pool_field used)
 du0=$(du -sk "$POOL" | cut -f1)
-expect_exit 0 vvfs snapshot delete data g3
+snapped=$(volume_field data snapshots_used)
+assert_eq "$(pool_field snapshots)" "$snapped" "pool snapshot space vs the volume's"
+[ "$snapped" -gt 0 ] && [ "$snapped" -lt "$used0" ] ||
+    fail "snapshots_used $snapped of used $used0"
+# delete_exact G: what G holds alone (its "exclusive") is exactly what its delete frees
+freed_total=0
+delete_exact()
+{
+    local excl before after
+    excl=$(vvfs --json snapshot show data "$1" | jq -e .exclusive) || fail "no exclusive for $1"
+    before=$(pool_field used)
+    expect_exit 0 vvfs snapshot delete data "$1"
+    sync_pool
+    after=$(pool_field used)
+    assert_eq $((before - after)) "$excl" "bytes freed by deleting $1 vs what it held alone"
+    freed_total=$((freed_total + excl))
+}
+sleep 1.1 # (the kernel caches attributes for a second)
+assert_eq $(($(stat -c %b "$snaps/g3") * 512)) "$(vvfs --json snapshot show data g3 | jq .exclusive)" \
+    "st_blocks of a snapshot file: what it holds alone"
+delete_exact g3
 verify_all 1 2 4 5
-expect_exit 0 vvfs snapshot delete data g1
+delete_exact g1
 verify_all 2 4 5
-expect_exit 0 vvfs snapshot delete data g5
+delete_exact g5
 verify_all 2 4
+[ "$freed_total" -gt 0 ] || fail "the deleted snapshots held nothing alone: the check checked nothing"
+expect_exit 0 vvfs snapshot list data
+assert_contains "$OUT" "EXCLUSIVE" "snapshot list header"
 used1=$(pool_field used)
 du1=$(du -sk "$POOL" | cut -f1)
 info "pool used $((used0 / MiB)) -> $((used1 / MiB)) MiB; du $((du0 / 1024)) -> $((du1 / 1024)) MiB"

@@ -192,6 +192,9 @@ expect_exit 0 vvio verify "$MNT/snapshots/e/old1" 0 16M --seed 11
 expect_exit 0 vvio verify "$MNT/snapshots/e/old2" 4M 4M --seed 12
 expect_exit 0 vvio zero "$MNT/snapshots/e/old2" 12M 1M
 expect_exit 0 vvio verify "$e" 0 16M --seed 13
+snapped=$(volume_field e snapshots_used)
+[ "$snapped" -ge $((16 * 1048576)) ] || fail "after the upgrade, e's snapshots hold $snapped bytes alone"
+assert_eq "$(pool_field snapshots)" "$snapped" "pool snapshot space after the upgrade"
 expect_exit 0 vvfs clone create e@old2 e2
 expect_exit 0 vvio verify "$MNT/volumes/e2" 0 4M --seed 11
 expect_exit 0 vvio verify "$MNT/volumes/e2" 4M 4M --seed 12

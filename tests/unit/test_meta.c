@@ -1474,8 +1474,21 @@ static void sn_verify_all(struct vv_pool *p, struct vv_vol *live, struct sn_mode
 static void sn_delete(struct vv_pool *p, struct sn_model *m, int s)
 {
     struct vv_err e = {0};
+    /* what it holds alone is exactly what its delete frees */
+    struct vv_volume_info before, after;
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_pool_sync(p), 0);
+    cr_assert_eq(vv_volume_get(p, "v", &before, NULL), 0);
+    cr_assert_eq(vv_snapshot_get(p, "v", m->name[s], &si, NULL), 0);
+    cr_assert_leq(si.exclusive, before.snapshots_used);
+    cr_assert_leq(before.snapshots_used, before.used);
     cr_assert_eq(vv_snapshot_delete(p, "v", m->name[s], &e), 0, "delete %s: %s", m->name[s],
                  e.msg);
+    cr_assert_eq(vv_volume_get(p, "v", &after, NULL), 0);
+    cr_assert_eq(before.used - after.used, si.exclusive, "deleting %s freed %llu bytes, it "
+                 "held %llu alone", m->name[s], (unsigned long long)(before.used - after.used),
+                 (unsigned long long)si.exclusive);
+    cr_assert_eq(before.snapshots_used - after.snapshots_used, si.exclusive);
     for (int j = s; j + 1 < m->nsnaps; j++) {
         memcpy(m->snap[j], m->snap[j + 1], sizeof(m->snap[j]));
         memcpy(m->name[j], m->name[j + 1], sizeof(m->name[j]));

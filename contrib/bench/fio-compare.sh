@@ -10,6 +10,8 @@
 #              aio=native), the floor a FUSE storage daemon must beat
 #   snap       the vvfs volume file again, with a snapshot taken (vvfs snapshot create) just
 #              before each job: every block is then shared with a snapshot
+#   clone      a clone (vvfs clone create) of a snapshot of the filled volume: its reads fall
+#              through to the origin until it writes them, its writes are its own
 #   qcow2      reference: the same with a qcow2 image that is filled, and snapshotted anew
 #              (qemu-img snapshot -c) before each job, so that its writes copy whole 64 KiB
 #              clusters: what vvfs must crush
@@ -27,10 +29,10 @@
 #                       file and the qemu images are created in DIR/vvfs-bench.XXXXXX and
 #                       removed afterwards
 #   --runtime SECS      per job (default 20)
-#   --size SIZE         region per target (default 2G); the pool's capacity is twice that
+#   --size SIZE         region per target (default 2G); the pool's capacity is four times that
 #   --extent-size SIZE  pool extent size (default: vvfs's)
 #   --jobs LIST         comma-separated subset of seqwrite,seqread,randwrite,randread
-#   --targets LIST      comma-separated subset of plain,file,snap,loop,qsd,qcow2,qcow2x
+#   --targets LIST      comma-separated subset of plain,file,snap,clone,loop,qsd,qcow2,qcow2x
 #                       (default plain,file,loop,qsd,qcow2; the qemu targets are skipped
 #                       with a warning if qemu is not installed,
 #                       unless they are asked for explicitly)
@@ -106,7 +108,7 @@ for j in ${jobs//,/ }; do
     case $j in seqwrite | seqread | randwrite | randread) ;; *) die "unknown job '$j'" ;; esac
 done
 for t in ${targets//,/ }; do
-    case $t in plain | file | snap | loop | qsd | qcow2 | qcow2x) ;; *) die "unknown target '$t'" ;; esac
+    case $t in plain | file | snap | clone | loop | qsd | qcow2 | qcow2x) ;; *) die "unknown target '$t'" ;; esac
 done
 drop_target() { local t=",$targets,"; t=${t//,$1,/,}; t=${t#,}; targets=${t%,}; }
 for t in qsd qcow2 qcow2x; do
@@ -125,7 +127,8 @@ done
 if has "$targets" file || has "$targets" loop; then
     [ -x "$vvfs" ] || die "vvfs binary $vvfs not found (build it, or --vvfs PATH)"
 fi
-if has "$targets" file || has "$targets" snap || has "$targets" loop || has "$targets" qsd ||
+if has "$targets" file || has "$targets" snap || has "$targets" clone || has "$targets" loop ||
+    has "$targets" qsd ||
     has "$targets" qcow2 || has "$targets" qcow2x; then
     [ -c /dev/fuse ] || die "/dev/fuse is missing"
 fi
@@ -439,8 +442,8 @@ if has "$targets" plain; then
 fi
 
 hwm=n/a
-if has "$targets" file || has "$targets" snap || has "$targets" loop; then
-    init_args=(--capacity "$((3 * size_b))")
+if has "$targets" file || has "$targets" snap || has "$targets" clone || has "$targets" loop; then
+    init_args=(--capacity "$((4 * size_b))")
     [ -n "$extent_size" ] && init_args+=(--extent-size "$extent_size")
     "$vvfs" init "$pool" "${init_args[@]}" >/dev/null || die "vvfs init failed"
     make_cgroup
@@ -472,6 +475,14 @@ if has "$targets" file || has "$targets" snap || has "$targets" loop; then
             result[snap,$j]=$(run_fio snap "$vol" "$j")
             log "vvfs-snap $j: ${result[snap,$j]} (after snapshot s$nsnap)"
         done
+    fi
+    if has "$targets" clone; then
+        # a clone of the filled volume: reads fall through to it, writes are the clone's own
+        "$vvfs" --pool "$pool" snapshot create bench c0 >/dev/null ||
+            die "vvfs snapshot create bench c0 failed"
+        "$vvfs" --pool "$pool" clone create bench@c0 bench-clone >/dev/null ||
+            die "vvfs clone create failed"
+        run_jobs clone vvfs-clone "$mnt/volumes/bench-clone"
     fi
     if has "$targets" loop; then
         loop=$(losetup -f --show --direct-io=on "$vol") || die "losetup failed"
@@ -570,10 +581,11 @@ ratio()
 
 # the table's columns: the targets that ran, in this order, and their names
 cols=()
-for t in plain file snap loop qsd qcow2 qcow2x; do
+for t in plain file snap clone loop qsd qcow2 qcow2x; do
     if has "$targets" "$t"; then cols+=("$t"); fi
 done
-declare -A label=([plain]=plain [file]=vvfs-file [snap]=vvfs-snap [loop]=vvfs-loop [qsd]=qsd
+declare -A label=([plain]=plain [file]=vvfs-file [snap]=vvfs-snap [clone]=vvfs-clone
+    [loop]=vvfs-loop [qsd]=qsd
     [qcow2]=qcow2 [qcow2x]=qcow2x)
 unit_of() { if [[ "$1" == rand* ]]; then echo IOPS; else echo MB/s; fi; }
 

@@ -4,7 +4,8 @@
 # grows: `vvfs snapshot create` latency through the CLI (median of 5) with 1, 100, 1,000 and
 # 10,000 snapshots of the volume already there, after writing --written of it sequentially
 # (fio, 1M, direct); then the time of `vvfs snapshot delete` of a snapshot that alone holds
-# --exclusive of data, against the delete of one that holds nothing.
+# --exclusive of data, against the delete of one that holds nothing; clone create latency;
+# the time to list the snapshots with their exclusive bytes, and to count one's.
 #
 # Usage: contrib/bench/snapshot-latency.sh [options]   (as root)
 #   --pool-dir DIR     where the work directory goes (default /var/tmp)
@@ -112,6 +113,22 @@ for n in ${counts//,/ }; do
 done
 echo "(snapshots now: $made)"
 
+# clone create latency (median of 5, each of another snapshot), at the count reached
+t=()
+for i in 1 2 3 4 5; do
+    a=$(date +%s%N)
+    "$vvfs" clone create "v@m$((i - 1))" "clone$i" >/dev/null
+    b=$(date +%s%N)
+    t+=($(((b - a) / 1000)))
+done
+us=$(printf '%s\n' "${t[@]}" | sort -n | sed -n 3p)
+echo "clone create latency (CLI, median of 5) with $made snapshots: $(awk -v u="$us" 'BEGIN { printf "%.1f", u / 1000 }') ms"
+for i in 1 2 3 4 5; do "$vvfs" volume delete "clone$i" >/dev/null; done
+a=$(date +%s%N)
+"$vvfs" --json snapshot list v >/dev/null
+b=$(date +%s%N)
+echo "snapshot list of $made snapshots with their exclusive bytes (CLI): $(((b - a) / 1000000)) ms"
+
 echo
 echo "snapshot delete time:"
 "$vvfs" snapshot create v empty-a >/dev/null
@@ -127,6 +144,13 @@ fio --name=y --filename="$vol" --rw=write --bs=1M --iodepth=8 --ioengine=libaio 
     --size="$xb" --offset=0 >/dev/null
 "$vvfs" snapshot create v after >/dev/null
 used0=$("$vvfs" --json status | awk -F: '/"used"/ { gsub(/[ ,]/, "", $2); print $2; exit }')
+a=$(date +%s%N)
+excl=$("$vvfs" --json snapshot show v excl | awk -F: '/"exclusive"/ { gsub(/[ ,]/, "", $2); print $2 }')
+b=$(date +%s%N)
+c=$(date +%s%N)
+"$vvfs" --json snapshot show v excl >/dev/null
+d=$(date +%s%N)
+echo "  its exclusive count: $((excl >> 20)) MiB, counted in $(((b - a) / 1000000)) ms (CLI; cached: $(((d - c) / 1000000)) ms)"
 t0=$(now_ms)
 "$vvfs" snapshot delete v excl >/dev/null
 t1=$(now_ms)

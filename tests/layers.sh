@@ -15,7 +15,8 @@ declare -A may=(
     [meta]="util"
     [fs]="meta util"
     [api]="meta util"
-    [daemon]="fs api meta util"
+    [replication]="meta util"
+    [daemon]="fs api replication meta util"
     [cli]="daemon meta util"
 )
 for mod in "${!may[@]}"; do
@@ -52,7 +53,8 @@ check_lib() # LIB FORBIDDEN-REGEX WHY
 }
 check_lib "$build/fs/libvvfsd.a" '^(vv_api_|MHD_|json_|curl_)' "the control plane"
 check_lib "$build/api/libvvapi.a" '^(vv_fs_|fs_|fuse_|vv_daemon_)' "the FUSE side"
-check_lib "$build/meta/libvvmeta.a" '^(vv_fs_|fs_|fuse_|vv_api_|MHD_|json_|vv_daemon_)' "a layer above it"
+check_lib "$build/replication/libvvrepl.a" '^(vv_fs_|fs_|fuse_|vv_api_|MHD_|json_|vv_daemon_)' "a sibling or a layer above it"
+check_lib "$build/meta/libvvmeta.a" '^(vv_fs_|fs_|fuse_|vv_api_|MHD_|json_|vv_daemon_|wire_)' "a layer above it"
 check_lib "$build/util/libvvutil.a" '^(vv_pool_|vv_vol_|vv_volume_|vv_fs_|vv_api_|fuse_|MHD_|mdb_)' "a layer above it"
 
 if [ "$bad" = 0 ]; then

@@ -84,6 +84,7 @@ int cmd_mount(struct cli *c);
 int cmd_umount(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_sync(struct cli *c);
+int cmd_key_generate(struct cli *c);
 int cmd_volume_create(struct cli *c);
 int cmd_volume_list(struct cli *c);
 int cmd_volume_show(struct cli *c);

@@ -13,6 +13,9 @@
  */
 #include "cli/cli_i.h"
 
+#include "replication/chan.h"
+#include <sys/stat.h>
+
 #include "meta/pool.h"
 #include "util/size.h"
 
@@ -193,5 +196,23 @@ int cmd_upgrade(struct cli *c)
     } else {
         printf("pool %s already has format %u\n", dir, st.format_version);
     }
+    return CLI_OK;
+}
+
+/* vvfs key generate: a new replication key on stdout (made 0600 when stdout is a file) */
+int cmd_key_generate(struct cli *c)
+{
+    (void)c;
+    char hex[2 * CHAN_KEY_BYTES + 1];
+    if (chan_key_generate(hex))
+        return cli_fail("cannot get random bytes for a key");
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && fchmod(STDOUT_FILENO, 0600))
+        return cli_fail("cannot make the key file 0600: %s", strerror(errno));
+    if (printf("%s\n", hex) < 0 || fflush(stdout) != 0)
+        return cli_fail("cannot write the key: %s", strerror(errno));
+    if (isatty(STDOUT_FILENO))
+        fprintf(stderr, "vvfs: keep it secret: save it to a file of mode 0600 on both nodes "
+                        "(vvfs key generate > /etc/vvfs/peer.key)\n");
     return CLI_OK;
 }

@@ -89,6 +89,8 @@ static const struct cli_cmd commands[] = {
     {"snapshot", "restore", "VOLUME NAME",
      "make the volume read as the snapshot again (every snapshot stays)", 2, 2, 0, true,
      cmd_snapshot_restore},
+    {"key", "generate", "", "print a new replication key (both peers use the same one)", 0, 0, 0,
+     false, cmd_key_generate},
     {"clone", "create", "VOLUME@SNAPSHOT NAME",
      "make a writable volume of a snapshot, sharing what it does not change", 2, 2, 0, true,
      cmd_clone_create},

@@ -17,7 +17,7 @@ declare -A may=(
     [api]="meta util"
     [replication]="meta util"
     [daemon]="fs api replication meta util"
-    [cli]="daemon meta util"
+    [cli]="daemon replication meta util"
 )
 for mod in "${!may[@]}"; do
     [ -d "$src/$mod" ] || { echo "layers: $src/$mod is missing" >&2; bad=1; continue; }

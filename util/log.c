@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const ss_names[VV_SS__COUNT] = {"main", "meta", "txg", "fs", "api", "cli"};
+static const char *const ss_names[VV_SS__COUNT] = {"main", "meta", "txg", "fs", "api", "cli", "repl"};
 static const char *const lvl_names[] = {"error", "warning", "info", "debug"};
 
 static int log_fd = STDERR_FILENO;

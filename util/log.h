@@ -15,7 +15,7 @@
 enum vv_log_level { VV_LOG_ERR, VV_LOG_WARN, VV_LOG_INFO, VV_LOG_DEBUG };
 
 /* Subsystems for debug selection. */
-enum vv_subsys { VV_SS_MAIN, VV_SS_META, VV_SS_TXG, VV_SS_FS, VV_SS_API, VV_SS_CLI, VV_SS__COUNT };
+enum vv_subsys { VV_SS_MAIN, VV_SS_META, VV_SS_TXG, VV_SS_FS, VV_SS_API, VV_SS_CLI, VV_SS_REPL, VV_SS__COUNT };
 
 /* Read VVFS_DEBUG from the environment.  Call once at start; safe to call again. */
 void vv_log_init(void);

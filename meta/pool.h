@@ -276,6 +276,26 @@ int vv_group_snapshot(struct vv_pool *p, const char *name, const char *snap,
                       struct vv_err *e);
 int vv_group_restore(struct vv_pool *p, const char *name, const char *snap, struct vv_err *e);
 
+/* ---- deltas (what replication sends) ------------------------------------------------------ */
+
+/*
+ * What changed in VOLUME from its snapshot FROM (NULL: from nothing, an initial copy) to its
+ * snapshot TO: runs of blocks (of the pool's extent size) that read in TO as data, or as
+ * zeros (a discard since FROM).  O(changes): the births between the two snapshots, never a
+ * walk of the volume; from nothing, the blocks with data only (a thin volume's written part).
+ * TO stays open (it cannot be deleted) until vv_delta_close.  ENOENT (no volume or snapshot),
+ * EINVAL (FROM newer than TO).
+ */
+struct vv_delta;
+int vv_delta_open(struct vv_pool *p, const char *volume, const char *from, const char *to,
+                  struct vv_delta **out, struct vv_err *e);
+/* The next run, in ascending block order: 0 with *BLOCK, *COUNT (1..64) and *ZERO; ENOENT at
+ * the end; another errno on a read error. */
+int vv_delta_next(struct vv_delta *d, uint64_t *block, uint32_t *count, bool *zero);
+/* TO, open: read the runs' data with vv_vol_read on it */
+struct vv_vol *vv_delta_source(struct vv_delta *d);
+void vv_delta_close(struct vv_delta *d);
+
 /*
  * Open snapshot SNAP_ID of volume VOL_ID for reading (vv_vol_read, vv_vol_seek, vv_vol_size
  * work as on a volume; write and discard fail with EROFS).  ENOENT.  Close with

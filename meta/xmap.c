@@ -721,11 +721,17 @@ int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
 int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
                        uint64_t after, uint64_t *mask)
 {
+    return xmap_changed_between(x, cur, vol, chunk, after, XMAP_LIVE, mask);
+}
+
+int xmap_changed_between(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                         uint64_t after, uint64_t upto, uint64_t *mask)
+{
     MDB_val k, val;
     struct xkey xk = {0};
     struct xver v;
     *mask = 0;
-    int err = seek_version(cur, vol, chunk, XMAP_LIVE, &k, &val);
+    int err = seek_version(cur, vol, chunk, upto, &k, &val);
     while (!err) {
         key_decode(&k, &xk);
         if (xk.birth <= after)

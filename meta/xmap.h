@@ -193,6 +193,10 @@ int xmap_merge_after(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t 
  * since then).  CUR: a cursor on x->map. */
 int xmap_changed_since(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
                        uint64_t after, uint64_t *mask);
+/* ... by versions born in (AFTER, UPTO] (what a delta from snapshot AFTER to UPTO holds: a
+ * snapshot's gen keeps the versions born after the one before it apart) */
+int xmap_changed_between(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
+                         uint64_t after, uint64_t upto, uint64_t *mask);
 /* *BLOCKS gets the data blocks that the dead-list rows of VOL with k in (S, N] and birth in
  * (P, S] hold: what only the snapshot of gen S sees (its delete frees exactly those), with P
  * and N as for xmap_dead_release.  Read or write txn; O(rows with k in (S, N]). */

@@ -2146,3 +2146,152 @@ Test(group, snapshots_are_one_point_in_time, .timeout = 120)
     fsck_clean();
     rmpool();
 }
+
+/* ---- deltas ------------------------------------------------------------------------------- */
+
+#define DL_BLOCKS 512
+
+/* the content of snapshot SNAP of VOL (DL_BLOCKS blocks) into BUF */
+static void dl_read(struct vv_pool *p, const char *vol, const char *snap, uint8_t *buf)
+{
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(p, vol, snap, &si, NULL), 0, "%s@%s", vol, snap);
+    struct vv_vol *h;
+    cr_assert_eq(vv_snap_open(p, si.volume_id, si.id, &h), 0);
+    cr_assert_eq(vv_vol_read(h, buf, DL_BLOCKS * 4096, 0), 0);
+    vv_vol_close(h);
+}
+
+/* apply the delta FROM -> TO of VOL to BUF (what a replica does); the blocks it carried */
+static uint64_t dl_apply(struct vv_pool *p, const char *vol, const char *from, const char *to,
+                         uint8_t *buf)
+{
+    struct vv_delta *d;
+    struct vv_err e = {0};
+    cr_assert_eq(vv_delta_open(p, vol, from, to, &d, &e), 0, "%s", e.msg);
+    uint64_t block, sent = 0, last = 0;
+    uint32_t count;
+    bool zero, first = true;
+    int rc;
+    while ((rc = vv_delta_next(d, &block, &count, &zero)) == 0) {
+        cr_assert(first || block >= last, "runs must ascend");
+        cr_assert_leq(block + count, DL_BLOCKS);
+        if (zero)
+            memset(buf + block * 4096, 0, count * 4096);
+        else
+            cr_assert_eq(vv_vol_read(vv_delta_source(d), buf + block * 4096, count * 4096,
+                                     block * 4096), 0);
+        last = block + count;
+        first = false;
+        sent += count;
+    }
+    cr_assert_eq(rc, ENOENT);
+    vv_delta_close(d);
+    return sent;
+}
+
+static void dl_mutate(struct vv_vol *v, unsigned *seed, uint32_t *tag, bool *touched, int ops)
+{
+    uint8_t buf[8 * 4096];
+    for (int i = 0; i < ops; i++) {
+        uint64_t b0 = (uint64_t)rand_r(seed) % DL_BLOCKS, n = 1 + (uint64_t)rand_r(seed) % 8;
+        if (b0 + n > DL_BLOCKS)
+            n = DL_BLOCKS - b0;
+        if (rand_r(seed) % 4) {
+            (*tag)++;
+            fill(buf, b0 * 4096, n * 4096, *tag);
+            cr_assert_eq(vv_vol_write(v, buf, n * 4096, b0 * 4096), 0);
+        } else {
+            cr_assert_eq(vv_vol_discard(v, b0 * 4096, n * 4096), 0);
+        }
+        for (uint64_t k = 0; k < n; k++)
+            touched[b0 + k] = true;
+        if (rand_r(seed) % 8 == 0)
+            cr_assert_eq(vv_vol_flush(v), 0);
+    }
+}
+
+/*
+ * Deltas between snapshots, applied to the older snapshot's content, give the newer one's,
+ * for a volume and for a clone, from nothing and from a snapshot, also after a snapshot in
+ * between was deleted; a delta carries no block that was not touched in between, and an
+ * initial one only the blocks with data.
+ */
+Test(delta, applied_to_the_older_snapshot_gives_the_newer, .timeout = 120)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", DL_BLOCKS * 4096);
+    unsigned seed = 4242;
+    uint32_t tag = 0;
+    bool touched[DL_BLOCKS] = {0};
+    uint8_t *a = malloc(DL_BLOCKS * 4096), *b = malloc(DL_BLOCKS * 4096);
+    struct vv_err e = {0};
+    dl_mutate(v, &seed, &tag, touched, 60);
+    cr_assert_eq(vv_snapshot_create(p, "v", "s0", NULL, &e), 0);
+    memset(touched, 0, sizeof(touched));
+    for (int round = 1; round <= 6; round++) {
+        char prev[8], cur[8];
+        snprintf(prev, sizeof(prev), "s%d", round - 1);
+        snprintf(cur, sizeof(cur), "s%d", round);
+        dl_mutate(v, &seed, &tag, touched, 40);
+        cr_assert_eq(vv_snapshot_create(p, "v", cur, NULL, &e), 0);
+        dl_read(p, "v", prev, a);
+        uint64_t sent = dl_apply(p, "v", prev, cur, a);
+        dl_read(p, "v", cur, b);
+        cr_assert(memcmp(a, b, DL_BLOCKS * 4096) == 0, "delta %s -> %s", prev, cur);
+        uint64_t n = 0;
+        for (int i = 0; i < DL_BLOCKS; i++)
+            n += touched[i];
+        cr_assert_leq(sent, n, "the delta carried %llu blocks, %llu were touched",
+                      (unsigned long long)sent, (unsigned long long)n);
+        /* from nothing: the data only */
+        memset(a, 0, DL_BLOCKS * 4096);
+        sent = dl_apply(p, "v", NULL, cur, a);
+        cr_assert(memcmp(a, b, DL_BLOCKS * 4096) == 0, "initial delta to %s", cur);
+        uint64_t data = 0;
+        static const uint8_t zero[4096];
+        for (int i = 0; i < DL_BLOCKS; i++)
+            data += memcmp(b + i * 4096, zero, 4096) != 0;
+        cr_assert_eq(sent, data, "an initial delta carries the data blocks, no more");
+        /* writes after the newest snapshot are not in it (they count for the next one) */
+        memset(touched, 0, sizeof(touched));
+        dl_mutate(v, &seed, &tag, touched, 10);
+    }
+    /* a snapshot in between deleted: s1 -> s4 still right */
+    cr_assert_eq(vv_snapshot_delete(p, "v", "s2", &e), 0);
+    dl_read(p, "v", "s1", a);
+    dl_apply(p, "v", "s1", "s4", a);
+    dl_read(p, "v", "s4", b);
+    cr_assert(memcmp(a, b, DL_BLOCKS * 4096) == 0, "delta s1 -> s4 across a deleted s2");
+    /* a clone: from nothing it carries the origin's blocks too */
+    cr_assert_eq(vv_clone_create(p, "v", "s3", "c", NULL, &e), 0, "%s", e.msg);
+    struct vv_vol *c = openvol(p, "c");
+    cr_assert_eq(vv_snapshot_create(p, "c", "c0", NULL, &e), 0);
+    memset(touched, 0, sizeof(touched));
+    dl_mutate(c, &seed, &tag, touched, 30);
+    cr_assert_eq(vv_snapshot_create(p, "c", "c1", NULL, &e), 0);
+    memset(a, 0, DL_BLOCKS * 4096);
+    dl_apply(p, "c", NULL, "c1", a);
+    dl_read(p, "c", "c1", b);
+    cr_assert(memcmp(a, b, DL_BLOCKS * 4096) == 0, "initial delta of a clone");
+    dl_read(p, "c", "c0", a);
+    dl_apply(p, "c", "c0", "c1", a);
+    cr_assert(memcmp(a, b, DL_BLOCKS * 4096) == 0, "delta c0 -> c1 of a clone");
+    /* refusals */
+    struct vv_delta *d;
+    cr_assert_eq(vv_delta_open(p, "v", "s4", "s1", &d, &e), EINVAL);
+    cr_assert_eq(vv_delta_open(p, "v", "nope", "s1", &d, &e), ENOENT);
+    cr_assert_eq(vv_delta_open(p, "nope", NULL, "s1", &d, &e), ENOENT);
+    /* the delta holds its snapshot open */
+    cr_assert_eq(vv_delta_open(p, "v", NULL, "s4", &d, &e), 0);
+    cr_assert_eq(vv_snapshot_delete(p, "v", "s4", &e), EBUSY);
+    vv_delta_close(d);
+    vv_vol_close(c);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(a);
+    free(b);
+    rmpool();
+}

@@ -224,8 +224,8 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
         uint32_t es = b->u.begin.extent_size;
         if (z)
             BAD("begin: reserved bytes are not zero");
-        if (b->u.begin.to <= b->u.begin.from)
-            BAD("begin: the delta does not go forward");
+        if (b->u.begin.to < b->u.begin.from)
+            BAD("begin: the delta goes backwards");
         if (es < 4096 || es > WIRE_EXTENT_MAX || (es & (es - 1)))
             BAD("begin: bad extent size");
         if (b->u.begin.size == 0 || b->u.begin.size % 4096 || b->u.begin.size > (1ULL << 50))

@@ -16,7 +16,7 @@
  *   WELCOME    u16 version, u8[2] 0, u8[16] pool id, u64 session id,
  *              u64 gen the replica holds (0: none), u64 resume block (0: from the start)
  *                                                      (receiver -> sender, first frame)
- *   BEGIN      u64 from gen, u64 to gen (> from), u64 volume size (bytes, multiple of
+ *   BEGIN      u64 from gen, u64 to gen (>= from), u64 volume size (bytes, multiple of
  *              4096), u32 extent size (power of two, 4 KiB..1 MiB), u32 0, NAME volume
  *              (opens a delta: the volume from "from" to "to")
  *   DATA       u64 first block, u32 count (1..WIRE_DATA_MAX), u32 0, count x u64 xxh3-64,

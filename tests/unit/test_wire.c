@@ -169,8 +169,8 @@ Test(wire, payloads_are_checked)
     refused(&rx, n - 2, "bad session name");
 
     rx = greeted_receiver();
-    n = wire_put_begin(buf, sizeof(buf), 1, 9, 9, 4096, 4096, "v");
-    refused(&rx, n, "does not go forward");
+    n = wire_put_begin(buf, sizeof(buf), 1, 9, 8, 4096, 4096, "v");
+    refused(&rx, n, "goes backwards");
     rx = greeted_receiver();
     n = wire_put_begin(buf, sizeof(buf), 1, 1, 9, 4096, 3000, "v");
     refused(&rx, n, "extent size");

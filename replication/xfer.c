@@ -48,28 +48,55 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     uint64_t block, ndata = 0, nzero = 0;
     uint32_t count;
     bool zero;
-    while (!err && !(err = vv_delta_next(d, &block, &count, &zero))) {
-        if (block + count <= resume)
-            continue; /* staged by an earlier attempt */
-        if (block < resume) {
-            count -= (uint32_t)(resume - block);
-            block = resume;
+    /* data runs that follow each other go out together, up to WIRE_DATA_MAX blocks a frame:
+     * one read and one frame per MiB of a sequentially written volume */
+    uint64_t pb = 0;
+    uint32_t pn = 0;
+    for (;;) {
+        int more = err ? err : vv_delta_next(d, &block, &count, &zero);
+        if (more == 0) {
+            if (block + count <= resume)
+                continue; /* staged by an earlier attempt */
+            if (block < resume) {
+                count -= (uint32_t)(resume - block);
+                block = resume;
+            }
+            if (!zero && pn && block == pb + pn && pn + count <= WIRE_DATA_MAX) {
+                pn += count;
+                continue;
+            }
         }
-        if (zero) {
-            n = wire_put_zero(frame, FRAME_CAP, (*seq)++, block, count);
-            nzero += count;
-        } else {
-            err = vv_vol_read(vv_delta_source(d), data, (size_t)count * es, block * es);
+        /* send what is pending: the data run, then (if that is what came) a zero run */
+        if (pn && !err) {
+            err = vv_vol_read(vv_delta_source(d), data, (size_t)pn * es, pb * es);
             if (err) {
                 vv_err_set(e, err, "cannot read volume '%s' at block %llu: %s", volume,
-                           (unsigned long long)block, strerror(err));
+                           (unsigned long long)pb, strerror(err));
                 break;
             }
-            for (uint32_t i = 0; i < count; i++)
+            for (uint32_t i = 0; i < pn; i++)
                 cs[i] = XXH3_64bits(data + (size_t)i * es, es);
-            n = wire_put_data(frame, FRAME_CAP, (*seq)++, block, count, es, cs, data);
-            ndata += count;
+            n = wire_put_data(frame, FRAME_CAP, (*seq)++, pb, pn, es, cs, data);
+            ndata += pn;
+            if ((err = chan_send(c, frame, n)))
+                vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
+            st->frames++;
+            st->bytes += n;
+            pn = 0;
         }
+        if (more) {
+            err = err ? err : more;
+            break;
+        }
+        if (err)
+            break;
+        if (!zero) {
+            pb = block;
+            pn = count;
+            continue;
+        }
+        n = wire_put_zero(frame, FRAME_CAP, (*seq)++, block, count);
+        nzero += count;
         if ((err = chan_send(c, frame, n)))
             vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
         st->frames++;

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -71,6 +72,21 @@ struct rcv {
     struct vv_err e;
 };
 
+/* a receiver that only decrypts and drops (REPLBENCH_SINK=1: the sender's side alone) */
+static void *tls_sink(void *arg)
+{
+    struct rcv *r = arg;
+    int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+    struct chan *c;
+    if ((r->err = chan_accept(fd, KEY, 60000, &c, &r->e)))
+        return NULL;
+    static uint8_t buf[1 << 20];
+    while (chan_recv(c, buf, sizeof(buf)) > 0)
+        ;
+    chan_close(c);
+    return NULL;
+}
+
 static void *tls_receiver(void *arg)
 {
     struct rcv *r = arg;
@@ -125,6 +141,20 @@ int main(int argc, char **argv)
     if (vv_snapshot_create(a, "v", "s1", NULL, &e))
         die("snapshot", &e);
 
+    if (getenv("REPLBENCH_READ")) { /* how fast the snapshot reads, alone */
+        struct vv_snapshot_info si;
+        struct vv_vol *h;
+        if (vv_snapshot_get(a, "v", "s1", &si, &e) || vv_snap_open(a, si.volume_id, si.id, &h))
+            die("snapshot open", &e);
+        system("echo 3 > /proc/sys/vm/drop_caches");
+        double r0 = now();
+        for (uint64_t off = 0; off < size; off += MiB)
+            if (vv_vol_read(h, buf, MiB, off))
+                die("read", NULL);
+        printf("replbench: the snapshot reads at %.0f MB/s (1 MiB reads, cold cache)\n",
+               (double)size / (now() - r0) / 1e6);
+        vv_vol_close(h);
+    }
     /* raw TCP: the same number of bytes from memory over a plain loopback socket */
     uint16_t port;
     struct sink s = {.lfd = listen_local(&port)};
@@ -146,7 +176,8 @@ int main(int argc, char **argv)
 
     /* the delta over TLS into pool b */
     struct rcv r = {.lfd = listen_local(&port), .p = b};
-    pthread_create(&t, NULL, tls_receiver, &r);
+    bool sink = getenv("REPLBENCH_SINK") != NULL;
+    pthread_create(&t, NULL, sink ? tls_sink : tls_receiver, &r);
     char ports[16];
     snprintf(ports, sizeof(ports), "%u", port);
     struct chan *c;
@@ -157,9 +188,15 @@ int main(int argc, char **argv)
     t0 = now();
     if (xfer_send(c, &seq, a, "v", NULL, "s1", 0, &st, &e))
         die("xfer_send", &e);
+    double send_secs = now() - t0;
+    if (sink)
+        chan_close(c);
     pthread_join(t, NULL);
     double secs = now() - t0;
-    chan_close(c);
+    if (!sink)
+        chan_close(c);
+    printf("replbench: the sender was done after %.2f s%s\n", send_secs,
+           sink ? " (the receiver only decrypted)" : "");
     if (r.err)
         die("xfer_recv", &r.e);
     double repl = (double)size / secs / 1e6;

@@ -15,11 +15,135 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
 #define FRAME_CAP (WIRE_HDR + WIRE_PAYLOAD_MAX)
+
+/*
+ * The sender is two stages on two threads: a producer walks the delta, reads each run
+ * (vv_vol_read), checksums it and encodes its frame into one of SENDQ_BUFS buffers; the
+ * caller's thread seals and sends the frames in order.  Measured: in series, reading and
+ * sealing added up (364 MB/s from cold pages; see ARCHITECTURE.md).
+ */
+#define SENDQ_BUFS 4
+
+struct sendq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t *buf[SENDQ_BUFS];
+    size_t len[SENDQ_BUFS];
+    size_t head, n;       /* filled frames, in order, from head */
+    size_t nfree;         /* free buffers: buf[(head + n) .. ) */
+    bool done, stop;      /* the producer finished; the sender gave up */
+    int err;              /* the producer's */
+    struct vv_err e;
+    /* the producer's work */
+    struct vv_delta *d;
+    uint32_t es, seq;
+    uint64_t resume;
+    const char *volume;
+    uint64_t ndata, nzero;
+};
+
+/* the producer's next free buffer (NULL: the sender gave up) */
+static uint8_t *q_free(struct sendq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->nfree && !q->stop)
+        pthread_cond_wait(&q->cv, &q->mu);
+    uint8_t *b = q->stop ? NULL : q->buf[(q->head + q->n) % SENDQ_BUFS];
+    pthread_mutex_unlock(&q->mu);
+    return b;
+}
+
+static void q_push(struct sendq *q, size_t len)
+{
+    pthread_mutex_lock(&q->mu);
+    q->len[(q->head + q->n) % SENDQ_BUFS] = len;
+    q->n++;
+    q->nfree--;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* encode and queue one DATA frame of N blocks at B (read into DATA) */
+static int produce_data(struct sendq *q, uint64_t b, uint32_t n, uint8_t *data, uint64_t *cs)
+{
+    int err = vv_vol_read(vv_delta_source(q->d), data, (size_t)n * q->es, b * q->es);
+    if (err)
+        return vv_err_set(&q->e, err, "cannot read volume '%s' at block %llu: %s", q->volume,
+                          (unsigned long long)b, strerror(err));
+    for (uint32_t i = 0; i < n; i++)
+        cs[i] = XXH3_64bits(data + (size_t)i * q->es, q->es);
+    uint8_t *f = q_free(q);
+    if (!f)
+        return ECANCELED;
+    q_push(q, wire_put_data(f, FRAME_CAP, q->seq++, b, n, q->es, cs, data));
+    q->ndata += n;
+    return 0;
+}
+
+static void *producer(void *arg)
+{
+    struct sendq *q = arg;
+    uint8_t *data = malloc((size_t)WIRE_DATA_MAX * q->es);
+    uint64_t *cs = malloc(sizeof(*cs) * WIRE_DATA_MAX);
+    int err = data && cs ? 0 : vv_err_set(&q->e, ENOMEM, "out of memory");
+    uint64_t block, pb = 0;
+    uint32_t count, pn = 0;
+    bool zero;
+    /* data runs that follow each other go out together, up to WIRE_DATA_MAX blocks a frame:
+     * one read and one frame per MiB of a sequentially written volume */
+    while (!err && !(err = vv_delta_next(q->d, &block, &count, &zero))) {
+        if (block + count <= q->resume)
+            continue; /* staged by an earlier attempt */
+        if (block < q->resume) {
+            count -= (uint32_t)(q->resume - block);
+            block = q->resume;
+        }
+        if (!zero && pn && block == pb + pn && pn + count <= WIRE_DATA_MAX) {
+            pn += count;
+            continue;
+        }
+        if (pn && (err = produce_data(q, pb, pn, data, cs)))
+            break;
+        pn = 0;
+        if (!zero) {
+            pb = block;
+            pn = count;
+            continue;
+        }
+        uint8_t *f = q_free(q);
+        if (!f) {
+            err = ECANCELED;
+            break;
+        }
+        q_push(q, wire_put_zero(f, FRAME_CAP, q->seq++, block, count));
+        q->nzero += count;
+    }
+    if (err == ENOENT) {
+        err = pn ? produce_data(q, pb, pn, data, cs) : 0;
+        uint8_t *f = err ? NULL : q_free(q);
+        if (f)
+            q_push(q, wire_put_end(f, FRAME_CAP, q->seq++, q->ndata, q->nzero, 0));
+        else if (!err)
+            err = ECANCELED;
+    } else if (err && err != ECANCELED && !q->e.code) {
+        vv_err_set(&q->e, err, "cannot read the changes of volume '%s': %s", q->volume,
+                   strerror(err));
+    }
+    free(data);
+    free(cs);
+    pthread_mutex_lock(&q->mu);
+    q->err = err;
+    q->done = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
 
 int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
               const char *from, const char *to, uint64_t resume, struct xfer_stats *st,
@@ -31,91 +155,67 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     int err = vv_snapshot_get(p, volume, to, &ti, e);
     if (!err && from)
         err = vv_snapshot_get(p, volume, from, &fi, e);
-    struct vv_delta *d = NULL;
+    struct sendq q = {.es = ps.extent_size, .resume = resume, .volume = volume};
     if (!err)
-        err = vv_delta_open(p, volume, from, to, &d, e);
+        err = vv_delta_open(p, volume, from, to, &q.d, e);
     if (err)
         return err;
-    uint32_t es = ps.extent_size;
-    uint8_t *frame = malloc(FRAME_CAP), *data = malloc((size_t)WIRE_DATA_MAX * es);
-    uint64_t *cs = malloc(sizeof(*cs) * WIRE_DATA_MAX);
-    if (!frame || !data || !cs)
-        err = vv_err_set(e, ENOMEM, "out of memory");
-    size_t n = err ? 0 : wire_put_begin(frame, FRAME_CAP, (*seq)++, fi.gen, ti.gen, ti.size, es,
-                                         volume);
-    if (!err && (err = chan_send(c, frame, n)))
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.cv, NULL);
+    for (size_t i = 0; i < SENDQ_BUFS && !err; i++)
+        if (!(q.buf[i] = malloc(FRAME_CAP)))
+            err = vv_err_set(e, ENOMEM, "out of memory");
+    q.nfree = SENDQ_BUFS;
+    size_t n = err ? 0 : wire_put_begin(q.buf[0], FRAME_CAP, (*seq)++, fi.gen, ti.gen, ti.size,
+                                         q.es, volume);
+    if (!err && (err = chan_send(c, q.buf[0], n)))
         vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
-    uint64_t block, ndata = 0, nzero = 0;
-    uint32_t count;
-    bool zero;
-    /* data runs that follow each other go out together, up to WIRE_DATA_MAX blocks a frame:
-     * one read and one frame per MiB of a sequentially written volume */
-    uint64_t pb = 0;
-    uint32_t pn = 0;
-    for (;;) {
-        int more = err ? err : vv_delta_next(d, &block, &count, &zero);
-        if (more == 0) {
-            if (block + count <= resume)
-                continue; /* staged by an earlier attempt */
-            if (block < resume) {
-                count -= (uint32_t)(resume - block);
-                block = resume;
-            }
-            if (!zero && pn && block == pb + pn && pn + count <= WIRE_DATA_MAX) {
-                pn += count;
-                continue;
-            }
-        }
-        /* send what is pending: the data run, then (if that is what came) a zero run */
-        if (pn && !err) {
-            err = vv_vol_read(vv_delta_source(d), data, (size_t)pn * es, pb * es);
-            if (err) {
-                vv_err_set(e, err, "cannot read volume '%s' at block %llu: %s", volume,
-                           (unsigned long long)pb, strerror(err));
-                break;
-            }
-            for (uint32_t i = 0; i < pn; i++)
-                cs[i] = XXH3_64bits(data + (size_t)i * es, es);
-            n = wire_put_data(frame, FRAME_CAP, (*seq)++, pb, pn, es, cs, data);
-            ndata += pn;
-            if ((err = chan_send(c, frame, n)))
-                vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
-            st->frames++;
-            st->bytes += n;
-            pn = 0;
-        }
-        if (more) {
-            err = err ? err : more;
+    q.seq = *seq;
+    pthread_t t;
+    bool running = !err && !(err = pthread_create(&t, NULL, producer, &q));
+    if (!running && !(e && e->code) && err)
+        vv_err_set(e, err, "cannot start the sender: %s", strerror(err));
+    /* send the frames in order as they come */
+    pthread_mutex_lock(&q.mu);
+    while (running) {
+        while (!q.n && !q.done)
+            pthread_cond_wait(&q.cv, &q.mu);
+        if (!q.n)
             break;
-        }
-        if (err)
-            break;
-        if (!zero) {
-            pb = block;
-            pn = count;
-            continue;
-        }
-        n = wire_put_zero(frame, FRAME_CAP, (*seq)++, block, count);
-        nzero += count;
-        if ((err = chan_send(c, frame, n)))
-            vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
+        uint8_t *f = q.buf[q.head];
+        size_t len = q.len[q.head];
+        pthread_mutex_unlock(&q.mu);
+        int serr = chan_send(c, f, len);
+        pthread_mutex_lock(&q.mu);
         st->frames++;
-        st->bytes += n;
+        st->bytes += len;
+        q.head = (q.head + 1) % SENDQ_BUFS;
+        q.n--;
+        q.nfree++;
+        pthread_cond_broadcast(&q.cv);
+        if (serr) {
+            err = vv_err_set(e, serr, "cannot send to %s: %s", chan_peer(c), strerror(serr));
+            q.stop = true;
+            break;
+        }
     }
-    if (err == ENOENT) {
-        err = 0;
-        n = wire_put_end(frame, FRAME_CAP, (*seq)++, ndata, nzero, 0);
-        if ((err = chan_send(c, frame, n)))
-            vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
-    } else if (err && !(e && e->code)) {
-        vv_err_set(e, err, "cannot read the changes of volume '%s': %s", volume, strerror(err));
+    pthread_mutex_unlock(&q.mu);
+    if (running) {
+        pthread_join(t, NULL);
+        if (!err && q.err) {
+            err = q.err;
+            if (e)
+                *e = q.e;
+        }
+        *seq = q.seq;
     }
-    st->data_blocks += ndata;
-    st->zero_blocks += nzero;
-    vv_delta_close(d);
-    free(frame);
-    free(data);
-    free(cs);
+    st->data_blocks += q.ndata;
+    st->zero_blocks += q.nzero;
+    vv_delta_close(q.d);
+    for (size_t i = 0; i < SENDQ_BUFS; i++)
+        free(q.buf[i]);
+    pthread_cond_destroy(&q.cv);
+    pthread_mutex_destroy(&q.mu);
     return err;
 }
 

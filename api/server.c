@@ -39,6 +39,7 @@
  */
 #include "api/api.h"
 
+#include "util/hex.h"
 #include "util/log.h"
 #include "util/name.h"
 #include "util/size.h"
@@ -575,19 +576,26 @@ static void h_snap_delete(struct call *c, struct reply *r)
         reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
 }
 
-static void h_snap_patch(struct call *c, struct reply *r)
+/* A body that is {"name": NAME} and nothing else, NAME a valid name: 0 with *NAME, or an
+ * error answered (HINT says what the name is for, as "(rename)"). */
+static int body_name(struct call *c, struct reply *r, const char *hint, const char **name)
 {
     static const char *const fields[] = {"name", NULL};
     const json_t *jname = json_object_get(c->body, "name");
-    const char *newname = NULL;
     if (check_fields(c->body, fields, r))
-        return;
+        return EINVAL;
     if (!jname) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "request body needs \"name\" (rename)");
-        return;
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "request body needs \"name\" %s",
+                    hint);
+        return EINVAL;
     }
-    if (get_name(jname, &newname, r))
+    return get_name(jname, name, r);
+}
+
+static void h_snap_patch(struct call *c, struct reply *r)
+{
+    const char *newname = NULL;
+    if (body_name(c, r, "(rename)", &newname))
         return;
     struct vv_err e = {0};
     int rc = vv_snapshot_rename(c->api->pool, c->name, c->snap, newname, &e);
@@ -618,17 +626,8 @@ static void h_snap_restore(struct call *c, struct reply *r)
 
 static void h_snap_clone(struct call *c, struct reply *r)
 {
-    static const char *const fields[] = {"name", NULL};
-    const json_t *jname = json_object_get(c->body, "name");
     const char *name = NULL;
-    if (check_fields(c->body, fields, r))
-        return;
-    if (!jname) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "request body needs \"name\" (of the new volume), e.g. {\"name\":\"test\"}");
-        return;
-    }
-    if (get_name(jname, &name, r))
+    if (body_name(c, r, "(of the new volume), e.g. {\"name\":\"test\"}", &name))
         return;
     struct vv_volume_info info;
     struct vv_err e = {0};
@@ -883,17 +882,6 @@ static bool route_matches(const struct route *rt, const char *url,
     return *u == '\0';
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* %-decode IN into OUT (LEN bytes).  Returns 0, or EINVAL (bad escape, NUL) / ENAMETOOLONG. */
 static int pct_decode(const char *in, char *out, size_t len)
 {
@@ -901,7 +889,7 @@ static int pct_decode(const char *in, char *out, size_t len)
     for (const char *p = in; *p; p++) {
         char ch = *p;
         if (ch == '%') {
-            int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+            int hi = vv_hexval(p[1]), lo = hi < 0 ? -1 : vv_hexval(p[2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return EINVAL;
             ch = (char)(hi * 16 + lo);

@@ -13,6 +13,7 @@
  */
 #include "replication/chan.h"
 
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -43,17 +44,6 @@ struct chan {
 
 /* ---- keys --------------------------------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 int chan_key_load(const char *path, uint8_t key[CHAN_KEY_BYTES], struct vv_err *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -82,7 +72,7 @@ int chan_key_load(const char *path, uint8_t key[CHAN_KEY_BYTES], struct vv_err *
         return vv_err_set(e, EINVAL, "key file %s does not hold a key (64 hex digits, as "
                           "'vvfs key generate' writes)", path);
     for (size_t i = 0; i < CHAN_KEY_BYTES; i++) {
-        int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+        int hi = vv_hexval(buf[2 * i]), lo = vv_hexval(buf[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return vv_err_set(e, EINVAL, "key file %s does not hold a key (64 hex digits, as "
                               "'vvfs key generate' writes)", path);

@@ -264,7 +264,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     } else if (is_snapdir_ino(ino)) {
         struct vv_volume_info vi;
         err = vv_volume_get_by_id(fs->pool, INO_ID(ino), &vi);
-        if (!err && !(err = vv_snapshot_list(fs->pool, vi.name, &snaps, &nsnaps, NULL)))
+        if (!err && !(err = vv_snapshot_list_brief(fs->pool, vi.name, &snaps, &nsnaps, NULL)))
             qsort(snaps, nsnaps, sizeof(*snaps), snap_id_cmp);
     }
     char *buf = err ? NULL : malloc(size ? size : 1);

@@ -207,6 +207,10 @@ int vv_snapshot_get(struct vv_pool *p, const char *volume, const char *name,
                     struct vv_snapshot_info *out, struct vv_err *e);
 int vv_snapshot_list(struct vv_pool *p, const char *volume, struct vv_snapshot_info **out,
                      size_t *n, struct vv_err *e);
+/* the same without the exclusive bytes (left 0): for listings that do not show them, such as
+ * a directory's, which must not count what each snapshot holds */
+int vv_snapshot_list_brief(struct vv_pool *p, const char *volume,
+                           struct vv_snapshot_info **out, size_t *n, struct vv_err *e);
 /* rename: ENOENT, EEXIST; the snapshot's file follows (same inode) */
 int vv_snapshot_rename(struct vv_pool *p, const char *volume, const char *name,
                        const char *newname, struct vv_err *e);

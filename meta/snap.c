@@ -304,13 +304,18 @@ static int snap_op_begin(struct vv_pool *p, const char *volname, const char *nam
 
 /* The data blocks only snapshot S of V holds (what its delete would free), from the cache
  * or the dead lists; no lock held.  0 if it cannot be read (logged). */
-static uint64_t snap_exclusive(struct vv_pool *p, struct vv_volume *v, uint64_t snap_id)
+/* V's snapshot of (GEN, ID), by binary search of its sorted list (vol_mu held), or NULL */
+static struct vsnap *snap_at(struct vv_volume *v, uint64_t gen, uint64_t id)
+{
+    struct vsnap key = {.id = id, .gen = gen};
+    return bsearch(&key, v->snaps, v->nsnaps, sizeof(*v->snaps), snap_cmp);
+}
+
+static uint64_t snap_exclusive(struct vv_pool *p, struct vv_volume *v, uint64_t snap_id,
+                               uint64_t snap_gen)
 {
     pthread_rwlock_rdlock(&p->vol_mu);
-    struct vsnap *s = NULL;
-    for (size_t i = 0; i < v->nsnaps && !s; i++)
-        if (v->snaps[i].id == snap_id)
-            s = &v->snaps[i];
+    struct vsnap *s = snap_at(v, snap_gen, snap_id);
     if (!s || s->excl_valid) {
         uint64_t x = s ? s->excl : 0;
         pthread_rwlock_unlock(&p->vol_mu);
@@ -341,11 +346,10 @@ static uint64_t snap_exclusive(struct vv_pool *p, struct vv_volume *v, uint64_t 
         return 0;
     }
     pthread_rwlock_wrlock(&p->vol_mu);
-    for (size_t i = 0; i < v->nsnaps; i++)
-        if (v->snaps[i].id == snap_id && v->snaps[i].excl_seq == seq) {
-            v->snaps[i].excl = blocks; /* nothing changed it meanwhile */
-            v->snaps[i].excl_valid = true;
-        }
+    if ((s = snap_at(v, snap_gen, snap_id)) && s->excl_seq == seq) {
+        s->excl = blocks; /* nothing changed it meanwhile */
+        s->excl_valid = true;
+    }
     pthread_rwlock_unlock(&p->vol_mu);
     return blocks;
 }
@@ -363,7 +367,7 @@ static void fill_exclusive(struct vv_pool *p, struct vv_snapshot_info *o, size_t
                 vol_ref(v);
             pthread_rwlock_unlock(&p->vol_mu);
         }
-        o[i].exclusive = v ? snap_exclusive(p, v, o[i].id) * p->extent_size : 0;
+        o[i].exclusive = v ? snap_exclusive(p, v, o[i].id, o[i].gen) * p->extent_size : 0;
     }
     vol_put(v);
 }
@@ -532,8 +536,23 @@ out:
     return err;
 }
 
+static int snapshot_list(struct vv_pool *p, const char *volname, bool exclusive,
+                         struct vv_snapshot_info **out, size_t *n, struct vv_err *e);
+
 int vv_snapshot_list(struct vv_pool *p, const char *volname, struct vv_snapshot_info **out,
                      size_t *n, struct vv_err *e)
+{
+    return snapshot_list(p, volname, true, out, n, e);
+}
+
+int vv_snapshot_list_brief(struct vv_pool *p, const char *volname,
+                           struct vv_snapshot_info **out, size_t *n, struct vv_err *e)
+{
+    return snapshot_list(p, volname, false, out, n, e);
+}
+
+static int snapshot_list(struct vv_pool *p, const char *volname, bool exclusive,
+                         struct vv_snapshot_info **out, size_t *n, struct vv_err *e)
 {
     pthread_rwlock_rdlock(&p->vol_mu);
     struct vv_volume *only = volname ? vol_find_name(p, volname) : NULL;
@@ -559,7 +578,8 @@ int vv_snapshot_list(struct vv_pool *p, const char *volname, struct vv_snapshot_
             snap_info(v, &v->snaps[j], &a[k++]);
     }
     pthread_rwlock_unlock(&p->vol_mu);
-    fill_exclusive(p, a, k);
+    if (exclusive)
+        fill_exclusive(p, a, k);
     *out = a;
     *n = k;
     return 0;

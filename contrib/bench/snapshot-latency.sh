@@ -128,6 +128,12 @@ a=$(date +%s%N)
 "$vvfs" --json snapshot list v >/dev/null
 b=$(date +%s%N)
 echo "snapshot list of $made snapshots with their exclusive bytes (CLI): $(((b - a) / 1000000)) ms"
+a=$(date +%s%N)
+ls -f "$mnt/snapshots/v" >/dev/null
+b=$(date +%s%N)
+ls -l "$mnt/snapshots/v" >/dev/null
+c=$(date +%s%N)
+echo "readdir of the snapshot directory (ls -f): $(((b - a) / 1000000)) ms; ls -l: $(((c - b) / 1000000)) ms"
 
 echo
 echo "snapshot delete time:"

@@ -133,18 +133,9 @@ static int next_chunk(struct vv_delta *d)
         }
         if (!d->from_gen) {
             /* the first chunk at or after it that the volume or an origin has versions of */
-            uint64_t best = UINT64_MAX, c;
-            int e2 = xmap_next_chunk(&p->xmap, cur, v->id, chunk, &c);
-            if (!e2)
-                best = c;
-            for (unsigned i = 0; i < v->norigins && (!e2 || e2 == ENOENT); i++) {
-                uint64_t lim = __atomic_load_n(&v->origins[i].limit, __ATOMIC_RELAXED);
-                uint64_t lc = (lim + XMAP_CHUNK_BLOCKS - 1) >> XMAP_CHUNK_SHIFT;
-                e2 = chunk < lc ? xmap_next_chunk(&p->xmap, cur, v->origins[i].vol, chunk, &c)
-                                : ENOENT;
-                if (!e2 && c < lc && c < best)
-                    best = c;
-            }
+            uint64_t best = UINT64_MAX;
+            int e2 = xmap_next_chunk_chain(&p->xmap, cur, v->id, v->origins, v->norigins, chunk,
+                                           &best);
             if (e2 && e2 != ENOENT)
                 err = e2;
             chunk = best;

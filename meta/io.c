@@ -934,18 +934,6 @@ static int cand_init(struct cand *it, struct vv_pool *p, const struct vv_volume 
     return err;
 }
 
-/* the first chunk >= FROM with a version of VOL, or UINT64_MAX */
-static int next_mapped(struct vv_pool *p, MDB_cursor *cur, uint64_t vol, uint64_t from,
-                       uint64_t *c)
-{
-    int err = xmap_next_chunk(&p->xmap, cur, vol, from, c);
-    if (err == ENOENT) {
-        *c = UINT64_MAX;
-        err = 0;
-    }
-    return err;
-}
-
 /* the next candidate chunk: 0, or ENOENT when there is none left.  A clone's candidates
  * include its origins' chunks (below their limits). */
 static int cand_next(struct cand *it, uint64_t *chunk)
@@ -957,15 +945,11 @@ static int cand_next(struct cand *it, uint64_t *chunk)
     uint64_t lm = UINT64_MAX;
     int err = reader_cursor(&r, &cur);
     if (!err)
-        err = next_mapped(it->p, cur, it->vol, it->next, &lm);
-    for (unsigned i = 0; i < r.norigins && !err; i++) {
-        uint64_t limit = __atomic_load_n(&r.origins[i].limit, __ATOMIC_RELAXED), oc;
-        uint64_t lc = (limit + XMAP_CHUNK_BLOCKS - 1) >> XMAP_CHUNK_SHIFT;
-        if (it->next >= lc)
-            break;
-        err = next_mapped(it->p, cur, r.origins[i].vol, it->next, &oc);
-        if (!err && oc < lc && oc < lm)
-            lm = oc;
+        err = xmap_next_chunk_chain(&it->p->xmap, cur, it->vol, r.origins, r.norigins, it->next,
+                                    &lm);
+    if (err == ENOENT) {
+        err = 0;
+        lm = UINT64_MAX;
     }
     reader_done(&r);
     if (err)

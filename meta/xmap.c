@@ -270,6 +270,29 @@ int xmap_next_chunk(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_
     return 0;
 }
 
+int xmap_next_chunk_chain(const struct xmap *x, MDB_cursor *cur, uint64_t vol,
+                          const struct xlayer *o, unsigned no, uint64_t chunk,
+                          uint64_t *next_chunk)
+{
+    uint64_t best = UINT64_MAX, c;
+    int err = xmap_next_chunk(x, cur, vol, chunk, &c);
+    if (!err)
+        best = c;
+    for (unsigned i = 0; i < no && (!err || err == ENOENT); i++) {
+        uint64_t limit = __atomic_load_n(&o[i].limit, __ATOMIC_RELAXED);
+        uint64_t lc = (limit + XMAP_CHUNK_BLOCKS - 1) >> XMAP_CHUNK_SHIFT;
+        if (chunk >= lc)
+            break; /* (limits only fall along the chain) */
+        err = xmap_next_chunk(x, cur, o[i].vol, chunk, &c);
+        if (!err && c < lc && c < best)
+            best = c;
+    }
+    if (err && err != ENOENT)
+        return err;
+    *next_chunk = best;
+    return best == UINT64_MAX ? ENOENT : 0;
+}
+
 /* ---- changes --------------------------------------------------------------------------------- */
 
 static int births_put(const struct xmap *x, MDB_txn *txn, uint64_t vol, uint64_t birth,

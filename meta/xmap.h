@@ -119,6 +119,11 @@ int xmap_open(MDB_txn *txn, unsigned flags, uint64_t nslots, struct xmap *x);
  */
 int xmap_view(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,
               uint64_t as_of, uint64_t want, struct xview *out);
+/* xmap_next_chunk for VOL read through its NO origins O (below their limits): the first
+ * chunk >= CHUNK that VOL or an origin has a version of, or ENOENT. */
+int xmap_next_chunk_chain(const struct xmap *x, MDB_cursor *cur, uint64_t vol,
+                          const struct xlayer *o, unsigned no, uint64_t chunk,
+                          uint64_t *next_chunk);
 /* The same through the NO origins O (nearest first): blocks VOL leaves undecided are looked
  * up in each origin in turn (where below its limit).  xmap_view is this with NO = 0. */
 int xmap_view_chain(const struct xmap *x, MDB_cursor *cur, uint64_t vol, uint64_t chunk,

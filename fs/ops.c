@@ -102,6 +102,16 @@ static int vol_attr(struct vv_fs *fs, fuse_ino_t ino, struct stat *st)
     struct vv_volume_info vi;
     if (vv_volume_get_by_id(fs->pool, ino - VOL_INO_BASE, &vi))
         return ENOENT;
+    if (vi.replica) {
+        /* users read a replica's newest point (read-only): its size, and when it came */
+        struct vv_snapshot_info si;
+        bool point = vi.point_snapshot_id &&
+                     vv_snapshot_get_by_id(fs->pool, vi.point_snapshot_id, &si) == 0;
+        file_attr(ino, 0400, point ? si.size : 0, point ? si.created * 1000000000ULL :
+                  vi.created * 1000000000ULL, st);
+        st->st_blocks = (blkcnt_t)((vi.used - vi.snapshots_used) / 512);
+        return 0;
+    }
     /* mtime and ctime: the last write (creation time stays in `vvfs volume show`) */
     file_attr(ino, 0600, vi.size, vi.modified_ns, st);
     /* what the volume itself reads; what only its snapshots hold shows on their files */
@@ -163,7 +173,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     } else if (is_snapdir_ino(parent)) {
         struct vv_volume_info vi;
         struct vv_snapshot_info si;
-        if (vv_volume_get_by_id(fs->pool, INO_ID(parent), &vi) == 0 &&
+        /* names that begin with '.' are vvfs's own snapshots (replication's): not shown */
+        if (name[0] != '.' && vv_volume_get_by_id(fs->pool, INO_ID(parent), &vi) == 0 &&
             vv_snapshot_get(fs->pool, vi.name, name, &si, NULL) == 0)
             return reply_entry(req, SNAP_INO | si.id);
     } else {
@@ -196,7 +207,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     /* Only no-op changes are accepted: a volume's size changes through `vvfs volume resize`
      * (truncate would silently destroy or expose data), and ownership/mode are fixed. */
     if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
-        err = is_snap_ino(ino) ? EROFS : EPERM;
+        err = is_snap_ino(ino) || !(st.st_mode & 0200) ? EROFS : EPERM;
     if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777))
         err = EPERM;
     if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid)
@@ -295,6 +306,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     : (struct dirent_src){vi->name, SNAPDIR_INO | vi->id, S_IFDIR, 2 + vi->id};
         } else {
             const struct vv_snapshot_info *si = &snaps[i - nfixed];
+            if (si->name[0] == '.')
+                continue; /* vvfs's own (see op_lookup) */
             e = (struct dirent_src){si->name, SNAP_INO | si->id, S_IFREG, 2 + si->id};
         }
         if (e.cookie <= (uint64_t)off)
@@ -336,12 +349,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     int err;
+    struct vv_volume_info vi;
     if (snap) {
         struct vv_snapshot_info si;
         err = vv_snapshot_get_by_id(fs->pool, INO_ID(ino), &si);
         if (!err)
             err = vv_snap_open(fs->pool, si.volume_id, si.id, &h->vol);
-    } else {
+    } else if ((err = vv_volume_get_by_id(fs->pool, ino - VOL_INO_BASE, &vi)) == 0 &&
+               vi.replica) {
+        /* a replica: its replication session writes it; users read its newest point, as it
+         * was when they opened it (a handle opened earlier keeps reading the point it got) */
+        if ((fi->flags & O_ACCMODE) != O_RDONLY)
+            err = EROFS;
+        else if (!vi.point_snapshot_id)
+            err = EAGAIN; /* no point yet: the first sync has not completed */
+        else
+            err = vv_snap_open(fs->pool, vi.id, vi.point_snapshot_id, &h->vol);
+        snap = true;
+    } else if (!err) {
         err = vv_vol_open(fs->pool, ino - VOL_INO_BASE, &h->vol);
     }
     if (err) {
@@ -351,7 +376,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fs_handles_add(fs, h);
     fi->fh = (uint64_t)(uintptr_t)h;
-    fi->keep_cache = 1; /* all writes come through us: the page cache never goes stale */
+    /* all writes come through us: the page cache never goes stale; but a replica's file
+     * shows another point after each sync, so its cache goes at each open */
+    fi->keep_cache = !(snap && !is_snap_ino(ino));
     if (fuse_reply_open(req, fi) == -ENOENT) {
         /* the open was interrupted: the kernel will not send release */
         fs_handles_remove(fs, h);

@@ -173,12 +173,21 @@ static int check_volumes(struct fsck *f)
                 problem(f, "snapshot '%s' of volume '%s' is of gen %llu, after the pool's %llu",
                         v->snaps[i].name, v->name, (unsigned long long)v->snaps[i].gen,
                         (unsigned long long)p->committed_txg);
-            if (vv_name_check(v->snaps[i].name))
+            const char *sn = v->snaps[i].name;
+            if (vv_name_check(sn[0] == '.' ? sn + 1 : sn)) /* ('.': vvfs's own) */
                 problem(f, "snapshot %llu of volume '%s' has an invalid name",
                         (unsigned long long)v->snaps[i].id, v->name);
         }
         if (r.flags & VOL_F_CLONE)
             check_origin(f, p, v, &r);
+        bool point = !(r.flags & VOL_F_REPLICA) || !r.point_snap;
+        for (size_t i = 0; !point && i < v->nsnaps; i++)
+            point = v->snaps[i].id == r.point_snap;
+        if (!point)
+            problem(f, "replica '%s' reads its point, snapshot %llu, which it does not have",
+                    v->name, (unsigned long long)r.point_snap);
+        if ((r.flags & VOL_F_REPLICA) && !r.repl_session)
+            problem(f, "replica '%s' names no replication session", v->name);
         if (r.group_id && !group_find_id(p, r.group_id))
             problem(f, "volume '%s' is in group %llu, which does not exist", v->name,
                     (unsigned long long)r.group_id);

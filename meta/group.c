@@ -154,6 +154,8 @@ static int lookup_vols(struct vv_pool *p, const char *gname, const char *const *
             err = vv_err_set(e, EINVAL, "invalid volume name: %s", why);
         } else if (!v) {
             err = vv_err_set(e, ENOENT, "volume '%s' does not exist", names[i]);
+        } else if (adding && v->replica) {
+            err = replica_refuse(v, "add to a group", e);
         } else if (adding && v->group_id == want_gid && want_gid) {
             err = vv_err_set(e, EINVAL, "volume '%s' is in group '%s' already", names[i], gname);
         } else if (adding && v->group_id) {
@@ -554,7 +556,7 @@ int vv_group_snapshot(struct vv_pool *p, const char *name, const char *snap, str
     int err = members_begin(p, name, snap, &m, &n, e);
     if (err)
         return err;
-    err = snap_create_claimed(p, m, n, snap, NULL, e);
+    err = snap_create_claimed(p, m, n, snap, false, NULL, e);
     unclaim_all(m, n);
     pthread_mutex_unlock(&p->group_mu);
     if (!err)

@@ -64,11 +64,15 @@ struct vol_rec {
     uint64_t group_id;      /* the consistency group it is in, 0: none */
     uint64_t dead_blocks;   /* of used_extents, the data blocks on dead lists: hidden from
                              * the live volume, held by snapshots only */
+    /* format 5: a replica (VOL_F_REPLICA) is written by its replication session only */
+    uint64_t repl_session;  /* the session's id */
+    uint64_t point_snap;    /* its newest point (a snapshot id), what users read; 0: none */
 };
 #define VOL_REC_MIN offsetof(struct vol_rec, drop_from) /* format 1's record */
 #define VOL_F_DELETING 1u /* deleted: no name any more, its blocks are being freed */
 #define VOL_F_DROP 2u     /* drop_from is set */
 #define VOL_F_CLONE 4u    /* origin_* are set */
+#define VOL_F_REPLICA 8u  /* repl_session, point_snap are set */
 
 #define SPACEMAP_CHUNK_BYTES 1024u
 #define SPACEMAP_CHUNK_SLOTS (SPACEMAP_CHUNK_BYTES * 8u)
@@ -110,6 +114,10 @@ struct vv_volume {
                              * group_mu, commit_mu and vol_mu held (group.c) */
     struct xlayer *origins;
     unsigned norigins;
+    /* a replica: written only by its replication session; users read its point.  Changed
+     * with the volume claimed, commit_mu and vol_mu held (replica.c); read under vol_mu */
+    bool replica;
+    uint64_t repl_session, point_snap;
 };
 
 struct vsnap {
@@ -205,7 +213,7 @@ struct vv_pool {
     uint32_t chunk_slots;      /* consecutive slots per data file chunk (power of two) */
     unsigned chunk_shift;
     MDB_env *env;
-    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap, db_snapshots, db_groups;
+    MDB_dbi db_config, db_volumes, db_volnames, db_spacemap, db_snapshots, db_groups, db_repl;
     struct xmap xmap;
     uint32_t upgraded_from;    /* format this open upgraded the pool from, or 0 */
 
@@ -226,6 +234,7 @@ struct vv_pool {
     struct vgroup *groups;
     size_t ngroups;
     uint64_t next_group_id;  /* commit_mu */
+    uint8_t id[16];          /* the pool's id (config pool_id_0/1, big-endian) */
     struct snap_pending {    /* snapshot deletes a crash interrupted (snap_load, snap_resume) */
         uint64_t vol;
         struct vsnap s;
@@ -378,6 +387,8 @@ struct vv_volume *vol_find_name(struct vv_pool *p, const char *name);
 int vol_claim(struct vv_pool *p, const char *name, struct vv_volume **out, struct vv_err *e);
 void vol_unclaim(struct vv_volume *v);
 size_t vol_nsnaps(struct vv_pool *p, struct vv_volume *v); /* its snapshots now (vol_mu) */
+/* of those, vvfs's own (names beginning with '.': replication's) */
+size_t vol_nsys_snaps(struct vv_pool *p, struct vv_volume *v);
 int vol_append(struct vv_pool *p, struct vv_volume *v);                /* ENOMEM */
 int vol_load(struct vv_pool *p, MDB_txn *txn);                         /* at open */
 /* V (new, or just loaded) is a clone of (ORIGIN as of GEN), for blocks below LIMIT: build its
@@ -399,6 +410,18 @@ void vol_touch(struct vv_volume *v); /* its data changed now (mtime) */
 /* pool.c: add V (name and size set; for a clone, its origin) to the pool with the next id:
  * one txn, then the table, then the observer.  Takes commit_mu.  On an error (EEXIST: the
  * name is taken; E set) V is put. */
+/* pool.c helpers of volume operations: a valid name and size (EINVAL/EFBIG), a pool that
+ * takes changes (EROFS), the observer told of a change */
+int vol_check_name(const char *name, struct vv_err *e);
+int vol_check_size(uint64_t size, struct vv_err *e);
+int vol_writable(struct vv_pool *p, struct vv_err *e);
+void vol_notify(struct vv_pool *p, enum vv_volume_event ev, uint64_t id, const char *name,
+                const char *oldname);
+/* vol_claim of NAME after vol_check_name and vol_writable */
+int vol_claim_to_change(struct vv_pool *p, const char *name, struct vv_volume **v,
+                        struct vv_err *e);
+/* with V claimed (and busy for a shrink): record SIZE, and free what lies past it */
+int vol_resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, uint64_t size);
 int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *out,
                struct vv_err *e);
 
@@ -409,7 +432,9 @@ int snap_open_count(struct vv_pool *p, struct vv_volume *v); /* open handles on 
 /* snapshot NAME of each of the N claimed VOLS, all of one gen, in one txn (OUT: N infos, or
  * NULL).  EEXIST when one of them has a snapshot of that name. */
 int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t n,
-                        const char *name, struct vv_snapshot_info *out, struct vv_err *e);
+                        const char *name, bool point, struct vv_snapshot_info *out,
+                        struct vv_err *e);
+/* (POINT: the snapshots become the replicas' newest points, in the same txn) */
 /* restore claimed V from its snapshot NAME; V made busy first with snap_refuse_opens (EBUSY
  * while it is open), and snap_allow_opens after */
 int snap_refuse_opens(struct vv_pool *p, struct vv_volume *v, struct vv_err *e);
@@ -420,6 +445,9 @@ int snap_restore_busy(struct vv_pool *p, struct vv_volume *v, const char *name,
 struct vv_volume *snap_clone_of_any(struct vv_pool *p, struct vv_volume *v, const char **snap);
 /* in TXN (commit_mu held, V claimed and busy): drop every snapshot record of V */
 int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v);
+
+/* replica.c: a claimed replica refuses user changes: EROFS naming WHAT (0 for others) */
+int replica_refuse(const struct vv_volume *v, const char *what, struct vv_err *e);
 
 /* group.c: groups (loaded at open, after the volumes) */
 int group_load(struct vv_pool *p, MDB_txn *txn);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -35,15 +36,38 @@
 static int pool_open_dbs(struct vv_pool *p, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"config", "volumes", "volnames", "spacemap",
-                                        "snapshots", "groups"};
+                                        "snapshots", "groups", "repl"};
     MDB_dbi *dbis[] = {&p->db_config, &p->db_volumes, &p->db_volnames, &p->db_spacemap,
-                       &p->db_snapshots, &p->db_groups};
+                       &p->db_snapshots, &p->db_groups, &p->db_repl};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
         if (rc)
             return kv_err(rc);
     }
     return xmap_open(txn, flags, p->nslots, &p->xmap);
+}
+
+/* The pool's id (16 random bytes, config pool_id_0/1), made now if the pool has none (pools
+ * made before format 5): replication tells pools apart by it.  TXN: a write txn, or a read
+ * txn of a pool that has it. */
+static int pool_id_load(struct vv_pool *p, MDB_txn *txn, bool rdonly)
+{
+    uint64_t a = 0, b = 0;
+    int err = kv_get_u64(txn, p->db_config, "pool_id_0", &a);
+    if (!err)
+        err = kv_get_u64(txn, p->db_config, "pool_id_1", &b);
+    if (err == ENOENT && !rdonly) {
+        if (getrandom(&a, sizeof(a), 0) != sizeof(a) || getrandom(&b, sizeof(b), 0) != sizeof(b))
+            return EIO;
+        err = kv_put_u64(txn, p->db_config, "pool_id_0", a);
+        if (!err)
+            err = kv_put_u64(txn, p->db_config, "pool_id_1", b);
+    } else if (err == ENOENT) {
+        err = 0; /* (a read-only open of an old pool is refused before it needs one) */
+    }
+    put_be64(p->id, a);
+    put_be64(p->id + 8, b);
+    return err;
 }
 
 /* Take the pool lock (flock on DIR/lock), recording our pid in it. */
@@ -262,6 +286,8 @@ int vv_pool_create(const char *dir, const struct vv_pool_params *params, struct 
     }
     err = pool_open_dbs(p, txn, MDB_CREATE);
     if (!err)
+        err = pool_id_load(p, txn, false);
+    if (!err)
         err = kv_put_u64(txn, p->db_config, "format_version", VV_POOL_FORMAT_VERSION);
     if (!err)
         err = kv_put_u64(txn, p->db_config, "extent_size", es);
@@ -408,6 +434,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
     p->extent_shift = (unsigned)__builtin_ctzll(es);
     p->nslots = p->capacity / es;
     err = pool_open_dbs(p, txn, rdonly ? 0 : MDB_CREATE);
+    if (!err)
+        err = pool_id_load(p, txn, rdonly);
     if (!err && version < VV_POOL_FORMAT_VERSION) {
         /* the DB handles opened in this txn stay open once it commits */
         err = kv_err(mdb_txn_commit(txn));
@@ -416,7 +444,8 @@ int vv_pool_open(const char *dir, unsigned flags, struct vv_pool **out, struct v
         /* 2 -> 3: the snapshot and dead-list databases, just created (empty) */
         if (!err)
             err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-        /* 3 -> 4: the groups database (just created) and the volumes' dead_blocks */
+        /* 3 -> 4: the groups database (just created) and the volumes' dead_blocks;
+         * 4 -> 5: the repl database (just created) */
         if (!err && version == 3)
             err = upgrade_dead_counts(p, txn);
         if (!err) {
@@ -538,6 +567,7 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
 {
     memset(st, 0, sizeof(*st));
     st->format_version = VV_POOL_FORMAT_VERSION;
+    memcpy(st->id, p->id, sizeof(st->id));
     st->upgraded_from = p->upgraded_from;
     st->extent_size = p->extent_size;
     st->capacity = p->capacity;
@@ -561,7 +591,8 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
         const struct vv_volume *v = p->vols[i];
         st->provisioned += atomic_load(&v->size);
         st->snapshots += v->dead_blocks * p->extent_size;
-        st->snapshot_count += v->nsnaps;
+        for (size_t j = 0; j < v->nsnaps; j++)
+            st->snapshot_count += v->snaps[j].name[0] != '.'; /* users' (vvfs's own: '.') */
         st->clones += v->clone;
     }
     st->groups = p->ngroups;
@@ -586,7 +617,7 @@ void vv_pool_set_observer(struct vv_pool *p, vv_volume_observer fn, void *ctx)
     p->observer_ctx = ctx;
 }
 
-static void notify(struct vv_pool *p, enum vv_volume_event ev, uint64_t id, const char *name,
+void vol_notify(struct vv_pool *p, enum vv_volume_event ev, uint64_t id, const char *name,
                    const char *oldname)
 {
     if (p->observer)
@@ -609,6 +640,9 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
     o->open_count = v->open_count;
     const struct vgroup *g = v->group_id ? group_find_id(p, v->group_id) : NULL;
     snprintf(o->group, sizeof(o->group), "%s", g ? g->name : "");
+    o->replica = v->replica;
+    o->replica_session = v->repl_session;
+    o->point_snapshot_id = v->point_snap;
     o->clone = v->clone;
     if (v->clone) {
         /* (vol_mu held: the origin and its snapshot exist as long as the clone does) */
@@ -624,7 +658,7 @@ static void volume_info(struct vv_pool *p, const struct vv_volume *v, struct vv_
     }
 }
 
-static int check_name(const char *name, struct vv_err *e)
+int vol_check_name(const char *name, struct vv_err *e)
 {
     const char *why = vv_name_check(name);
     if (why)
@@ -632,7 +666,7 @@ static int check_name(const char *name, struct vv_err *e)
     return 0;
 }
 
-static int check_size(uint64_t size, struct vv_err *e)
+int vol_check_size(uint64_t size, struct vv_err *e)
 {
     if (size == 0 || size % 4096)
         return vv_err_set(e, EINVAL, "volume size must be a positive multiple of 4096 bytes");
@@ -641,7 +675,7 @@ static int check_size(uint64_t size, struct vv_err *e)
     return 0;
 }
 
-static int writable(struct vv_pool *p, struct vv_err *e)
+int vol_writable(struct vv_pool *p, struct vv_err *e)
 {
     if (p->flags & VV_POOL_RDONLY)
         return vv_err_set(e, EROFS, "pool is open read-only");
@@ -701,7 +735,7 @@ int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *ou
     char copy[VV_NAME_MAX + 1];
     snprintf(copy, sizeof(copy), "%s", name);
     pthread_mutex_unlock(&p->commit_mu);
-    notify(p, VV_VOL_CREATED, id, copy, NULL);
+    vol_notify(p, VV_VOL_CREATED, id, copy, NULL);
     return 0;
 lmdb_fail:
     vv_err(VV_SS_META, "create volume '%s': metadata update failed: %s", name, strerror(err));
@@ -715,11 +749,11 @@ out:
 int vv_volume_create(struct vv_pool *p, const char *name, uint64_t size,
                      struct vv_volume_info *out, struct vv_err *e)
 {
-    int err = check_name(name, e);
+    int err = vol_check_name(name, e);
     if (!err)
-        err = check_size(size, e);
+        err = vol_check_size(size, e);
     if (!err)
-        err = writable(p, e);
+        err = vol_writable(p, e);
     if (err)
         return err;
     struct vv_volume *v = vol_new();
@@ -828,20 +862,30 @@ static int delete_claimed(struct vv_pool *p, struct vv_volume *v, bool recursive
     return 0;
 }
 
+int vol_claim_to_change(struct vv_pool *p, const char *name, struct vv_volume **v,
+                        struct vv_err *e)
+{
+    int err = vol_check_name(name, e);
+    if (!err)
+        err = vol_writable(p, e);
+    return err ? err : vol_claim(p, name, v, e);
+}
+
 static int volume_delete(struct vv_pool *p, const char *name, bool recursive,
                          struct vv_err *e)
 {
-    int err = check_name(name, e);
-    if (!err)
-        err = writable(p, e);
     struct vv_volume *v = NULL;
-    if (!err)
-        err = vol_claim(p, name, &v, e);
+    int err = vol_claim_to_change(p, name, &v, e);
     if (err)
         return err;
     uint64_t id = v->id;
     size_t nsnaps = vol_nsnaps(p, v);
-    if (nsnaps && !recursive)
+    err = replica_refuse(v, "delete", e);
+    /* replication's snapshots go with its session (which would fail without them) */
+    if (!err && vol_nsys_snaps(p, v))
+        err = vv_err_set(e, EBUSY, "cannot delete volume '%s': it is replicated (delete its "
+                         "replication session first)", name);
+    if (!err && nsnaps && !recursive)
         err = vv_err_set(e, EBUSY, "cannot delete volume '%s': it has %zu snapshot%s (delete "
                          "them first, or delete it with them: --recursive)", name, nsnaps,
                          nsnaps == 1 ? "" : "s");
@@ -871,7 +915,7 @@ static int volume_delete(struct vv_pool *p, const char *name, bool recursive,
     }
     vol_unclaim(v);
     if (!err)
-        notify(p, VV_VOL_DELETED, id, name, NULL);
+        vol_notify(p, VV_VOL_DELETED, id, name, NULL);
     return err;
 }
 
@@ -885,8 +929,7 @@ int vv_volume_delete_recursive(struct vv_pool *p, const char *name, struct vv_er
     return volume_delete(p, name, true, e);
 }
 
-/* With V claimed (and busy for a shrink): record SIZE, and free what lies past it. */
-static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, uint64_t size)
+int vol_resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, uint64_t size)
 {
     int err = 0;
     struct slot_list freed = {0};
@@ -957,11 +1000,11 @@ static int resize_claimed(struct vv_pool *p, struct vv_volume *v, uint64_t old, 
 
 int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct vv_err *e)
 {
-    int err = check_name(name, e);
+    int err = vol_check_name(name, e);
     if (!err)
-        err = check_size(size, e);
+        err = vol_check_size(size, e);
     if (!err)
-        err = writable(p, e);
+        err = vol_writable(p, e);
     struct vv_volume *v = NULL;
     if (!err)
         err = vol_claim(p, name, &v, e);
@@ -969,13 +1012,14 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
         return err;
     uint64_t id = v->id, old = atomic_load(&v->size);
     size_t nsnaps = vol_nsnaps(p, v);
-    if (size < old && nsnaps)
+    err = replica_refuse(v, "resize", e);
+    if (!err && size < old && nsnaps)
         err = vv_err_set(e, EBUSY, "cannot shrink volume '%s': it has %zu snapshot%s, which "
                          "keep its old size", name, nsnaps, nsnaps == 1 ? "" : "s");
     if (size < old && !err)
         err = refuse_opens(p, v, "shrink", e);
     if (!err && size != old) {
-        err = resize_claimed(p, v, old, size);
+        err = vol_resize_claimed(p, v, old, size);
         if (size < old)
             allow_opens(p, v);
         if (err) {
@@ -988,7 +1032,7 @@ int vv_volume_resize(struct vv_pool *p, const char *name, uint64_t size, struct 
         return err;
     vv_info(VV_SS_META, "resized volume '%s' from %llu to %llu bytes", name,
             (unsigned long long)old, (unsigned long long)size);
-    notify(p, VV_VOL_RESIZED, id, name, NULL);
+    vol_notify(p, VV_VOL_RESIZED, id, name, NULL);
     return 0;
 }
 
@@ -1041,11 +1085,11 @@ out:
 
 int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, struct vv_err *e)
 {
-    int err = check_name(name, e);
+    int err = vol_check_name(name, e);
     if (!err)
-        err = check_name(newname, e);
+        err = vol_check_name(newname, e);
     if (!err)
-        err = writable(p, e);
+        err = vol_writable(p, e);
     struct vv_volume *v = NULL;
     if (!err)
         err = vol_claim(p, name, &v, e);
@@ -1053,20 +1097,21 @@ int vv_volume_rename(struct vv_pool *p, const char *name, const char *newname, s
         return err;
     uint64_t id = v->id;
     bool same = strcmp(name, newname) == 0;
-    if (!same)
+    err = replica_refuse(v, "rename", e);
+    if (!err && !same)
         err = rename_claimed(p, v, newname, e);
     vol_unclaim(v);
     if (err || same)
         return err;
     vv_info(VV_SS_META, "renamed volume '%s' to '%s'", name, newname);
-    notify(p, VV_VOL_RENAMED, id, newname, name);
+    vol_notify(p, VV_VOL_RENAMED, id, newname, name);
     return 0;
 }
 
 int vv_volume_get(struct vv_pool *p, const char *name, struct vv_volume_info *out,
                   struct vv_err *e)
 {
-    int err = check_name(name, e);
+    int err = vol_check_name(name, e);
     if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);

@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2: extent map of chunk versions (meta/xmap.h); 3: snapshots; 4: clones */
-#define VV_POOL_FORMAT_VERSION 4
+/* 2: extent map of chunk versions (meta/xmap.h); 3: snapshots; 4: clones; 5: replicas */
+#define VV_POOL_FORMAT_VERSION 5
 #define VV_EXTENT_MIN 4096u
 #define VV_EXTENT_MAX (1u << 20)
 #define VV_EXTENT_DEFAULT (4u << 10) /* see docs/ARCHITECTURE.md, "Extent size" */
@@ -79,6 +79,7 @@ int vv_pool_sync(struct vv_pool *p);
 const char *vv_pool_dir(const struct vv_pool *p);
 
 struct vv_pool_status {
+    uint8_t id[16];          /* the pool's id: random, made with the pool (or its upgrade to 5) */
     uint32_t format_version;
     uint32_t upgraded_from;  /* format this daemon upgraded the pool from when it opened it, or 0 */
     uint32_t extent_size;
@@ -93,7 +94,7 @@ struct vv_pool_status {
     uint64_t volumes;        /* number of volumes */
     uint64_t provisioned;    /* sum of volume sizes (may exceed capacity: thin) */
     uint64_t snapshots;      /* of used, bytes only snapshots hold */
-    uint64_t snapshot_count; /* snapshots in the pool */
+    uint64_t snapshot_count; /* users' snapshots in the pool (not replication's) */
     uint64_t clones;         /* volumes that are clones */
     uint64_t groups;         /* consistency groups */
     uint64_t committed_gen;  /* generation of the last committed txg */
@@ -127,6 +128,10 @@ struct vv_volume_info {
     uint64_t origin_volume_id, origin_snapshot_id;
     char origin_volume[65], origin_snapshot[65];
     char group[65];        /* the consistency group it is in, "" if none */
+    /* a replica: written by replication session replica_session only (users get EROFS);
+     * users read its newest point, snapshot point_snapshot_id (0: none yet) */
+    bool replica;
+    uint64_t replica_session, point_snapshot_id;
 };
 
 /*
@@ -237,6 +242,41 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volume, const char *name,
  */
 int vv_clone_create(struct vv_pool *p, const char *volume, const char *snapshot,
                     const char *name, struct vv_volume_info *out, struct vv_err *e);
+
+/* ---- replicas and records, for replication/ ----------------------------------------------- */
+
+/*
+ * A replica is a volume written by one replication session only: users' changes to it
+ * (delete, resize, rename, snapshot, restore, joining a group) are refused with EROFS, and
+ * what users read of it is its newest point, a snapshot that only vvfs names (its name begins
+ * with '.', which no user's name may: such snapshots are vvfs's own, left out of listings).
+ *   prepare: NAME (SIZE bytes) becomes, or already is, the replica of SESSION: created if
+ *            missing, grown if smaller.  EEXIST if NAME is an ordinary volume or another
+ *            session's replica; EINVAL if it is larger than SIZE.
+ *   point:   commit, then take snapshot POINT of each of the N replicas VOLS of SESSION, all
+ *            in one txn, and make them their newest points (a crash before leaves the old).
+ *   release: the replica becomes an ordinary volume, as of its newest point (restored to it
+ *            first: EBUSY while open), or as it is if it has none.
+ */
+int vv_replica_prepare(struct vv_pool *p, const char *name, uint64_t session, uint64_t size,
+                       struct vv_volume_info *out, struct vv_err *e);
+int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vols, size_t n,
+                     const char *point, struct vv_err *e);
+int vv_replica_release(struct vv_pool *p, const char *name, uint64_t session,
+                       struct vv_err *e);
+
+/*
+ * Records that the layers above keep in the pool (replication sessions), by id, of at most
+ * VV_RECORD_MAX bytes; meta does not look inside.  Put (insert or replace) and delete are
+ * committed, durable, when they return.  get: ENOENT, or ENOSPC if CAP is too small.
+ */
+#define VV_RECORD_MAX 4096u
+int vv_record_put(struct vv_pool *p, uint64_t id, const void *rec, size_t len,
+                  struct vv_err *e);
+int vv_record_get(struct vv_pool *p, uint64_t id, void *buf, size_t cap, size_t *len);
+int vv_record_delete(struct vv_pool *p, uint64_t id, struct vv_err *e);
+/* the ids, ascending; *IDS malloc'd */
+int vv_record_list(struct vv_pool *p, uint64_t **ids, size_t *n);
 
 /* ---- consistency groups ------------------------------------------------------------------ */
 

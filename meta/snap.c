@@ -283,9 +283,11 @@ int snap_resume(struct vv_pool *p)
 
 /* ---- public operations ---------------------------------------------------------------------- */
 
+/* A user's snapshot name, or one of vvfs's own: '.' and a name (replication's snapshots,
+ * which the control plane neither takes nor lists: its names are users'). */
 static int check_snap_name(const char *name, struct vv_err *e)
 {
-    const char *why = vv_name_check(name);
+    const char *why = vv_name_check(name && name[0] == '.' ? name + 1 : name);
     return why ? vv_err_set(e, EINVAL, "invalid snapshot name: %s", why) : 0;
 }
 
@@ -387,7 +389,8 @@ static void snap_info(const struct vv_volume *v, const struct vsnap *s,
 }
 
 int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t n,
-                        const char *name, struct vv_snapshot_info *out, struct vv_err *e)
+                        const char *name, bool point, struct vv_snapshot_info *out,
+                        struct vv_err *e)
 {
     int err = 0;
     pthread_rwlock_rdlock(&p->vol_mu);
@@ -416,6 +419,8 @@ int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t
             tmp.snap_gen = s.gen;
         s.id = p->next_snap_id + i;
         s.size = atomic_load(&vols[i]->size);
+        if (point)
+            tmp.point_snap = s.id;
         err = snap_put_rec(p, txn, vols[i]->id, &s, 0);
         if (!err)
             err = vol_write_rec(p, txn, &tmp);
@@ -441,6 +446,8 @@ int snap_create_claimed(struct vv_pool *p, struct vv_volume *const *vols, size_t
             snap_push(v, &s); /* cannot fail: room was made */
             if (s.gen > v->snap_gen)
                 v->snap_gen = s.gen;
+            if (point)
+                v->point_snap = s.id;
             if (out)
                 snap_info(v, &v->snaps[v->nsnaps - 1], &out[i]);
         }
@@ -468,7 +475,9 @@ int vv_snapshot_create(struct vv_pool *p, const char *volname, const char *name,
     int err = snap_op_begin(p, volname, name, &v, e);
     if (err)
         return err;
-    err = snap_create_claimed(p, &v, 1, name, out, e);
+    err = replica_refuse(v, "take a snapshot of", e);
+    if (!err)
+        err = snap_create_claimed(p, &v, 1, name, false, out, e);
     vol_unclaim(v);
     return err;
 }
@@ -801,6 +810,8 @@ int vv_snapshot_restore(struct vv_pool *p, const char *volname, const char *name
     pthread_rwlock_unlock(&p->vol_mu);
     if (!found)
         err = vv_err_set(e, ENOENT, "volume '%s' has no snapshot '%s'", volname, name);
+    if (!err)
+        err = replica_refuse(v, "restore", e);
     if (!err && !(err = snap_refuse_opens(p, v, e))) {
         err = snap_restore_busy(p, v, name, e);
         snap_allow_opens(p, v);

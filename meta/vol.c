@@ -81,6 +81,16 @@ size_t vol_nsnaps(struct vv_pool *p, struct vv_volume *v)
     return n;
 }
 
+size_t vol_nsys_snaps(struct vv_pool *p, struct vv_volume *v)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&p->vol_mu);
+    for (size_t i = 0; i < v->nsnaps; i++)
+        n += v->snaps[i].name[0] == '.';
+    pthread_rwlock_unlock(&p->vol_mu);
+    return n;
+}
+
 void vol_unclaim(struct vv_volume *v)
 {
     pthread_mutex_unlock(&v->op_mu);
@@ -107,6 +117,11 @@ static void volume_from_rec(struct vv_volume *v, uint64_t id, const struct vol_r
         v->origin_snap = r->origin_snap;
         v->origin_gen = r->origin_gen;
         v->origin_blocks = r->origin_blocks;
+    }
+    v->replica = r->flags & VOL_F_REPLICA;
+    if (v->replica) {
+        v->repl_session = r->repl_session;
+        v->point_snap = r->point_snap;
     }
 }
 
@@ -171,6 +186,11 @@ int vol_write_rec(struct vv_pool *p, MDB_txn *txn, const struct vv_volume *v)
         r.origin_snap = v->origin_snap;
         r.origin_gen = v->origin_gen;
         r.origin_blocks = v->origin_blocks;
+    }
+    if (v->replica) {
+        r.flags |= VOL_F_REPLICA;
+        r.repl_session = v->repl_session;
+        r.point_snap = v->point_snap;
     }
     uint8_t kb[8];
     put_be64(kb, v->id);

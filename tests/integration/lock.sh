@@ -100,7 +100,7 @@ mdb_dump -n -s config "$POOL/meta.mdb" >"$dump" || fail "mdb_dump of the config 
 grep -qx " $key_hex" "$dump" ||
     fail "no key 'format_version' in the config database of meta.mdb: the test's idea of the layout is stale"
 cur=$(grep -A1 -x " $key_hex" "$dump" | tail -n 1 | tr -d ' ')
-assert_eq "$cur" 0400000000000000 "stored format version (u64 LE 4)"
+assert_eq "$cur" 0500000000000000 "stored format version (u64 LE 5)"
 sed "/^ $key_hex\$/{n;s/.*/ 6300000000000000/}" "$dump" >"$dump.new"   # 99
 expect_exit 0 mdb_load -n -s config -f "$dump.new" "$POOL/meta.mdb"
 expect_exit 1 vvfs mount "$POOL" "$MNT"

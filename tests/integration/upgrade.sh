@@ -12,10 +12,12 @@ requires jq git meson ninja
 set_timeout 480
 
 # The last commits whose code writes format 1 (one extent entry per block), format 2 (chunk
-# versions, no snapshots) and format 3 (snapshots, no clones).
+# versions, no snapshots), format 3 (snapshots, no clones) and format 4 (clones and groups,
+# no replicas).
 FORMAT1_COMMIT=55f9e9489260ff15f216464ef8ff4784ffc5ea7b
 FORMAT2_COMMIT=7ea20e0868015d203d025d7806e6cbe2f7f5ed4d
 FORMAT3_COMMIT=e7f351c10b5074a82e2b2ec3edde0fdb5a31b11c
+FORMAT4_COMMIT=d316d2b27865434bb9ad71a3ab7abdb40c45f408
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
 # old_vvfs N COMMIT: build the format-N vvfs once per machine (outside the tree; a few tens of
@@ -43,6 +45,7 @@ old_vvfs()
 OLD=$(old_vvfs 1 "$FORMAT1_COMMIT")
 OLD2=$(old_vvfs 2 "$FORMAT2_COMMIT")
 OLD3=$(old_vvfs 3 "$FORMAT3_COMMIT")
+OLD4=$(old_vvfs 4 "$FORMAT4_COMMIT")
 NEW=$VVFS
 
 MiB=$((1 << 20))
@@ -77,10 +80,10 @@ assert_contains "$OUT" "format version 1" "fsck message for a format-1 pool"
 
 step "mounting upgrades it in place, and says so"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 4 "format after the upgrade"
+assert_eq "$(pool_field format_version)" 5 "format after the upgrade"
 assert_eq "$(pool_field upgraded_from)" 1 "status: upgraded from"
-grep -q "upgrading it in place to format 4" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
-grep -q "upgraded pool .* to format 4" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
+grep -q "upgrading it in place to format 5" "$POOL/vvfs.log" || fail "the log does not say it upgrades"
+grep -q "upgraded pool .* to format 5" "$POOL/vvfs.log" || fail "the log does not say it upgraded"
 expect_exit 0 vvfs status
 assert_contains "$OUT" "upgraded from format 1" "vvfs status after the upgrade"
 assert_eq "$(pool_field used)" "$used_before" "pool space used across the upgrade"
@@ -109,9 +112,9 @@ expect_exit 0 vvio write "$a" 200M 8M --seed 6 --fsync
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "already has format 4" "vvfs upgrade of a format-4 pool"
+assert_contains "$OUT" "already has format 5" "vvfs upgrade of a format-5 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 4"
+assert_eq "$(pool_field upgraded_from)" 0 "status of a pool that was already format 5"
 verify_all
 expect_exit 0 vvio verify "$a" 200M 8M --seed 6
 umount_pool "$POOL" "$MNT"
@@ -129,7 +132,7 @@ expect_exit 0 vvio write "$MNT/volumes/c" 1M 10M --seed 7 --fsync
 umount_pool "$POOL" "$MNT"
 VVFS=$NEW
 expect_exit 0 vvfs upgrade "$POOL"
-assert_contains "$OUT" "from format 1 to format 4" "vvfs upgrade"
+assert_contains "$OUT" "from format 1 to format 5" "vvfs upgrade"
 expect_exit 0 vvfs fsck "$POOL"
 mount_pool "$POOL" "$MNT"
 expect_exit 0 vvio verify "$MNT/volumes/c" 1M 10M --seed 7
@@ -151,7 +154,7 @@ VVFS=$NEW
 expect_exit 1 vvfs fsck "$POOL"
 assert_contains "$OUT" "format version 2" "fsck message for a format-2 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 4 "format after the upgrade from 2"
+assert_eq "$(pool_field format_version)" 5 "format after the upgrade from 2"
 assert_eq "$(pool_field upgraded_from)" 2 "status: upgraded from 2"
 d=$MNT/volumes/d
 expect_exit 0 vvio verify "$d" 0 3M --seed 8
@@ -184,7 +187,7 @@ VVFS=$NEW
 expect_exit 1 vvfs fsck "$POOL"
 assert_contains "$OUT" "format version 3" "fsck message for a format-3 pool"
 mount_pool "$POOL" "$MNT"
-assert_eq "$(pool_field format_version)" 4 "format after the upgrade from 3"
+assert_eq "$(pool_field format_version)" 5 "format after the upgrade from 3"
 assert_eq "$(pool_field upgraded_from)" 3 "status: upgraded from 3"
 assert_eq "$(vvfs --json snapshot list e | jq -r '[.snapshots[].name] | join(" ")')" \
     "old1 old2" "snapshots after the upgrade"
@@ -200,6 +203,33 @@ expect_exit 0 vvio verify "$MNT/volumes/e2" 0 4M --seed 11
 expect_exit 0 vvio verify "$MNT/volumes/e2" 4M 4M --seed 12
 expect_exit 0 vvio write "$MNT/volumes/e2" 0 1M --seed 14 --fsync
 expect_exit 0 vvio verify "$MNT/snapshots/e/old2" 0 4M --seed 11
+umount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs fsck "$POOL"
+
+step "a format-4 pool keeps its clones and groups through the upgrade"
+POOL=$VV_TESTDIR/pool5
+MNT=$VV_TESTDIR/mnt5
+VVFS_POOL=$POOL
+VVFS=$OLD4
+expect_exit 0 vvfs init "$POOL" --capacity 512M
+mount_pool "$POOL" "$MNT"
+expect_exit 0 vvfs volume create f 64M
+expect_exit 0 vvio write "$MNT/volumes/f" 0 8M --seed 15
+expect_exit 0 vvfs snapshot create f s1
+expect_exit 0 vvfs clone create f@s1 f2
+expect_exit 0 vvio write "$MNT/volumes/f2" 0 1M --seed 16 --fsync
+expect_exit 0 vvfs group create g f
+umount_pool "$POOL" "$MNT"
+VVFS=$NEW
+expect_exit 1 vvfs fsck "$POOL"
+assert_contains "$OUT" "format version 4" "fsck message for a format-4 pool"
+mount_pool "$POOL" "$MNT"
+assert_eq "$(pool_field format_version)" 5 "format after the upgrade from 4"
+assert_eq "$(pool_field upgraded_from)" 4 "status: upgraded from 4"
+expect_exit 0 vvio verify "$MNT/volumes/f" 0 8M --seed 15
+expect_exit 0 vvio verify "$MNT/volumes/f2" 0 1M --seed 16
+expect_exit 0 vvio verify "$MNT/volumes/f2" 1M 7M --seed 15
+assert_eq "$(volume_field f group)" g "group after the upgrade"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 info PASS

@@ -6,9 +6,13 @@
  *   Threads.  libmicrohttpd runs one listener thread plus one thread per connection (at most
  *   API_MAX_CONNECTIONS; an idle connection is closed after API_IDLE_TIMEOUT seconds), so a
  *   slow request (a sync waiting for its commit, the delete of a big volume) never stalls the
- *   others.  Handlers share nothing but the pool, which is thread-safe, so there is no lock
- *   in this file.  vv_api_stop() -> MHD_stop_daemon() closes every connection and joins its
- *   thread, so no handler runs once it returns and the caller may close the pool.
+ *   others.  Handlers share nothing but the pool and the replication service, which are
+ *   thread-safe, so there is no lock in this file.  vv_api_stop() -> MHD_stop_daemon() closes
+ *   every connection and joins its thread, so no handler runs once it returns and the caller
+ *   may stop replication and close the pool.  A replication sync with "wait" blocks its
+ *   connection's thread until the sync ends or its timeout (at most API_SYNC_WAIT_MAX) runs
+ *   out; MHD does not time a connection out while its handler runs, and vv_api_stop() waits
+ *   for it too.
  *
  *   Life of a request.  MHD calls on_request() several times per request:
  *     1. after the headers (*req_cls == NULL): we allocate a struct request.  A Content-Length
@@ -27,9 +31,10 @@
  *   (404), while "/v1/volumes/a%2Fb" is the volume name "a/b", which we decode and reject with
  *   vv_name_check() (400) — as we reject '%' and everything else outside [A-Za-z0-9._-].
  *
- *   Errors.  Handlers fill a struct reply.  An errno from meta becomes a status and a slug via
- *   errno_map[]; the message is meta's vv_err sentence (meta has logged the failure).  We log
- *   5xx answers as errors, successful changes at info level and client mistakes at debug level
+ *   Errors.  Handlers fill a struct reply.  An errno from meta or replication becomes a status
+ *   and a slug via errno_map[]; the message is their vv_err sentence (they have logged the
+ *   failure).  We log 5xx answers as errors (502/504, the peer's failure or a wait that ran
+ *   out, as warnings), successful changes at info level and client mistakes at debug level
  *   (VVFS_DEBUG=api).  Text taken from the request is sanitised before it is echoed, so every
  *   answer is valid UTF-8 JSON.
  *
@@ -39,6 +44,9 @@
  */
 #include "api/api.h"
 
+#include "replication/repl.h"
+#include "util/addr.h"
+#include "util/duration.h"
 #include "util/hex.h"
 #include "util/log.h"
 #include "util/name.h"
@@ -63,9 +71,11 @@
 #define API_MAX_CONNECTIONS 64u  /* concurrent connections (one thread each) */
 #define API_IDLE_TIMEOUT 60u     /* seconds before an idle connection is closed */
 #define API_LISTEN_BACKLOG 64
+#define API_SYNC_WAIT_MAX 3600u  /* seconds a replication sync with "wait" may block */
 
 struct vv_api {
     struct vv_pool *pool; /* not owned */
+    struct vv_repl *repl; /* not owned */
     struct MHD_Daemon *mhd;
     char *sock_path;
 };
@@ -88,10 +98,11 @@ struct reply {
 /* What a handler gets. */
 struct call {
     struct vv_api *api;
-    const char *name; /* decoded, checked volume (or group) name from the path; NULL if the
-                       * route has none */
+    const char *name; /* decoded, checked volume (group, replication session) name from the
+                       * path; NULL if the route has none */
     const char *snap; /* decoded, checked snapshot name from the path, or NULL */
-    json_t *body;     /* parsed JSON object for routes that take a body, else NULL */
+    json_t *body;     /* parsed JSON object for routes that take a body (an optional one: NULL
+                       * when none was sent), else NULL */
     bool flag;        /* the route's query parameter (route.param) was given as true */
 };
 
@@ -139,6 +150,20 @@ static const struct {
     {ENOSPC, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space"},
     {EFBIG, MHD_HTTP_BAD_REQUEST, "too_large"},
     {ELOOP, MHD_HTTP_CONFLICT, "too_deep"},
+    /* a replica volume, or a replication session of the destination (its source drives it) */
+    {EROFS, MHD_HTTP_CONFLICT, "read_only"},
+    /* a key file that others may read; a peer that does not take our key */
+    {EPERM, MHD_HTTP_FORBIDDEN, "forbidden"},
+    {EACCES, MHD_HTTP_FORBIDDEN, "forbidden"},
+    /* the peer failed a sync that was waited for */
+    {ECONNREFUSED, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    {ECONNRESET, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    {EHOSTUNREACH, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    {ENETUNREACH, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    {EPIPE, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    {EPROTO, MHD_HTTP_BAD_GATEWAY, "peer_failed"},
+    /* a sync's wait ran out (the sync goes on), or the peer stopped answering */
+    {ETIMEDOUT, MHD_HTTP_GATEWAY_TIMEOUT, "timeout"},
 };
 
 /* The status and slug that answer errno CODE from meta. */
@@ -164,6 +189,17 @@ static void reply_errno(struct reply *r, int code, const struct vv_err *e)
     char buf[128];
     const char *msg = (e && e->code && e->msg[0]) ? e->msg : strerror_r(code, buf, sizeof(buf));
     reply_error(r, status, slug, "%s", msg);
+}
+
+/* As reply_errno(), for replication's calls: EAGAIN means the session is paused there (from
+ * meta it would be LMDB's reader table, full: an internal error). */
+static void reply_repl_errno(struct reply *r, int code, const struct vv_err *e)
+{
+    if (code == EAGAIN)
+        reply_error(r, MHD_HTTP_CONFLICT, "paused", "%s",
+                    e && e->code && e->msg[0] ? e->msg : "the session is paused");
+    else
+        reply_errno(r, code, e);
 }
 
 /* ---- JSON in and out ----------------------------------------------------------------------- */
@@ -219,6 +255,7 @@ static json_t *status_json(struct vv_pool *pool)
     struct vv_pool_status st;
     memset(&st, 0, sizeof(st));
     vv_pool_get_status(pool, &st);
+    char idhex[33];
     /* one specifier per line, beside its key: a shifted format reads garbage varargs */
     json_t *j = json_pack("{"
                           "s:s," "s:I," "s:I," "s:I," "s:I," "s:I," "s:I,"
@@ -248,7 +285,8 @@ static json_t *status_json(struct vv_pool *pool)
               json_object_set_new(j, "snapshot_count",
                                   json_integer((json_int_t)st.snapshot_count)) ||
               json_object_set_new(j, "clones", json_integer((json_int_t)st.clones)) ||
-              json_object_set_new(j, "groups", json_integer((json_int_t)st.groups)))) {
+              json_object_set_new(j, "groups", json_integer((json_int_t)st.groups)) ||
+              json_object_set_new(j, "id", json_string(vv_hex_encode(st.id, sizeof(st.id), idhex))))) {
         json_decref(j);
         j = NULL;
     }
@@ -261,6 +299,65 @@ static json_t *status_json(struct vv_pool *pool)
         json_object_set_new(j, "state_since", json_integer((json_int_t)st.read_only_since));
     }
     return j;
+}
+
+/* S as a JSON string: as it is if it is valid UTF-8, else sanitised (a path, a peer's text) */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j) {
+        char clean[512];
+        j = json_string(sanitize(s, clean, sizeof(clean)));
+    }
+    return j;
+}
+
+/* S as a JSON string, or null when it is "" */
+static json_t *opt_text_json(const char *s)
+{
+    return s[0] ? text_json(s) : json_null();
+}
+
+static json_t *session_json(const struct vv_repl_info *s)
+{
+    json_t *point = !s->point_gen ? json_null()
+                    : json_pack("{s:I, s:I}",
+                                "gen", (json_int_t)s->point_gen,
+                                "time", (json_int_t)s->point_time);
+    json_t *transfer = json_pack("{s:I, s:I, s:I, s:I, s:I}",
+                                 "started", (json_int_t)s->xfer_started,
+                                 "bytes", (json_int_t)s->xfer_bytes,
+                                 "left", (json_int_t)s->xfer_left,
+                                 "rate", (json_int_t)s->rate,
+                                 "eta", (json_int_t)s->eta);
+    /* the session id as 16 hex digits, as the logs show it (and a u64 may not fit a JSON
+     * integer) */
+    char id[17];
+    snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+    /* one specifier per line, beside its key; each "o" takes over its reference */
+    return json_pack("{"
+                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:s," "s:o," "s:o,"
+                     "s:o," "s:I," "s:I," "s:o," "s:I," "s:I," "s:b," "s:I," "s:o,"
+                     "s:I}",
+                     "id", id,
+                     "name", s->name,
+                     "role", vv_repl_role_to_string(s->role),
+                     "mode", s->mode ? vv_repl_mode_to_string(s->mode) : NULL,
+                     "state", vv_repl_state_to_string(s->state),
+                     "rpo", (json_int_t)s->rpo,
+                     "volume", s->volume,
+                     "peer", text_json(s->peer),
+                     "key", opt_text_json(s->key_path),
+                     "point", point,
+                     "syncs", (json_int_t)s->syncs,
+                     "bytes_sent", (json_int_t)s->bytes_sent,
+                     "transfer", transfer,
+                     "lag", (json_int_t)s->lag,
+                     "lag_bytes", (json_int_t)s->lag_bytes,
+                     "overdue", (int)s->overdue,
+                     "next_sync", (json_int_t)s->next_sync,
+                     "error", opt_text_json(s->error),
+                     "error_time", (json_int_t)s->error_time);
 }
 /* clang-format on */
 
@@ -284,21 +381,29 @@ static int check_fields(const json_t *body, const char *const *allowed, struct r
     return 0;
 }
 
-/* VAL (a body's "name") must be a string that is a valid name.  Returns 0 or EINVAL. */
-static int get_name(const json_t *val, const char **out, struct reply *r)
+/* VAL (a body's FIELD) must be a string that is a valid name of a KIND ("volume").  Returns 0
+ * or EINVAL (answered). */
+static int get_name_of(const json_t *val, const char *field, const char *kind, const char **out,
+                       struct reply *r)
 {
     if (!json_is_string(val)) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"name\" must be a string");
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"%s\" must be a string", field);
         return EINVAL;
     }
     const char *why = vv_name_check(json_string_value(val));
     if (why || strlen(json_string_value(val)) != json_string_length(val)) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid volume name: %s",
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "invalid %s name: %s", kind,
                     why ? why : "name contains a NUL byte");
         return EINVAL;
     }
     *out = json_string_value(val);
     return 0;
+}
+
+/* VAL (a body's "name") must be a string that is a valid volume name.  0 or EINVAL. */
+static int get_name(const json_t *val, const char **out, struct reply *r)
+{
+    return get_name_of(val, "name", "volume", out, r);
 }
 
 /* VAL (a body's "size") is bytes as a JSON integer, or a string such as "20G".  0 or EINVAL. */
@@ -330,6 +435,62 @@ static int get_size(const json_t *val, uint64_t *out, struct reply *r)
                     clean);
         return EINVAL;
     }
+    return 0;
+}
+
+/* VAL (a body's FIELD) is a string of 1 to MAX bytes without NUL.  Returns 0 or EINVAL. */
+static int get_text(const json_t *val, const char *field, size_t max, const char **out,
+                    struct reply *r)
+{
+    if (!json_is_string(val) || strlen(json_string_value(val)) != json_string_length(val)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"%s\" must be a string", field);
+        return EINVAL;
+    }
+    if (json_string_length(val) == 0 || json_string_length(val) > max) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "\"%s\" must be 1 to %zu bytes long",
+                    field, max);
+        return EINVAL;
+    }
+    *out = json_string_value(val);
+    return 0;
+}
+
+/* VAL (a body's FIELD) is seconds as a JSON integer, or a string such as "5m" (util/duration.h),
+ * from MIN to MAX.  Returns 0 or EINVAL (answered). */
+static int get_duration(const json_t *val, const char *field, uint64_t min, uint64_t max,
+                        uint64_t *out, struct reply *r)
+{
+    uint64_t v = 0;
+    bool in_range;
+    if (json_is_integer(val)) {
+        json_int_t i = json_integer_value(val);
+        v = i < 0 ? 0 : (uint64_t)i;
+        in_range = i >= 0 && v >= min && v <= max;
+    } else if (json_is_string(val) && strlen(json_string_value(val)) == json_string_length(val)) {
+        int rc = vv_parse_duration(json_string_value(val), &v);
+        if (rc == EINVAL) {
+            char clean[72];
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "%s \"%s\" is not a duration (write seconds, or whole numbers with d, "
+                        "h, m or s: \"30s\", \"5m\", \"1h30m\")",
+                        field, sanitize(json_string_value(val), clean, sizeof(clean)));
+            return EINVAL;
+        }
+        in_range = rc == 0 && v >= min && v <= max;
+    } else {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "\"%s\" must be a number of seconds or a string such as \"5m\"", field);
+        return EINVAL;
+    }
+    if (!in_range) {
+        char a[32], b[32];
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                    "%s must be from %s to %s (%llu seconds)", field,
+                    vv_format_duration(min, a, sizeof(a)), vv_format_duration(max, b, sizeof(b)),
+                    (unsigned long long)max);
+        return EINVAL;
+    }
+    *out = v;
     return 0;
 }
 
@@ -490,7 +651,8 @@ static void reply_snapshots(struct reply *r, const struct vv_snapshot_info *a, s
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        if (json_array_append_new(arr, snapshot_json(&a[i]))) {
+        if (a[i].name[0] != '.' && /* vvfs's own (replication's) are not users' to see */
+            json_array_append_new(arr, snapshot_json(&a[i]))) {
             json_decref(arr);
             arr = NULL;
         }
@@ -814,44 +976,220 @@ static void h_group_restore(struct call *c, struct reply *r)
         reply_group(c, r, MHD_HTTP_OK, c->name);
 }
 
+/* ---- replication --------------------------------------------------------------------------- */
+
+static void h_repl_list(struct call *c, struct reply *r)
+{
+    struct vv_repl_info *a = NULL;
+    size_t n = 0;
+    int rc = vv_repl_list(c->api->repl, &a, &n);
+    if (rc) {
+        reply_repl_errno(r, rc, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, session_json(&a[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    free(a);
+    reply_json(r, MHD_HTTP_OK, arr ? json_pack("{s:o}", "sessions", arr) : NULL);
+}
+
+/* Answer STATUS and session NAME as it is now (after an operation that returns no info). */
+static void reply_session(struct call *c, struct reply *r, unsigned status, const char *name)
+{
+    struct vv_repl_info info;
+    struct vv_err e = {0};
+    int rc = vv_repl_get(c->api->repl, name, &info, &e);
+    if (rc)
+        reply_repl_errno(r, rc, &e);
+    else
+        reply_json(r, status, session_json(&info));
+}
+
+static void h_repl_create(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"name", "volume", "peer", "key", "mode", "rpo", NULL};
+    const json_t *jname = json_object_get(c->body, "name");
+    const json_t *jvol = json_object_get(c->body, "volume");
+    const json_t *jpeer = json_object_get(c->body, "peer");
+    const json_t *jkey = json_object_get(c->body, "key");
+    const json_t *jmode = json_object_get(c->body, "mode");
+    const json_t *jrpo = json_object_get(c->body, "rpo");
+    struct vv_repl_params prm = {.mode = VV_REPL_PERIODIC, .rpo = VV_REPL_RPO_DEFAULT};
+    uint64_t rpo = VV_REPL_RPO_DEFAULT;
+    if (check_fields(c->body, fields, r))
+        return;
+    if (!jname || !jvol || !jpeer || !jkey) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "request body needs \"name\", \"volume\", \"peer\" and \"key\", e.g. "
+                    "{\"name\":\"db-dr\",\"volume\":\"db\",\"peer\":\"10.0.0.2:7700\","
+                    "\"key\":\"/etc/vvfs/peer.key\"}");
+        return;
+    }
+    if (get_name_of(jname, "name", "replication session", &prm.name, r) ||
+        get_name_of(jvol, "volume", "volume", &prm.volume, r) ||
+        get_text(jpeer, "peer", VV_REPL_ADDR_MAX, &prm.peer, r) ||
+        get_text(jkey, "key", VV_REPL_PATH_MAX, &prm.key_path, r) ||
+        (jrpo && get_duration(jrpo, "rpo", VV_REPL_RPO_MIN, VV_REPL_RPO_MAX, &rpo, r)))
+        return;
+    char clean[VV_REPL_ADDR_MAX + 1];
+    const char *why = vv_addr_split(prm.peer, NULL, 0, NULL, 0);
+    if (why) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "peer \"%s\": %s",
+                    sanitize(prm.peer, clean, sizeof(clean)), why);
+        return;
+    }
+    /* the daemon runs in "/": a relative path would name another file than the client's */
+    if (prm.key_path[0] != '/') {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "key \"%s\" must be an absolute path",
+                    sanitize(prm.key_path, clean, sizeof(clean)));
+        return;
+    }
+    if (jmode) {
+        prm.mode = json_is_string(jmode) ? vv_repl_mode_parse(json_string_value(jmode)) : 0;
+        if (!prm.mode) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "\"mode\" must be \"periodic\" or \"continuous\"");
+            return;
+        }
+    }
+    prm.rpo = (uint32_t)rpo;
+
+    struct vv_repl_info info;
+    struct vv_err e = {0};
+    int rc = vv_repl_create(c->api->repl, &prm, &info, &e);
+    if (rc) {
+        reply_repl_errno(r, rc, &e);
+        return;
+    }
+    reply_json(r, MHD_HTTP_CREATED, session_json(&info));
+    snprintf(r->location, sizeof(r->location), "/v1/replication/%s", info.name);
+}
+
+static void h_repl_get(struct call *c, struct reply *r)
+{
+    reply_session(c, r, MHD_HTTP_OK, c->name);
+}
+
+static void h_repl_delete(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_repl_delete(c->api->repl, c->name, &e);
+    if (rc)
+        reply_repl_errno(r, rc, &e);
+    else
+        reply_json(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+/* POST .../sync, body optional: {"wait": true, "timeout": seconds} */
+static void h_repl_sync(struct call *c, struct reply *r)
+{
+    static const char *const fields[] = {"wait", "timeout", NULL};
+    const json_t *jwait = json_object_get(c->body, "wait"); /* (NULL without a body) */
+    const json_t *jtimeout = json_object_get(c->body, "timeout");
+    uint64_t timeout = API_SYNC_WAIT_MAX;
+    if (c->body && check_fields(c->body, fields, r))
+        return;
+    if (jwait && !json_is_boolean(jwait)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"wait\" must be true or false");
+        return;
+    }
+    bool wait = json_is_true(jwait);
+    if (jtimeout && !wait) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                    "\"timeout\" applies only with \"wait\": true");
+        return;
+    }
+    if (jtimeout && get_duration(jtimeout, "timeout", 1, API_SYNC_WAIT_MAX, &timeout, r))
+        return;
+
+    struct vv_repl_info info;
+    struct vv_err e = {0};
+    int rc = vv_repl_sync(c->api->repl, c->name, wait, (unsigned)timeout, &info, &e);
+    if (rc)
+        reply_repl_errno(r, rc, &e);
+    else if (wait)
+        reply_json(r, MHD_HTTP_OK, session_json(&info)); /* as the sync left it */
+    else
+        reply_session(c, r, MHD_HTTP_OK, c->name);
+}
+
+static void h_repl_pause(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_repl_pause(c->api->repl, c->name, &e);
+    if (rc)
+        reply_repl_errno(r, rc, &e);
+    else
+        reply_session(c, r, MHD_HTTP_OK, c->name);
+}
+
+static void h_repl_resume(struct call *c, struct reply *r)
+{
+    struct vv_err e = {0};
+    int rc = vv_repl_resume(c->api->repl, c->name, &e);
+    if (rc)
+        reply_repl_errno(r, rc, &e);
+    else
+        reply_session(c, r, MHD_HTTP_OK, c->name);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
+
+/* What a route takes as its body. */
+enum body { BODY_NONE, BODY_OBJECT /* a JSON object */, BODY_OPTIONAL /* none, or an object */ };
 
 struct route {
     const char *path; /* segments; "*" stands for a name (a volume's, then a snapshot's) */
     bool named;       /* has a "*" */
     const char *method;
-    bool takes_body; /* the body must be a JSON object */
+    enum body body;
     bool changes;    /* logged at info level when it succeeds */
     void (*fn)(struct call *c, struct reply *r);
     const char *param; /* the one query parameter it takes (true/false: call.flag), or NULL */
 };
 
 static const struct route routes[] = {
-    {"/v1/pool", false, MHD_HTTP_METHOD_GET, false, false, h_pool_get, NULL},
-    {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, false, true, h_pool_sync, NULL},
-    {"/v1/volumes", false, MHD_HTTP_METHOD_GET, false, false, h_vol_list, NULL},
-    {"/v1/volumes", false, MHD_HTTP_METHOD_POST, true, true, h_vol_create, NULL},
-    {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, false, false, h_vol_get, NULL},
-    {"/v1/volumes/*", true, "PATCH", true, true, h_vol_patch, NULL},
-    {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_vol_delete, "recursive"},
-    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, false, false, h_snap_list_all, NULL},
-    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, false, false, h_snap_list, NULL},
-    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_snap_create, NULL},
-    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, false, false, h_snap_get, NULL},
-    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_snap_delete, NULL},
-    {"/v1/volumes/*/snapshots/*", true, "PATCH", true, true, h_snap_patch, NULL},
-    {"/v1/volumes/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
-     h_snap_restore, NULL},
-    {"/v1/volumes/*/snapshots/*/clone", true, MHD_HTTP_METHOD_POST, true, true, h_snap_clone,
+    {"/v1/pool", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_pool_get, NULL},
+    {"/v1/pool/sync", false, MHD_HTTP_METHOD_POST, BODY_NONE, true, h_pool_sync, NULL},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_vol_list, NULL},
+    {"/v1/volumes", false, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_vol_create, NULL},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_vol_get, NULL},
+    {"/v1/volumes/*", true, "PATCH", BODY_OBJECT, true, h_vol_patch, NULL},
+    {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, BODY_NONE, true, h_vol_delete, "recursive"},
+    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list_all, NULL},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list, NULL},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_snap_create,
      NULL},
-    {"/v1/groups", false, MHD_HTTP_METHOD_GET, false, false, h_group_list, NULL},
-    {"/v1/groups", false, MHD_HTTP_METHOD_POST, true, true, h_group_create, NULL},
-    {"/v1/groups/*", true, MHD_HTTP_METHOD_GET, false, false, h_group_get, NULL},
-    {"/v1/groups/*", true, "PATCH", true, true, h_group_patch, NULL},
-    {"/v1/groups/*", true, MHD_HTTP_METHOD_DELETE, false, true, h_group_delete, NULL},
-    {"/v1/groups/*/snapshots", true, MHD_HTTP_METHOD_POST, true, true, h_group_snapshot, NULL},
-    {"/v1/groups/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, false, true,
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_get, NULL},
+    {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_DELETE, BODY_NONE, true, h_snap_delete,
+     NULL},
+    {"/v1/volumes/*/snapshots/*", true, "PATCH", BODY_OBJECT, true, h_snap_patch, NULL},
+    {"/v1/volumes/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, BODY_NONE, true,
+     h_snap_restore, NULL},
+    {"/v1/volumes/*/snapshots/*/clone", true, MHD_HTTP_METHOD_POST, BODY_OBJECT, true,
+     h_snap_clone, NULL},
+    {"/v1/groups", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_group_list, NULL},
+    {"/v1/groups", false, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_group_create, NULL},
+    {"/v1/groups/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_group_get, NULL},
+    {"/v1/groups/*", true, "PATCH", BODY_OBJECT, true, h_group_patch, NULL},
+    {"/v1/groups/*", true, MHD_HTTP_METHOD_DELETE, BODY_NONE, true, h_group_delete, NULL},
+    {"/v1/groups/*/snapshots", true, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_group_snapshot,
+     NULL},
+    {"/v1/groups/*/snapshots/*/restore", true, MHD_HTTP_METHOD_POST, BODY_NONE, true,
      h_group_restore, NULL},
+    {"/v1/replication", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_repl_list, NULL},
+    {"/v1/replication", false, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_repl_create, NULL},
+    {"/v1/replication/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_repl_get, NULL},
+    {"/v1/replication/*", true, MHD_HTTP_METHOD_DELETE, BODY_NONE, true, h_repl_delete, NULL},
+    {"/v1/replication/*/sync", true, MHD_HTTP_METHOD_POST, BODY_OPTIONAL, true, h_repl_sync,
+     NULL},
+    {"/v1/replication/*/pause", true, MHD_HTTP_METHOD_POST, BODY_NONE, true, h_repl_pause, NULL},
+    {"/v1/replication/*/resume", true, MHD_HTTP_METHOD_POST, BODY_NONE, true, h_repl_resume,
+     NULL},
 };
 
 #define ROUTE_SEGS 2 /* names a path can hold */
@@ -943,8 +1281,8 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
         return;
     }
     *matched = rt;
-    /* Nothing takes parameters or (but PATCH and POST /v1/volumes) a body; one sent anyway
-     * is a mistake (a typo, a client that thinks "?force=1" does something), not noise. */
+    /* Only the routes that say so take a parameter or a body; one sent anyway is a mistake
+     * (a typo, a client that thinks "?force=1" does something), not noise. */
     bool flag = false;
     if (qarg && (!rt->param || strcmp(qarg, rt->param) != 0 || qcount > 1)) {
         if (rt->param)
@@ -966,7 +1304,7 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
             return;
         }
     }
-    if (!rt->takes_body && req->len) {
+    if (rt->body == BODY_NONE && req->len) {
         char cmethod[32];
         reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s %s takes no request body",
                     sanitize(method, cmethod, sizeof(cmethod)), rt->path);
@@ -978,7 +1316,11 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
     if (rt->named) {
         route_matches(rt, url, seg);
         int nseg = strstr(rt->path, "/snapshots/*") ? 2 : 1;
-        const char *kind0 = strncmp(rt->path, "/v1/groups/", 11) == 0 ? "group" : "volume";
+        const char *kind0 = "volume";
+        if (strncmp(rt->path, "/v1/groups/", 11) == 0)
+            kind0 = "group";
+        else if (strncmp(rt->path, "/v1/replication/", 16) == 0)
+            kind0 = "replication session";
         for (int i = 0; i < nseg; i++) {
             const char *why = NULL;
             if (pct_decode(seg[i], name[i], sizeof(name[i])) != 0)
@@ -995,7 +1337,7 @@ static void dispatch(struct vv_api *api, const char *method, const char *url, co
         c.name = name[0];
         c.snap = nseg > 1 ? name[1] : NULL;
     }
-    if (rt->takes_body) {
+    if (rt->body == BODY_OBJECT || (rt->body == BODY_OPTIONAL && req->len)) {
         json_error_t jerr;
         c.body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &jerr);
         if (!c.body) {
@@ -1156,7 +1498,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_error(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 
     const json_t *msg = json_object_get(json_object_get(r.json, "error"), "message");
-    if (r.status >= 500)
+    if (r.status == MHD_HTTP_BAD_GATEWAY || r.status == MHD_HTTP_GATEWAY_TIMEOUT)
+        vv_warn(VV_SS_API, "%s %s: %u %s", method, url, r.status, json_string_value(msg));
+    else if (r.status >= 500)
         vv_err(VV_SS_API, "%s %s: %u %s", method, url, r.status, json_string_value(msg));
     else if (r.status < 300 && rt && rt->changes)
         vv_info(VV_SS_API, "%s %s: %u", method, url, r.status);
@@ -1250,13 +1594,15 @@ fail_1:
                       strerror(rc));
 }
 
-int vv_api_start(struct vv_pool *pool, const char *sock_path, struct vv_api **out, struct vv_err *e)
+int vv_api_start(struct vv_pool *pool, struct vv_repl *repl, const char *sock_path,
+                 struct vv_api **out, struct vv_err *e)
 {
     int rc, fd, mhd_fd;
     struct vv_api *api = calloc(1, sizeof(*api));
     if (!api)
         return vv_err_set(e, ENOMEM, "out of memory");
     api->pool = pool;
+    api->repl = repl;
     api->sock_path = strdup(sock_path);
     if (!api->sock_path) {
         rc = vv_err_set(e, ENOMEM, "out of memory");

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -33,6 +34,14 @@ struct cli {
     bool foreground, debug;  /* mount --foreground, --debug */
     bool no_data;            /* fsck --no-data */
     bool recursive;          /* volume delete --recursive */
+    const char *listen;      /* mount --listen HOST:PORT, raw */
+    const char *key;         /* mount, replication create --key FILE, raw */
+    const char *volume;      /* replication create --volume */
+    const char *peer;        /* replication create --peer HOST:PORT, raw */
+    const char *mode;        /* replication create --mode, raw */
+    const char *rpo;         /* replication create --rpo DURATION, raw */
+    bool wait;               /* replication sync --wait */
+    const char *timeout;     /* replication sync --timeout DURATION, raw */
 };
 
 /* Print "vvfs: <message>" and the usage of C's command on stderr; returns CLI_USAGE. */
@@ -46,8 +55,18 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * usage error.  Returns 0 or CLI_USAGE. */
 int cli_parse_size(const struct cli *c, const char *what, const char *s, uint64_t *out);
 
+/* Parse a DURATION argument named WHAT ("--rpo") into seconds in *OUT, from MIN to MAX; on
+ * failure report a usage error.  Returns 0 or CLI_USAGE. */
+int cli_parse_duration(const struct cli *c, const char *what, const char *s, uint64_t min,
+                       uint64_t max, uint64_t *out);
+
 /* Check a volume name argument; on failure report a usage error.  Returns 0 or CLI_USAGE. */
 int cli_check_name(const struct cli *c, const char *name);
+
+/* PATH made absolute against the working directory, without resolving it (no symlink is
+ * followed, the file need not exist; trailing slashes go).  0, or ENAMETOOLONG when it does
+ * not fit in LEN bytes, or getcwd's errno.  Prints nothing. */
+int cli_abs_path(const char *path, char *out, size_t len);
 
 /* Print J on stdout, indented, with a final newline. */
 void cli_print_json(const json_t *j);
@@ -68,6 +87,10 @@ const char *cli_fmt_time(uint64_t t, bool long_form, char *buf, size_t len);
  */
 int cli_request(const struct cli *c, const char *method, const char *path, json_t *body,
                 json_t **out);
+/* As cli_request, for a request the daemon may take up to WAIT_S seconds to answer (a sync
+ * that waits): the client gives up only a minute after that. */
+int cli_request_waiting(const struct cli *c, const char *method, const char *path,
+                        json_t *body, unsigned wait_s, json_t **out);
 
 /*
  * mountinfo (cmd_mount.c).  Find the vvfs mount whose source is the pool directory POOL_DIR
@@ -75,6 +98,13 @@ int cli_request(const struct cli *c, const char *method, const char *path, json_
  * is none.  Prints nothing.
  */
 int cli_find_mountpoint(const char *pool_dir, char *mnt, size_t len);
+
+/*
+ * cmd_repl.c.  C->key (--key FILE) made absolute (cli_abs_path) into OUT (LEN bytes, at least
+ * VV_REPL_PATH_MAX + 1): the daemon runs in "/".  Returns 0, CLI_USAGE (too long) or CLI_FAIL
+ * (no working directory), reported.
+ */
+int cli_key_path(const struct cli *c, char *out, size_t len);
 
 /* The command handlers. */
 int cmd_init(struct cli *c);
@@ -109,5 +139,12 @@ int cmd_snapshot_show(struct cli *c);
 int cmd_snapshot_delete(struct cli *c);
 int cmd_snapshot_restore(struct cli *c);
 int cmd_snapshot_rename(struct cli *c);
+int cmd_repl_create(struct cli *c);
+int cmd_repl_list(struct cli *c);
+int cmd_repl_status(struct cli *c);
+int cmd_repl_sync(struct cli *c);
+int cmd_repl_pause(struct cli *c);
+int cmd_repl_resume(struct cli *c);
+int cmd_repl_delete(struct cli *c);
 
 #endif

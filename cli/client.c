@@ -27,6 +27,7 @@
 #define CLIENT_ANSWER_MAX (64u << 20) /* bytes: a list of many volumes still fits */
 #define CLIENT_CONNECT_TIMEOUT 10L    /* seconds */
 #define CLIENT_TIMEOUT 900L           /* seconds for a whole request (a sync, a big delete) */
+#define CLIENT_WAIT_MARGIN 60L        /* seconds beyond a wait the daemon was asked for */
 
 struct answer {
     char *data;
@@ -115,6 +116,12 @@ static int explain_error_answer(long status, const struct answer *a)
 int cli_request(const struct cli *c, const char *method, const char *path, json_t *body,
                 json_t **out)
 {
+    return cli_request_waiting(c, method, path, body, 0, out);
+}
+
+int cli_request_waiting(const struct cli *c, const char *method, const char *path,
+                        json_t *body, unsigned wait_s, json_t **out)
+{
     char sock[PATH_MAX], url[256], errbuf[CURL_ERROR_SIZE] = "";
     struct answer a = {0};
     struct curl_slist *headers = NULL;
@@ -150,7 +157,8 @@ int cli_request(const struct cli *c, const char *method, const char *path, json_
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CLIENT_CONNECT_TIMEOUT);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, CLIENT_TIMEOUT);
+    long timeout = (long)wait_s + CLIENT_WAIT_MARGIN;
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout > CLIENT_TIMEOUT ? timeout : CLIENT_TIMEOUT);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);

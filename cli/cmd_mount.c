@@ -2,12 +2,15 @@
  * cli/cmd_mount.c — vvfs mount and vvfs umount: starting and stopping the daemon.
  *
  * Design notes
- *   mount.  Paths are made absolute first (the daemon runs in "/").  A mount point left
- *   behind by a killed daemon fails stat() with ENOTCONN; it is detached (MNT_DETACH) so the
- *   new mount can take its place.  Then, unless --foreground, we fork: the child becomes a
- *   session leader with stdin/stdout on /dev/null (stderr stays until the daemon opens its
- *   log) and runs vv_daemon_run() with the write end of a pipe; the parent waits up to
- *   READY_TIMEOUT for one line on it:
+ *   mount.  Paths are made absolute first (the daemon runs in "/"); the --key file's is not
+ *   resolved (cli_key_path): the daemon reads it and says what is wrong with it.  --listen is
+ *   checked for the shape HOST:PORT only: what the address means (and that a non-loopback
+ *   one needs a key) is for the daemon's replication service to say, on the ready pipe.  A
+ *   mount point left behind by a killed daemon fails stat() with ENOTCONN; it is detached
+ *   (MNT_DETACH) so the new mount can take its place.  Then, unless --foreground, we fork: the
+ *   child becomes a session leader with stdin/stdout on /dev/null (stderr stays until the
+ *   daemon opens its log) and runs vv_daemon_run() with the write end of a pipe; the parent
+ *   waits up to READY_TIMEOUT for one line on it:
  *       "OK\n"          the mount and the control socket are usable: success;
  *       "ERR <msg>\n"   start-up failed: report msg;
  *       EOF, no line    the daemon died: point at its log.
@@ -35,6 +38,8 @@
 #include "cli/cli_i.h"
 
 #include "daemon/daemon.h"
+#include "replication/repl.h"
+#include "util/addr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -417,7 +422,7 @@ static int wait_previous_daemon(const char *pool)
 
 int cmd_mount(struct cli *c)
 {
-    char pool[PATH_MAX], mnt[PATH_MAX], meta[PATH_MAX + 16];
+    char pool[PATH_MAX], mnt[PATH_MAX], meta[PATH_MAX + 16], key[VV_REPL_PATH_MAX + 1];
     struct stat st;
     struct vv_daemon_opts opts = {.pool_dir = pool, .mountpoint = mnt, .debug_fuse = c->debug};
     if (c->threads) {
@@ -427,6 +432,23 @@ int cmd_mount(struct cli *c)
         if (errno || end == c->threads || *end || n < 1 || n > 1024 || c->threads[0] == '-')
             return cli_usage_error(c, "--threads must be a number from 1 to 1024");
         opts.threads = (unsigned)n;
+    }
+    if (c->listen) {
+        const char *why = vv_addr_split(c->listen, NULL, 0, NULL, 0);
+        if (!why && strlen(c->listen) > VV_REPL_ADDR_MAX)
+            why = "it is longer than 255 bytes";
+        if (why)
+            return cli_usage_error(c, "invalid --listen '%s': %s", c->listen, why);
+        opts.listen = c->listen;
+    }
+    if (c->key) {
+        if (!c->listen)
+            return cli_usage_error(c, "--key goes with --listen: it is the key that the peers "
+                                      "connecting there must have");
+        int rc = cli_key_path(c, key, sizeof(key));
+        if (rc)
+            return rc;
+        opts.key_path = key;
     }
     if (!realpath(c->args[0], pool))
         return cli_fail("pool %s: %s", c->args[0], strerror(errno));
@@ -455,26 +477,14 @@ int cmd_mount(struct cli *c)
 
 /* ---- umount -------------------------------------------------------------------------------- */
 
-/* MNT as an absolute path without resolving it (for a mount point whose stat() fails). */
+/* MNT as an absolute path: resolved, or as written for a mount point whose stat() fails. */
 static int absolute_path(const char *mnt, char *out, size_t len)
 {
     if (realpath(mnt, out))
         return 0;
     if (errno != ENOTCONN)
         return errno;
-    char cwd[PATH_MAX];
-    int n;
-    if (mnt[0] == '/')
-        n = snprintf(out, len, "%s", mnt);
-    else if (getcwd(cwd, sizeof(cwd)))
-        n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, mnt);
-    else
-        return errno;
-    if (n < 0 || (size_t)n >= len)
-        return ENAMETOOLONG;
-    while (n > 1 && out[n - 1] == '/')
-        out[--n] = '\0';
-    return 0;
+    return cli_abs_path(mnt, out, len);
 }
 
 /* The daemon's pid from POOL/vvfs.pid.  Returns 0 or an errno. */

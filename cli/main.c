@@ -17,6 +17,7 @@
  */
 #include "cli/cli_i.h"
 
+#include "util/duration.h"
 #include "util/log.h"
 #include "util/name.h"
 #include "util/size.h"
@@ -24,11 +25,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_POOL "/var/lib/vvfs/default"
 
@@ -41,6 +44,14 @@ enum {
     O_DEBUG = 1u << 4,
     O_NO_DATA = 1u << 5,
     O_RECURSIVE = 1u << 6,
+    O_LISTEN = 1u << 7,
+    O_KEY = 1u << 8,
+    O_VOLUME = 1u << 9,
+    O_PEER = 1u << 10,
+    O_MODE = 1u << 11,
+    O_RPO = 1u << 12,
+    O_WAIT = 1u << 13,
+    O_TIMEOUT = 1u << 14,
 };
 
 struct cli_cmd {
@@ -58,9 +69,10 @@ static const struct cli_cmd commands[] = {
     {NULL, "init", "DIR [--extent-size SIZE] [--capacity SIZE]",
      "create a pool in DIR (capacity: default the free space there)", 1, 1, O_EXTENT | O_CAPACITY,
      false, cmd_init},
-    {NULL, "mount", "POOL MNT [--threads N] [--foreground] [--debug]",
-     "start the daemon of POOL and mount its volumes at MNT", 2, 2,
-     O_THREADS | O_FOREGROUND | O_DEBUG, false, cmd_mount},
+    {NULL, "mount",
+     "POOL MNT [--threads N] [--foreground] [--debug] [--listen HOST:PORT [--key FILE]]",
+     "start POOL's daemon at MNT (--listen: take replicas from peers)", 2, 2,
+     O_THREADS | O_FOREGROUND | O_DEBUG | O_LISTEN | O_KEY, false, cmd_mount},
     {NULL, "umount", "MNT", "unmount and wait until the daemon has committed all data", 1, 1, 0,
      false, cmd_umount},
     {NULL, "fsck", "POOL [--no-data]", "check an unmounted pool (--no-data: skip checksums)", 1, 1,
@@ -112,6 +124,25 @@ static const struct cli_cmd commands[] = {
      cmd_group_snapshot},
     {"group", "restore", "NAME SNAPSHOT", "restore every volume of the group from its snapshot",
      2, 2, 0, true, cmd_group_restore},
+    {"replication", "create",
+     "NAME --volume VOL --peer HOST:PORT --key FILE [--mode MODE] [--rpo DURATION]",
+     "replicate VOL to HOST:PORT (MODE periodic: every RPO, 5m; continuous)", 1, 1,
+     O_VOLUME | O_PEER | O_KEY | O_MODE | O_RPO, true, cmd_repl_create},
+    {"replication", "list", "", "list the replication sessions (as source and as destination)",
+     0, 0, 0, true, cmd_repl_list},
+    {"replication", "status", "NAME",
+     "show a session: its point in time, lag, transfer and last error", 1, 1, 0, true,
+     cmd_repl_status},
+    {"replication", "sync", "NAME [--wait [--timeout DURATION]]",
+     "sync now (--wait: until done, at most --timeout, default 1h)", 1, 1, O_WAIT | O_TIMEOUT,
+     true, cmd_repl_sync},
+    {"replication", "pause", "NAME", "stop syncing (a transfer in flight resumes on resume)", 1,
+     1, 0, true, cmd_repl_pause},
+    {"replication", "resume", "NAME", "sync again after a pause", 1, 1, 0, true,
+     cmd_repl_resume},
+    {"replication", "delete", "NAME",
+     "end a session (a destination's replica becomes writable)", 1, 1, 0, true,
+     cmd_repl_delete},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -126,7 +157,15 @@ enum {
     OV_FOREGROUND,
     OV_DEBUG,
     OV_NO_DATA,
-    OV_RECURSIVE
+    OV_RECURSIVE,
+    OV_LISTEN,
+    OV_KEY,
+    OV_VOLUME,
+    OV_PEER,
+    OV_MODE,
+    OV_RPO,
+    OV_WAIT,
+    OV_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -141,6 +180,14 @@ static const struct option longopts[] = {
     {"debug", no_argument, NULL, OV_DEBUG},
     {"no-data", no_argument, NULL, OV_NO_DATA},
     {"recursive", no_argument, NULL, OV_RECURSIVE},
+    {"listen", required_argument, NULL, OV_LISTEN},
+    {"key", required_argument, NULL, OV_KEY},
+    {"volume", required_argument, NULL, OV_VOLUME},
+    {"peer", required_argument, NULL, OV_PEER},
+    {"mode", required_argument, NULL, OV_MODE},
+    {"rpo", required_argument, NULL, OV_RPO},
+    {"wait", no_argument, NULL, OV_WAIT},
+    {"timeout", required_argument, NULL, OV_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -150,7 +197,9 @@ static const struct {
 } opt_bits[] = {
     {O_EXTENT, "--extent-size"},    {O_CAPACITY, "--capacity"}, {O_THREADS, "--threads"},
     {O_FOREGROUND, "--foreground"}, {O_DEBUG, "--debug"},       {O_NO_DATA, "--no-data"},
-    {O_RECURSIVE, "--recursive"},
+    {O_RECURSIVE, "--recursive"},   {O_LISTEN, "--listen"},     {O_KEY, "--key"},
+    {O_VOLUME, "--volume"},         {O_PEER, "--peer"},         {O_MODE, "--mode"},
+    {O_RPO, "--rpo"},               {O_WAIT, "--wait"},         {O_TIMEOUT, "--timeout"},
 };
 
 /* What one pass over argv found. */
@@ -207,11 +256,53 @@ int cli_parse_size(const struct cli *c, const char *what, const char *s, uint64_
     return 0;
 }
 
+int cli_parse_duration(const struct cli *c, const char *what, const char *s, uint64_t min,
+                       uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    int rc = vv_parse_duration(s, &v);
+    if (rc == EINVAL)
+        return cli_usage_error(c,
+                               "invalid %s '%s': write seconds, or whole numbers with d, h, m "
+                               "or s (30s, 5m, 1h30m)",
+                               what, s);
+    if (rc || v < min || v > max) {
+        char a[32], b[32];
+        return cli_usage_error(c, "%s must be from %s to %s", what,
+                               vv_format_duration(min, a, sizeof(a)),
+                               vv_format_duration(max, b, sizeof(b)));
+    }
+    *out = v;
+    return 0;
+}
+
 int cli_check_name(const struct cli *c, const char *name)
 {
     const char *why = vv_name_check(name);
     if (why)
         return cli_usage_error(c, "invalid volume name '%s': %s", name, why);
+    return 0;
+}
+
+int cli_abs_path(const char *path, char *out, size_t len)
+{
+    char cwd[PATH_MAX];
+    int n;
+    while (path[0] == '.' && path[1] == '/') { /* "./k.key": the same file, said shorter */
+        path += 2;
+        while (*path == '/')
+            path++;
+    }
+    if (path[0] == '/')
+        n = snprintf(out, len, "%s", path);
+    else if (getcwd(cwd, sizeof(cwd)))
+        n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
+    else
+        return errno;
+    if (n < 0 || (size_t)n >= len)
+        return ENAMETOOLONG;
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
     return 0;
 }
 
@@ -228,7 +319,7 @@ static void print_usage(FILE *f)
     fputs("usage: vvfs [--pool DIR] [--json] COMMAND [ARGUMENTS]\n\nCommands:\n", f);
     for (size_t i = 0; i < N_COMMANDS; i++) {
         const struct cli_cmd *cmd = &commands[i];
-        char words[96];
+        char words[160];
         snprintf(words, sizeof(words), "%s%s%s%s%s", cmd->group ? cmd->group : "",
                  cmd->group ? " " : "", cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis);
         if (strlen(words) > 30)
@@ -243,6 +334,7 @@ static void print_usage(FILE *f)
           "               API's JSON; errors stay text on stderr)\n"
           "  --help       show this help; --version  show the version\n"
           "\nSIZE is bytes, or a whole number with K, M, G, T or P (binary: 20G = 20 GiB).\n"
+          "DURATION is seconds, or whole numbers with d, h, m or s (30s, 5m, 1h30m).\n"
           "Exit status: 0 success, 1 the operation failed, 2 bad usage.\n",
           f);
 }
@@ -316,6 +408,38 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
         case OV_RECURSIVE:
             c->recursive = true;
             cl->given |= O_RECURSIVE;
+            break;
+        case OV_LISTEN:
+            c->listen = optarg;
+            cl->given |= O_LISTEN;
+            break;
+        case OV_KEY:
+            c->key = optarg;
+            cl->given |= O_KEY;
+            break;
+        case OV_VOLUME:
+            c->volume = optarg;
+            cl->given |= O_VOLUME;
+            break;
+        case OV_PEER:
+            c->peer = optarg;
+            cl->given |= O_PEER;
+            break;
+        case OV_MODE:
+            c->mode = optarg;
+            cl->given |= O_MODE;
+            break;
+        case OV_RPO:
+            c->rpo = optarg;
+            cl->given |= O_RPO;
+            break;
+        case OV_WAIT:
+            c->wait = true;
+            cl->given |= O_WAIT;
+            break;
+        case OV_TIMEOUT:
+            c->timeout = optarg;
+            cl->given |= O_TIMEOUT;
             break;
         case ':':
             set_error(cl, "option %s needs an argument", argv[optind - 1]);

@@ -3,20 +3,29 @@
  * reverse order (see daemon.h).
  *
  * Design notes
- *   This is the only place that knows both fs/ and api/; they do not know each other.  Both
- *   borrow the pool opened here, which is closed only after both have stopped:
- *     vv_pool_open -> vv_fs_start (mount) -> vv_api_start -> vvfs.pid -> "OK" -> vv_fs_run_loop
- *     ... unlink vvfs.pid -> vv_api_stop -> vv_fs_stop (unmount) -> vv_pool_close (commit)
- *   vv_api_stop() joins every handler thread, so no control-plane call reaches the pool or
- *   the FUSE session once it returns.  Any failure before "OK" unwinds the steps already
- *   done (the fail ladder mirrors the shutdown path) and reports one line on the ready pipe,
- *   so `vvfs mount` can say why; when it has reaped the child, the pool lock is free again.
+ *   This is the only place that knows both fs/ and api/; they do not know each other.  Both,
+ *   and replication, borrow the pool opened here, which is closed only after all have
+ *   stopped:
+ *     vv_pool_open -> vv_fs_start (mount) -> vv_repl_start -> vv_api_start -> vvfs.pid -> "OK"
+ *     -> vv_fs_run_loop ... unlink vvfs.pid -> vv_repl_shutdown -> vv_api_stop -> vv_repl_stop
+ *     -> vv_fs_stop
+ *     (unmount) -> vv_pool_close (commit)
+ *   Replication starts before the API, which borrows it too, and after the mount: it needs
+ *   nothing of FUSE, but a mount that fails then does so before any peer is let in or any
+ *   session's worker starts.  vv_api_stop() joins every handler thread, so no control-plane
+ *   call reaches replication, the pool or the FUSE session once it returns; vv_repl_shutdown()
+ *   before it cuts transfers in flight (they resume at the next start) and wakes a sync
+ *   waited for in a handler, so that handler ends at once; vv_repl_stop() then joins the
+ *   workers and connections before the final commit.  Any failure before "OK" unwinds the steps already done (the fail ladder
+ *   mirrors the shutdown path) and reports one line on the ready pipe, so `vvfs mount` can
+ *   say why; when it has reaped the child, the pool lock is free again.
  */
 #include "daemon/daemon.h"
 
 #include "api/api.h"
 #include "fs/fs.h"
 #include "meta/pool.h"
+#include "replication/repl.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -70,6 +79,7 @@ int vv_daemon_run(const struct vv_daemon_opts *o, int ready_fd)
     struct vv_err e = {0};
     struct vv_pool *pool = NULL;
     struct vv_fs *fs = NULL;
+    struct vv_repl *repl = NULL;
     struct vv_api *api = NULL;
     char path[PATH_MAX + 32];
     int rc = 1;
@@ -95,10 +105,18 @@ int vv_daemon_run(const struct vv_daemon_opts *o, int ready_fd)
         ready_say(&ready_fd, "ERR %s", e.msg);
         goto fail_pool;
     }
-    snprintf(path, sizeof(path), "%s/vvfs.sock", pool_dir);
-    if (vv_api_start(pool, path, &api, &e) != 0) {
-        ready_say(&ready_fd, "ERR control socket: %s", e.msg);
+    struct vv_repl_opts ro = {.listen = o->listen, .key_path = o->key_path};
+    if (vv_repl_start(pool, &ro, &repl, &e) != 0) {
+        ready_say(&ready_fd, "ERR replication: %s", e.msg);
         goto fail_fs;
+    }
+    if (o->listen)
+        vv_info(VV_SS_MAIN, "accepting replication peers on %s%s%s", o->listen,
+                o->key_path ? " with the key in " : "", o->key_path ? o->key_path : "");
+    snprintf(path, sizeof(path), "%s/vvfs.sock", pool_dir);
+    if (vv_api_start(pool, repl, path, &api, &e) != 0) {
+        ready_say(&ready_fd, "ERR control socket: %s", e.msg);
+        goto fail_repl;
     }
     snprintf(path, sizeof(path), "%s/vvfs.pid", pool_dir);
     FILE *pf = fopen(path, "w");
@@ -117,7 +135,10 @@ int vv_daemon_run(const struct vv_daemon_opts *o, int ready_fd)
     unlink(path);
 
 fail_api:
+    vv_repl_shutdown(repl); /* a sync waited for in a handler returns: the API can stop */
     vv_api_stop(api);
+fail_repl:
+    vv_repl_stop(repl);
 fail_fs:
     vv_fs_stop(fs);
 fail_pool:;

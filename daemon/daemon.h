@@ -1,6 +1,6 @@
 /*
- * daemon/daemon.h — the vvfs daemon: the composition root that wires meta/, fs/ and api/
- * together and owns the order in which they start and stop.
+ * daemon/daemon.h — the vvfs daemon: the composition root that wires meta/, fs/, replication/
+ * and api/ together and owns the order in which they start and stop.
  *
  * Files the running daemon keeps in the pool directory:
  *   vvfs.sock   control socket (HTTP/1.1 + JSON, mode 0600), see api/api.h
@@ -17,16 +17,21 @@ struct vv_daemon_opts {
     const char *mountpoint; /* absolute path, an existing directory */
     unsigned threads;       /* FUSE worker threads; 0 = default */
     bool debug_fuse;        /* libfuse debug output */
+    const char *listen;     /* HOST:PORT on which to accept replication peers, or NULL: none */
+    const char *key_path;   /* absolute path of the key file those peers must have, or NULL
+                             * (replication refuses a non-loopback LISTEN without one) */
 };
 
 /*
  * Run the daemon in this process until it is unmounted (umount/fusermount3 -u) or gets
  * SIGTERM/SIGINT/SIGHUP; then commit everything and return 0 (or 1 on failure).
  *
- * Start-up, in this order: open the pool (taking its lock), start FUSE (mount), start the
- * control plane, write vvfs.pid, report readiness.  Shutdown is the reverse: remove vvfs.pid,
- * stop the control plane, stop FUSE (unmount, close leftover handles), close the pool (which
- * commits the open transaction group).
+ * Start-up, in this order: open the pool (taking its lock), start FUSE (mount), start
+ * replication (its sessions' workers; listening on LISTEN if set), start the control plane,
+ * write vvfs.pid, report readiness.  Shutdown is the reverse: remove vvfs.pid, stop the
+ * control plane, stop replication (transfers in flight are cut and resume at the next start),
+ * stop FUSE (unmount, close leftover handles), close the pool (which commits the open
+ * transaction group).
  *
  * READY_FD (or -1): once the mount and the control socket are usable, the daemon writes "OK\n"
  * to it and closes it; if start-up fails it writes one line "ERR <message>\n", closes it, and

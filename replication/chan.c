@@ -86,8 +86,7 @@ int chan_key_generate(char hex[2 * CHAN_KEY_BYTES + 1])
     uint8_t k[CHAN_KEY_BYTES];
     if (RAND_bytes(k, sizeof(k)) != 1)
         return EIO;
-    for (size_t i = 0; i < sizeof(k); i++)
-        snprintf(hex + 2 * i, 3, "%02x", k[i]);
+    vv_hex_encode(k, sizeof(k), hex);
     OPENSSL_cleanse(k, sizeof(k));
     return 0;
 }
@@ -387,6 +386,12 @@ void chan_close(struct chan *c)
     if (c->ssl)
         SSL_shutdown(c->ssl); /* our close_notify; not waiting for theirs */
     chan_free(c);
+}
+
+void chan_shutdown(struct chan *c)
+{
+    if (c)
+        shutdown(c->fd, SHUT_RDWR); /* the fd stays open (and ours) until chan_close */
 }
 
 const char *chan_peer(const struct chan *c)

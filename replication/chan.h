@@ -48,6 +48,9 @@ int chan_accept(int fd, const uint8_t key[CHAN_KEY_BYTES], unsigned timeout_ms,
 int chan_send(struct chan *c, const void *buf, size_t len);
 /* Receive up to CAP bytes: > 0 bytes, 0 when the peer closed cleanly, or -errno. */
 ssize_t chan_recv(struct chan *c, void *buf, size_t cap);
+/* Cut the connection from another thread: the owner's calls in progress and to come fail
+ * (EPIPE or the like) at once; the owner still closes it.  NULL is fine. */
+void chan_shutdown(struct chan *c);
 /* Say goodbye (a TLS close_notify) and close the socket.  NULL is fine. */
 void chan_close(struct chan *c);
 /* "peer 10.0.0.2:7700" and the like, for messages */

@@ -104,7 +104,7 @@ const char *wire_type_to_string(unsigned type)
         [WIRE_HELLO] = "hello", [WIRE_WELCOME] = "welcome", [WIRE_BEGIN] = "begin",
         [WIRE_DATA] = "data",   [WIRE_ZERO] = "zero",       [WIRE_SNAPSHOT] = "snapshot",
         [WIRE_END] = "end",     [WIRE_ACK] = "ack",         [WIRE_ERROR] = "error",
-        [WIRE_PING] = "ping",   [WIRE_PONG] = "pong",
+        [WIRE_PING] = "ping",   [WIRE_PONG] = "pong",       [WIRE_COMMIT] = "commit",
     };
     return type >= 1 && type <= WIRE_TYPE_MAX ? names[type] : "unknown";
 }
@@ -124,6 +124,7 @@ static uint32_t max_len(unsigned type)
     case WIRE_ERROR: return 6 + WIRE_MSG_MAX;
     case WIRE_PING:
     case WIRE_PONG: return 8;
+    case WIRE_COMMIT: return 24;
     default: return 0;
     }
 }
@@ -157,6 +158,9 @@ static const char *order_error(const struct wire_rx *rx, unsigned type)
         return !from_sender ? "delta frame from the receiver"
                : !rx->in_delta ? "delta frame outside a delta" : NULL;
     case WIRE_ACK: return from_sender ? "ack from the sender" : NULL;
+    case WIRE_COMMIT:
+        return !from_sender ? "commit from the receiver"
+               : rx->in_delta ? "commit inside a delta" : NULL;
     default: return NULL; /* ERROR, PING, PONG: anywhere */
     }
 }
@@ -230,6 +234,8 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
             BAD("begin: bad extent size");
         if (b->u.begin.size == 0 || b->u.begin.size % 4096 || b->u.begin.size > (1ULL << 50))
             BAD("begin: bad volume size");
+        if (rx->deltas && b->u.begin.to != rx->commit_to)
+            BAD("begin: deltas before one commit go to different gens");
         rx->in_delta = true;
         rx->from = b->u.begin.from;
         rx->to = b->u.begin.to;
@@ -292,6 +298,8 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
             m->u.end.snapshots != rx->nsnaps)
             BAD("end: the counts do not match what the delta held");
         rx->in_delta = false;
+        rx->deltas++;
+        rx->commit_to = rx->to;
         break;
     case WIRE_ACK:
         m->u.ack.gen = u64(r);
@@ -315,6 +323,22 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
     case WIRE_PONG:
         m->u.ping.nonce = u64(r);
         break;
+    case WIRE_COMMIT: {
+        m->u.commit.gen = u64(r);
+        m->u.commit.created = u64(r);
+        m->u.commit.deltas = u32(r);
+        uint32_t z = u32(r);
+        if (r->bad)
+            BAD("commit: short");
+        if (z)
+            BAD("commit: reserved bytes are not zero");
+        if (m->u.commit.deltas == 0 || m->u.commit.deltas != rx->deltas)
+            BAD("commit: not the number of deltas since the last commit");
+        if (m->u.commit.gen != rx->commit_to)
+            BAD("commit: not the gen of its deltas");
+        rx->deltas = 0;
+        break;
+    }
     default:
         BAD("unknown frame type");
     }
@@ -535,6 +559,17 @@ size_t wire_put_end(uint8_t *b, size_t cap, uint32_t seq, uint64_t data, uint64_
     w64(&w, data);
     w64(&w, zero);
     w64(&w, snapshots);
+    return frame_end(&w);
+}
+
+size_t wire_put_commit(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t created,
+                       uint32_t deltas)
+{
+    struct wr w = frame_begin(b, cap, WIRE_COMMIT, seq);
+    w64(&w, gen);
+    w64(&w, created);
+    w32(&w, deltas);
+    w32(&w, 0);
     return frame_end(&w);
 }
 

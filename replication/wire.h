@@ -28,11 +28,16 @@
  *   ACK        u64 gen applied, u64 block staged  (receiver -> sender: progress)
  *   ERROR      u32 errno-like code, NAME-like u16 length + message (printable ASCII)
  *   PING/PONG  u64 nonce
+ *   COMMIT     u64 gen, u64 created (unix s), u32 deltas, u32 0   (sender -> receiver: the
+ *              deltas since the last commit, all to GEN, are one point: make it the replica's)
  *
  * Order, checked by the decoder: the first frame is HELLO (on the receiver's side) or WELCOME
  * (on the sender's); then, from the sender, BEGIN, DATA/ZERO/SNAPSHOT with block ranges that
- * ascend and stay inside the volume, END; PING anywhere after the first frame; ERROR ends the
- * conversation.  Anything else — a bad magic, version, type, flag, length, count, name, range
+ * ascend and stay inside the volume, END; after one or more deltas to one gen, COMMIT of that
+ * gen and their number; PING anywhere after the first frame; ERROR ends the conversation.
+ * The receiver answers each BEGIN with ACK (the gen, and the block from which it wants the
+ * delta: what an earlier attempt staged is not sent again) and each COMMIT with ACK (the gen,
+ * block 0) once the point is durable.  Anything else — a bad magic, version, type, flag, length, count, name, range
  * or order — is refused with a reason, and the caller closes the connection.
  */
 #ifndef VV_REPLICATION_WIRE_H
@@ -64,7 +69,8 @@ enum wire_type {
     WIRE_ERROR,
     WIRE_PING,
     WIRE_PONG,
-    WIRE_TYPE_MAX = WIRE_PONG
+    WIRE_COMMIT,
+    WIRE_TYPE_MAX = WIRE_COMMIT
 };
 const char *wire_type_to_string(unsigned type);
 
@@ -118,6 +124,10 @@ struct wire_msg {
         struct {
             uint64_t nonce;
         } ping;
+        struct {
+            uint64_t gen, created;
+            uint32_t deltas;
+        } commit;
     } u;
 };
 
@@ -134,6 +144,8 @@ struct wire_rx {
     uint64_t next_block;  /* DATA and ZERO start at or after it */
     uint64_t ndata, nzero, nsnaps; /* counted in the open delta, for END */
     uint64_t snap_gen;    /* SNAPSHOT gens ascend too */
+    uint32_t deltas;      /* closed since the last COMMIT, all to... */
+    uint64_t commit_to;   /* ...this gen */
 };
 
 /*
@@ -169,5 +181,7 @@ size_t wire_put_end(uint8_t *b, size_t cap, uint32_t seq, uint64_t data, uint64_
 size_t wire_put_ack(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t block);
 size_t wire_put_error(uint8_t *b, size_t cap, uint32_t seq, uint32_t code, const char *msg);
 size_t wire_put_ping(uint8_t *b, size_t cap, uint32_t seq, bool pong, uint64_t nonce);
+size_t wire_put_commit(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t created,
+                       uint32_t deltas);
 
 #endif

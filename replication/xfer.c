@@ -145,9 +145,27 @@ static void *producer(void *arg)
     return NULL;
 }
 
+/* the data blocks of the delta FROM..TO of VOLUME at or past block RESUME (a walk of the
+ * metadata only), for progress and ETA */
+static uint64_t planned_blocks(struct vv_pool *p, const char *volume, const char *from,
+                               const char *to, uint64_t resume)
+{
+    struct vv_delta *d;
+    uint64_t n = 0, b;
+    uint32_t count;
+    bool zero;
+    if (vv_delta_open(p, volume, from, to, &d, NULL))
+        return 0;
+    while (vv_delta_next(d, &b, &count, &zero) == 0)
+        if (!zero && b + count > resume)
+            n += b >= resume ? count : b + count - resume;
+    vv_delta_close(d);
+    return n;
+}
+
 int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, uint64_t resume, struct xfer_stats *st,
-              struct vv_err *e)
+              const char *from, const char *to, struct xfer_in *acks, uint64_t resume,
+              struct xfer_stats *st, struct vv_err *e)
 {
     struct vv_snapshot_info fi = {0}, ti;
     struct vv_pool_status ps;
@@ -168,8 +186,18 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     q.nfree = SENDQ_BUFS;
     size_t n = err ? 0 : wire_put_begin(q.buf[0], FRAME_CAP, (*seq)++, fi.gen, ti.gen, ti.size,
                                          q.es, volume);
-    if (!err && (err = chan_send(c, q.buf[0], n)))
-        vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
+    if (!err)
+        err = xfer_out(c, q.buf[0], n, e);
+    struct wire_msg m;
+    if (!err && acks && !(err = xfer_next(acks, &m, e))) {
+        if (m.type != WIRE_ACK || m.u.ack.gen != ti.gen)
+            err = vv_err_set(e, EPROTO, "%s did not acknowledge the delta of '%s'",
+                             chan_peer(c), volume);
+        else
+            q.resume = m.u.ack.block;
+    }
+    if (!err)
+        st->planned = planned_blocks(p, volume, from, to, q.resume);
     q.seq = *seq;
     pthread_t t;
     bool running = !err && !(err = pthread_create(&t, NULL, producer, &q));
@@ -219,23 +247,44 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     return err;
 }
 
-/* a buffered reader of frames from a channel */
-struct frames {
-    struct chan *c;
-    struct wire_rx *rx;
-    uint8_t *buf;
-    size_t start, have;
-};
+int xfer_in_init(struct xfer_in *in, struct chan *c, enum wire_side side)
+{
+    memset(in, 0, sizeof(*in));
+    in->c = c;
+    in->rx.side = side;
+    in->buf = malloc(FRAME_CAP);
+    return in->buf ? 0 : ENOMEM;
+}
 
-/* the next frame into M: 0, or an errno (E set) */
-static int next_frame(struct frames *f, struct wire_msg *m, struct vv_err *e)
+void xfer_in_fini(struct xfer_in *in)
+{
+    free(in->buf);
+    in->buf = NULL;
+}
+
+int xfer_out(struct chan *c, const uint8_t *f, size_t n, struct vv_err *e)
+{
+    if (!n)
+        return vv_err_set(e, EINVAL, "cannot encode a frame for %s", chan_peer(c));
+    int err = chan_send(c, f, n);
+    if (err)
+        vv_err_set(e, err, "cannot send to %s: %s", chan_peer(c), strerror(err));
+    return err;
+}
+
+int xfer_next(struct xfer_in *f, struct wire_msg *m, struct vv_err *e)
 {
     for (;;) {
         size_t used;
         const char *why;
-        int rc = wire_decode(f->rx, f->buf + f->start, f->have - f->start, m, &used, &why);
+        int rc = wire_decode(&f->rx, f->buf + f->start, f->have - f->start, m, &used, &why);
         if (rc == 0) {
             f->start += used;
+            f->last = used;
+            if (m->type == WIRE_PING || m->type == WIRE_PONG)
+                continue;
+            if (m->type == WIRE_ERROR)
+                return vv_err_set(e, EPROTO, "%s: %s", chan_peer(f->c), m->u.error.msg);
             return 0;
         }
         if (rc != EAGAIN)
@@ -247,8 +296,7 @@ static int next_frame(struct frames *f, struct wire_msg *m, struct vv_err *e)
         }
         ssize_t got = chan_recv(f->c, f->buf + f->have, FRAME_CAP - f->have);
         if (got == 0)
-            return vv_err_set(e, EPIPE, "%s closed the connection in the middle of a delta",
-                              chan_peer(f->c));
+            return vv_err_set(e, EPIPE, "%s closed the connection", chan_peer(f->c));
         if (got < 0)
             return vv_err_set(e, (int)-got, "cannot receive from %s: %s", chan_peer(f->c),
                               strerror((int)-got));
@@ -256,71 +304,95 @@ static int next_frame(struct frames *f, struct wire_msg *m, struct vv_err *e)
     }
 }
 
-int xfer_recv(struct chan *c, struct wire_rx *rx, struct vv_pool *p, const char *replica,
-              const char *point, struct xfer_stats *st, struct vv_err *e)
+/* DATA: every block's checksum, then one write */
+static int recv_data(struct xfer_in *in, struct vv_vol *h, const char *replica,
+                     const struct wire_msg *m, struct vv_err *e)
+{
+    uint64_t es = in->rx.extent_size;
+    for (uint32_t i = 0; i < m->u.data.count; i++) {
+        const uint8_t *q = m->u.data.csums + 8u * i;
+        uint64_t want = 0;
+        for (int j = 0; j < 8; j++)
+            want = want << 8 | q[j];
+        if (XXH3_64bits(m->u.data.data + i * es, es) != want)
+            return vv_err_set(e, EBADMSG, "%s sent block %llu with a wrong checksum",
+                              chan_peer(in->c), (unsigned long long)(m->u.data.block + i));
+    }
+    int err = vv_vol_write(h, m->u.data.data, m->u.data.count * es, m->u.data.block * es);
+    if (err)
+        vv_err_set(e, err, "cannot write replica '%s': %s", replica, strerror(err));
+    return err;
+}
+
+int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, const char *replica,
+                    const struct xfer_checkpoint *cp, struct xfer_stats *st, struct vv_err *e)
+{
+    struct wire_msg m;
+    uint64_t es = in->rx.extent_size, since = 0;
+    int err;
+    while (!(err = xfer_next(in, &m, e))) {
+        st->frames++;
+        st->bytes += in->last;
+        if (m.type == WIRE_DATA) {
+            if ((err = recv_data(in, h, replica, &m, e)))
+                break;
+            st->data_blocks += m.u.data.count;
+            since += (uint64_t)m.u.data.count * es;
+        } else if (m.type == WIRE_ZERO) {
+            if ((err = vv_vol_discard(h, m.u.zero.block * es, m.u.zero.count * es))) {
+                vv_err_set(e, err, "cannot discard in replica '%s': %s", replica,
+                           strerror(err));
+                break;
+            }
+            st->zero_blocks += m.u.zero.count;
+        } else if (m.type == WIRE_END) {
+            return 0; /* the counts matched (wire.c checks them) */
+        } else if (m.type == WIRE_SNAPSHOT) {
+            continue; /* (snapshots that travel: made by the caller, later) */
+        } else {
+            return vv_err_set(e, EBADMSG, "%s sent %s inside a delta", chan_peer(in->c),
+                              wire_type_to_string(m.type));
+        }
+        if (cp && cp->fn && since >= cp->every) {
+            since = 0;
+            if ((err = vv_pool_sync(p))) {
+                vv_err_set(e, err, "cannot commit replica '%s': %s", replica, strerror(err));
+                break;
+            }
+            if ((err = cp->fn(cp->arg, in->rx.next_block))) {
+                vv_err_set(e, err, "cannot record the progress of replica '%s': %s", replica,
+                           strerror(err));
+                break;
+            }
+        }
+    }
+    return err;
+}
+
+int xfer_recv(struct xfer_in *in, struct vv_pool *p, const char *replica, const char *point,
+              struct xfer_stats *st, struct vv_err *e)
 {
     struct vv_volume_info vi;
+    struct wire_msg m;
     int err = vv_volume_get(p, replica, &vi, e);
     struct vv_vol *h = NULL;
     if (!err && (err = vv_vol_open(p, vi.id, &h)))
         vv_err_set(e, err, "cannot open replica '%s': %s", replica, strerror(err));
-    struct frames f = {.c = c, .rx = rx, .buf = err ? NULL : malloc(FRAME_CAP)};
-    if (!err && !f.buf)
-        err = vv_err_set(e, ENOMEM, "out of memory");
-    struct wire_msg m;
-    bool begun = false;
-    while (!err && !(err = next_frame(&f, &m, e))) {
-        st->frames++;
-        if (m.type == WIRE_PING || m.type == WIRE_PONG)
-            continue;
-        if (m.type == WIRE_ERROR) {
-            err = vv_err_set(e, EPROTO, "%s gave up: %s", chan_peer(c), m.u.error.msg);
-            break;
-        }
-        if (m.type == WIRE_BEGIN) {
-            begun = true;
-            if (m.u.begin.size != vi.size) {
-                err = vv_err_set(e, EINVAL, "the source volume is %llu bytes, replica '%s' %llu",
-                                 (unsigned long long)m.u.begin.size, replica,
-                                 (unsigned long long)vi.size);
-                break;
-            }
-            continue;
-        }
-        if (!begun) {
-            err = vv_err_set(e, EBADMSG, "%s sent %s before begin", chan_peer(c),
-                             wire_type_to_string(m.type));
-            break;
-        }
-        uint64_t es = rx->extent_size;
-        if (m.type == WIRE_DATA) {
-            for (uint32_t i = 0; i < m.u.data.count && !err; i++) {
-                const uint8_t *q = m.u.data.csums + 8u * i;
-                uint64_t want = 0;
-                for (int j = 0; j < 8; j++)
-                    want = want << 8 | q[j];
-                if (XXH3_64bits(m.u.data.data + i * es, es) != want)
-                    err = vv_err_set(e, EBADMSG, "%s sent block %llu with a wrong checksum",
-                                     chan_peer(c), (unsigned long long)(m.u.data.block + i));
-            }
-            if (!err && (err = vv_vol_write(h, m.u.data.data, m.u.data.count * es,
-                                            m.u.data.block * es)))
-                vv_err_set(e, err, "cannot write replica '%s': %s", replica, strerror(err));
-            st->data_blocks += m.u.data.count;
-        } else if (m.type == WIRE_ZERO) {
-            if ((err = vv_vol_discard(h, m.u.zero.block * es, m.u.zero.count * es)))
-                vv_err_set(e, err, "cannot discard in replica '%s': %s", replica, strerror(err));
-            st->zero_blocks += m.u.zero.count;
-        } else if (m.type == WIRE_END) {
-            break; /* the counts matched (wire.c checks them) */
-        }
-    }
+    if (!err && !(err = xfer_next(in, &m, e)) && m.type != WIRE_BEGIN)
+        err = vv_err_set(e, EBADMSG, "%s sent %s before begin", chan_peer(in->c),
+                         wire_type_to_string(m.type));
+    if (!err && m.u.begin.size != vi.size)
+        err = vv_err_set(e, EINVAL, "the source volume is %llu bytes, replica '%s' %llu",
+                         (unsigned long long)m.u.begin.size, replica,
+                         (unsigned long long)vi.size);
+    if (!err)
+        err = xfer_recv_delta(in, p, h, replica, NULL, st, e);
     /* the delta is whole: commit it, and make it the replica's newest point, in one txn */
     if (!err && (err = vv_pool_sync(p)))
         vv_err_set(e, err, "cannot commit replica '%s': %s", replica, strerror(err));
     vv_vol_close(h);
     if (!err)
         err = vv_snapshot_create(p, replica, point, NULL, e);
-    free(f.buf);
+    in->rx.deltas = 0; /* a point made here, without a COMMIT frame */
     return err;
 }

@@ -19,19 +19,56 @@
 #include "replication/chan.h"
 #include "replication/wire.h"
 
+/* counters, updated as the transfer goes (others may read them meanwhile) */
 struct xfer_stats {
-    uint64_t data_blocks, zero_blocks, frames, bytes;
+    _Atomic uint64_t data_blocks, zero_blocks, frames, bytes;
+    _Atomic uint64_t planned; /* sender: data blocks the delta has from the resume block on */
 };
 
-/* Send the delta of VOLUME from snapshot FROM (NULL: from nothing) to TO, as gens FROM_GEN
- * to TO_GEN, from block RESUME on.  *SEQ is the next frame number (advanced). */
-int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, uint64_t resume, struct xfer_stats *st,
-              struct vv_err *e);
+/* Frames from a channel, buffered and decoded against the conversation's state. */
+struct xfer_in {
+    struct chan *c;
+    struct wire_rx rx;
+    uint8_t *buf;
+    size_t start, have;
+    size_t last; /* bytes of the last frame decoded */
+};
+/* SIDE: which side of the conversation this one is.  0 or ENOMEM. */
+int xfer_in_init(struct xfer_in *in, struct chan *c, enum wire_side side);
+void xfer_in_fini(struct xfer_in *in);
+/* The next frame but PING/PONG into M: 0; EBADMSG (a bad frame: close), EPROTO (the peer
+ * sent ERROR: E has its message), EPIPE (the peer closed), or the channel's errno. */
+int xfer_next(struct xfer_in *in, struct wire_msg *m, struct vv_err *e);
+/* Send the frame F (N bytes; 0: the encoder failed, EINVAL).  0 or the channel's errno. */
+int xfer_out(struct chan *c, const uint8_t *f, size_t n, struct vv_err *e);
 
-/* Receive one delta into volume REPLICA of P (created by the caller, of the source's size)
- * and make it point snapshot POINT.  RX: the decoder state of the connection (greeted). */
-int xfer_recv(struct chan *c, struct wire_rx *rx, struct vv_pool *p, const char *replica,
-              const char *point, struct xfer_stats *st, struct vv_err *e);
+/*
+ * Send the delta of VOLUME from snapshot FROM (NULL: from nothing) to TO.  With ACKS (the
+ * sender's frames from the receiver), wait after BEGIN for the receiver's ACK and start at
+ * the block it names; else start at RESUME.  *SEQ is the next frame number (advanced).
+ */
+int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
+              const char *from, const char *to, struct xfer_in *acks, uint64_t resume,
+              struct xfer_stats *st, struct vv_err *e);
+
+/* Every EVERY bytes of data received, commit the replica's pool and call FN(ARG, B): every
+ * block below B is staged, durably (so a later attempt may resume at B). */
+struct xfer_checkpoint {
+    uint64_t every;
+    int (*fn)(void *arg, uint64_t block);
+    void *arg;
+};
+
+/* Receive the frames of the delta whose BEGIN IN has just decoded, up to its END, into H
+ * (a handle on the replica REPLICA, of P): DATA written (each block's checksum checked
+ * first), ZERO discarded.  CP may be NULL.  Nothing is committed at the end: the caller
+ * makes the point. */
+int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, const char *replica,
+                    const struct xfer_checkpoint *cp, struct xfer_stats *st, struct vv_err *e);
+
+/* Receive one delta (BEGIN..END) into volume REPLICA of P (created by the caller, of the
+ * source's size) and make it point snapshot POINT.  IN: greeted already. */
+int xfer_recv(struct xfer_in *in, struct vv_pool *p, const char *replica, const char *point,
+              struct xfer_stats *st, struct vv_err *e);
 
 #endif

@@ -2,7 +2,8 @@
 # layers.sh SRCDIR BUILDDIR — the layer rules of docs/ARCHITECTURE.md ("Layers"), checked:
 #   1. every #include "dir/..." of a module names itself or a layer it may depend on;
 #   2. the static libraries agree: fs/ references nothing of api/ (nor its HTTP/JSON
-#      libraries), api/ nothing of fs/ (nor libfuse), meta/ and util/ nothing above them.
+#      libraries), api/ nothing of fs/ (nor libfuse; it does call replication/, whose sessions
+#      it serves), replication/ nothing of either, meta/ and util/ nothing above them.
 # Fails (exit 1) naming each violation.
 set -euo pipefail
 src=${1:?usage: layers.sh SRCDIR BUILDDIR}
@@ -14,7 +15,7 @@ declare -A may=(
     [util]=""
     [meta]="util"
     [fs]="meta util"
-    [api]="meta util"
+    [api]="replication meta util"
     [replication]="meta util"
     [daemon]="fs api replication meta util"
     [cli]="daemon replication meta util"

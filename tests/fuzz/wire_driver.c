@@ -4,7 +4,7 @@
  *   wire_driver [--iterations N] [--seed S] [--seeds DIR]
  *
  * Builds valid conversations with the encoder (a sender's: hello, deltas of data, zero and
- * snapshot frames, pings; a receiver's: welcome, acks, an error), checks that the decoder
+ * snapshot frames, pings, commits of one delta or two; a receiver's: welcome, acks, an error), checks that the decoder
  * takes them whole, whatever the size of the reads, and that it refuses each one cut short
  * of a frame boundary by asking for more (EAGAIN), never by taking a partial frame; then
  * feeds LLVMFuzzerTestOneInput N mutations of them (bit flips, byte changes, cuts, inserted
@@ -62,6 +62,12 @@ static void sender_conv(struct conv *c, uint32_t es, unsigned deltas)
         PUT(c, wire_put_snapshot, 10 * d + 7, 1700000100, "repl.7");
         PUT(c, wire_put_zero, 60, 4);
         PUT(c, wire_put_end, 11, 6, 2);
+        if (d % 2) { /* two volumes to one gen, one commit (a group's sync) */
+            PUT(c, wire_put_begin, 10 * d, 10 * d + 7, 64ULL * es, es, "logs");
+            PUT(c, wire_put_data, 5, 1, es, csum, blk);
+            PUT(c, wire_put_end, 1, 0, 0);
+        }
+        PUT(c, wire_put_commit, 10 * d + 7, 1700000200, d % 2 ? 2 : 1);
     }
     free(blk);
 }
@@ -70,6 +76,7 @@ static void receiver_conv(struct conv *c)
 {
     static const uint8_t pool[16] = {9};
     PUT(c, wire_put_welcome, 1, pool, 42, 17, 0);
+    PUT(c, wire_put_ack, 7, 0);
     PUT(c, wire_put_ack, 7, 0);
     PUT(c, wire_put_ping, true, 7);
     PUT(c, wire_put_ack, 17, 64);

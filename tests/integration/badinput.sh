@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # badinput.sh — bad input is refused cleanly and changes nothing: CLI usage errors exit 2,
 # failed operations exit 1; the HTTP API answers 400/404/405/409 with a JSON error body; the
-# volume list is the same before and after; the control socket is mode 0600.
+# volume list is the same before and after; the control socket is mode 0600.  Replication is
+# covered as far as the CLI and the API check it themselves: no session is ever created (a
+# create that passed their checks would need a peer).
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
 requires_root
@@ -61,6 +63,52 @@ expect_exit 2 vvfs mount "$POOL"
 expect_exit 2 vvfs umount
 expect_exit 2 vvfs fsck
 assert_eq "$(snapshot)" "$before" "state after usage errors"
+
+step "replication: CLI usage errors exit 2"
+key=$VV_TESTDIR/peer.key
+"$VVFS" key generate >"$key" || fail "vvfs key generate failed"
+peer=127.0.0.1:7700
+create_ok=(--volume good --peer "$peer" --key "$key")
+expect_exit 2 vvfs replication
+expect_exit 2 vvfs replication frobnicate
+expect_exit 2 vvfs replication create
+expect_exit 2 vvfs replication create r1 extra-arg "${create_ok[@]}"
+for name in ../x "" "$name65" "a b" ".hidden" "völ"; do
+    expect_exit 2 vvfs replication create "$name" "${create_ok[@]}"
+    for op in status sync pause resume delete; do
+        expect_exit 2 vvfs replication "$op" "$name"
+    done
+done
+expect_exit 2 vvfs replication create r1 --peer "$peer" --key "$key"
+assert_contains "$OUT" --volume "error for a create without --volume"
+expect_exit 2 vvfs replication create r1 --volume ../x --peer "$peer" --key "$key"
+expect_exit 2 vvfs replication create r1 --volume good --key "$key"
+expect_exit 2 vvfs replication create r1 --volume good --peer "$peer"
+for p in nohost host: :7700 host:0 host:65536 host:port ::1:7700 '[::1]7700' '[::1]' 'a b:1'; do
+    expect_exit 2 vvfs replication create r1 --volume good --peer "$p" --key "$key"
+done
+for mode in hourly "" Periodic; do
+    expect_exit 2 vvfs replication create r1 "${create_ok[@]}" --mode "$mode"
+done
+for rpo in 5x 0 -1 8d "" 1.5h 5M 1h1h 99999999999999999999; do
+    expect_exit 2 vvfs replication create r1 "${create_ok[@]}" --rpo "$rpo"
+done
+expect_exit 2 vvfs replication list --volume good
+expect_exit 2 vvfs replication list extra-arg
+expect_exit 2 vvfs replication sync r1 --timeout 10
+for t in 0 3601 2h banana; do
+    expect_exit 2 vvfs replication sync r1 --wait --timeout "$t"
+done
+expect_exit 2 vvfs replication status
+expect_exit 2 vvfs replication delete
+expect_exit 2 vvfs volume list --peer "$peer"
+expect_exit 2 vvfs mount "$POOL" "$MNT" --listen nope
+expect_exit 2 vvfs mount "$POOL" "$MNT" --listen 127.0.0.1:99999
+expect_exit 2 vvfs mount "$POOL" "$MNT" --key "$key"
+# well-formed: past the CLI's checks, refused because the pool is mounted already
+expect_exit 1 vvfs mount "$POOL" "$MNT" --listen '[::1]:7700' --key "$key"
+assert_contains "$OUT" "already mounted" "mount with a good --listen"
+assert_eq "$(snapshot)" "$before" "state after replication usage errors"
 
 step "valid names at the limits work"
 expect_exit 0 vvfs volume create "$name64" 4K
@@ -161,6 +209,61 @@ case $code in
 esac
 [ -n "$(daemon_pid "$POOL")" ] || fail "the daemon died"
 assert_eq "$(snapshot)" "$before" "state after API errors"
+
+step "replication: failed operations exit 1, HTTP API errors"
+expect_exit 0 vvfs replication list
+assert_eq "$("$VVFS" --json replication list | jq -r '.sessions | type')" array "sessions"
+for op in status sync pause resume delete; do
+    expect_exit 1 vvfs replication "$op" nope
+    assert_contains "$OUT" nope "error for $op of a missing session"
+done
+expect_exit 1 vvfs replication sync nope --wait --timeout 5s
+# repl_body JQ: a create body that passes every check, changed by the jq expression JQ
+repl_body()
+{
+    jq -cn --arg key "$key" --arg peer "$peer" \
+        "{name: \"r1\", volume: \"good\", peer: \$peer, key: \$key} | $1"
+}
+api_expect 200 GET /v1/replication
+api_expect 400 POST /v1/replication '{bad json'
+api_expect 400 POST /v1/replication ''
+api_expect 400 POST /v1/replication '[]'
+api_expect 400 POST /v1/replication '{}'
+api_expect 400 POST /v1/replication "$(repl_body '.frobnicate = 1')"
+for field in name volume peer key; do
+    api_expect 400 POST /v1/replication "$(repl_body "del(.$field)")"
+done
+for change in '.name = "../x"' '.name = 17' ".name = \"$name65\"" '.volume = "a b"' \
+    '.volume = null' '.peer = "nohost"' '.peer = "::1:7700"' '.peer = "h:0"' '.peer = ""' \
+    '.key = "relative.key"' '.key = ""' '.key = 5' '.mode = "hourly"' '.mode = 1' \
+    '.rpo = "5x"' '.rpo = 0' '.rpo = -1' '.rpo = "8d"' '.rpo = 604801' '.rpo = true' \
+    '.rpo = "1.5h"' '.rpo = 1.5' '.rpo = "99999999999999999999"'; do
+    api_expect 400 POST /v1/replication "$(repl_body "$change")"
+done
+api_expect 400 POST '/v1/replication?force=1' "$(repl_body .)"
+api_expect 404 GET /v1/replication/nope
+api_expect 400 GET /v1/replication/..%2Fx
+api_expect 400 GET "/v1/replication/$name65"
+api_expect 404 DELETE /v1/replication/nope
+api_expect 404 POST /v1/replication/nope/pause
+api_expect 404 POST /v1/replication/nope/resume
+api_expect 404 POST /v1/replication/nope/sync
+api_expect 404 POST /v1/replication/nope/sync '{"wait":true,"timeout":5}'
+api_expect 400 POST /v1/replication/nope/pause '{}'
+api_expect 400 DELETE '/v1/replication/nope?force=1'
+api_expect 400 POST /v1/replication/nope/sync '{"frobnicate":true}'
+api_expect 400 POST /v1/replication/nope/sync '{"wait":"yes"}'
+api_expect 400 POST /v1/replication/nope/sync '{"timeout":5}'
+api_expect 400 POST /v1/replication/nope/sync '{"wait":true,"timeout":0}'
+api_expect 400 POST /v1/replication/nope/sync '{"wait":true,"timeout":3601}'
+api_expect 400 POST /v1/replication/nope/sync '[]'
+api_expect 405 PUT /v1/replication '{}'
+api_expect 405 PATCH /v1/replication/nope '{}'
+api_expect 405 GET /v1/replication/nope/pause
+api_expect 404 GET /v1/replication/nope/frobnicate
+[ -n "$(daemon_pid "$POOL")" ] || fail "the daemon died"
+assert_eq "$("$VVFS" --json replication list | jq -c .sessions)" "[]" "sessions after errors"
+assert_eq "$(snapshot)" "$before" "state after replication errors"
 
 step "the API's happy path, so the checks above are not vacuous"
 api_expect 201 POST /v1/volumes '{"name":"api1","size":"1G"}'

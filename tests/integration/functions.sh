@@ -525,6 +525,42 @@ new_pool()
     info "pool $POOL mounted at $MNT (daemon $(daemon_pid "$POOL"))"
 }
 
+# free_port: a TCP port no socket on this machine uses now (from 20000-59999, at random;
+# /proc/net/tcp{,6} list every bound one), for a daemon's --listen.
+free_port()
+{
+    local p hex i
+    for ((i = 0; i < 100; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        hex=$(printf ':%04X ' "$p")
+        if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{ print $2 }' |
+            grep -q -- "${hex% }\$"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    fail "no free TCP port found"
+}
+
+# new_key FILE: a new replication key (vvfs key generate) in FILE, mode 0600.
+new_key()
+{
+    expect_exit 0 vvfs key generate
+    printf '%s\n' "$OUT" >"$1"
+    chmod 600 "$1"
+}
+
+# wait_transfer POOL SESSION BYTES: until the session's transfer has sent more than BYTES
+# (for a cut in the middle of it); fails after 60 s.
+wait_transfer()
+{
+    local end=$((SECONDS + 60))
+    until [ "$("$VVFS" --pool "$1" --json replication status "$2" | jq .transfer.bytes)" -gt "$3" ]; do
+        [ $SECONDS -lt $end ] || fail "the transfer of $2 did not get past $3 bytes within 60 s"
+        sleep 0.05
+    done
+}
+
 # ---- JSON (jq) ---------------------------------------------------------------------------------
 
 # pool_json: `vvfs --json status` of $POOL.  pool_field KEY: one field of it.

@@ -206,7 +206,7 @@ expect_exit 0 vvio verify "$MNT/snapshots/e/old2" 0 4M --seed 11
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 
-step "a format-4 pool keeps its clones and groups through the upgrade"
+step "a format-4 pool keeps its clones and groups through the upgrade and gets an id"
 POOL=$VV_TESTDIR/pool5
 MNT=$VV_TESTDIR/mnt5
 VVFS_POOL=$POOL
@@ -226,10 +226,16 @@ assert_contains "$OUT" "format version 4" "fsck message for a format-4 pool"
 mount_pool "$POOL" "$MNT"
 assert_eq "$(pool_field format_version)" 5 "format after the upgrade from 4"
 assert_eq "$(pool_field upgraded_from)" 4 "status: upgraded from 4"
+id=$(pool_field id)
+[[ "$id" =~ ^[0-9a-f]{32}$ ]] && [ "$id" != 00000000000000000000000000000000 ] ||
+    fail "the upgraded pool has no id: '$id'"
 expect_exit 0 vvio verify "$MNT/volumes/f" 0 8M --seed 15
 expect_exit 0 vvio verify "$MNT/volumes/f2" 0 1M --seed 16
 expect_exit 0 vvio verify "$MNT/volumes/f2" 1M 7M --seed 15
 assert_eq "$(volume_field f group)" g "group after the upgrade"
+umount_pool "$POOL" "$MNT"
+mount_pool "$POOL" "$MNT"
+assert_eq "$(pool_field id)" "$id" "the pool id is kept"
 umount_pool "$POOL" "$MNT"
 expect_exit 0 vvfs fsck "$POOL"
 info PASS

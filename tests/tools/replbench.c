@@ -94,9 +94,13 @@ static void *tls_receiver(void *arg)
     struct chan *c;
     if ((r->err = chan_accept(fd, KEY, 60000, &c, &r->e)))
         return NULL;
-    struct wire_rx rx = {.side = WIRE_SIDE_RECEIVER, .greeted = true};
+    struct xfer_in in;
     struct xfer_stats st = {0};
-    r->err = xfer_recv(c, &rx, r->p, "v", "p1", &st, &r->e);
+    r->err = xfer_in_init(&in, c, WIRE_SIDE_RECEIVER);
+    in.rx.greeted = true; /* (no hello here) */
+    if (!r->err)
+        r->err = xfer_recv(&in, r->p, "v", "p1", &st, &r->e);
+    xfer_in_fini(&in);
     chan_close(c);
     return NULL;
 }
@@ -186,7 +190,7 @@ int main(int argc, char **argv)
     uint32_t seq = 0;
     struct xfer_stats st = {0};
     t0 = now();
-    if (xfer_send(c, &seq, a, "v", NULL, "s1", 0, &st, &e))
+    if (xfer_send(c, &seq, a, "v", NULL, "s1", NULL, 0, &st, &e))
         die("xfer_send", &e);
     double send_secs = now() - t0;
     if (sink)

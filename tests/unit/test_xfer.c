@@ -81,9 +81,12 @@ static void *receiver(void *arg)
         snprintf(r->msg, sizeof(r->msg), "%s", e.msg);
         return NULL;
     }
-    struct wire_rx rx = {.side = WIRE_SIDE_RECEIVER, .greeted = true}; /* (no hello here) */
+    struct xfer_in in;
+    cr_assert_eq(xfer_in_init(&in, c, WIRE_SIDE_RECEIVER), 0);
+    in.rx.greeted = true; /* (no hello here) */
     for (int i = 0; i < r->n && !r->err; i++)
-        r->err = xfer_recv(c, &rx, r->p, "data", r->points[i], &r->st[i], &e);
+        r->err = xfer_recv(&in, r->p, "data", r->points[i], &r->st[i], &e);
+    xfer_in_fini(&in);
     snprintf(r->msg, sizeof(r->msg), "%s", e.msg);
     chan_close(c);
     return NULL;
@@ -127,10 +130,10 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
     cr_assert_eq(chan_connect("127.0.0.1", port, KEY, 10000, &c, &e), 0, "%s", e.msg);
     uint32_t seq = 0;
     struct xfer_stats st[3] = {0};
-    cr_assert_eq(xfer_send(c, &seq, a, "data", NULL, "s1", 0, &st[0], &e), 0, "%s", e.msg);
-    cr_assert_eq(xfer_send(c, &seq, a, "data", "s1", "s2", 0, &st[1], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", NULL, "s1", NULL, 0, &st[0], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", "s1", "s2", NULL, 0, &st[1], &e), 0, "%s", e.msg);
     /* resumed from block 3072 (12 MiB): only the rest travels */
-    cr_assert_eq(xfer_send(c, &seq, a, "data", "s2", "s3", 3072, &st[2], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", "s2", "s3", NULL, 3072, &st[2], &e), 0, "%s", e.msg);
     pthread_join(t, NULL);
     chan_close(c);
     cr_assert_eq(r.err, 0, "the receiver: %s", r.msg);

@@ -336,7 +336,7 @@ static json_t *session_json(const struct vv_repl_info *s)
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
     /* one specifier per line, beside its key; each "o" takes over its reference */
     return json_pack("{"
-                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:s," "s:o," "s:o,"
+                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:I," "s:s," "s:o," "s:o,"
                      "s:o," "s:I," "s:I," "s:o," "s:I," "s:I," "s:b," "s:I," "s:o,"
                      "s:I}",
                      "id", id,
@@ -345,6 +345,7 @@ static json_t *session_json(const struct vv_repl_info *s)
                      "mode", s->mode ? vv_repl_mode_to_string(s->mode) : NULL,
                      "state", vv_repl_state_to_string(s->state),
                      "rpo", (json_int_t)s->rpo,
+                     "keep_remote", (json_int_t)s->keep_remote,
                      "volume", s->volume,
                      "peer", text_json(s->peer),
                      "key", opt_text_json(s->key_path),
@@ -1011,13 +1012,15 @@ static void reply_session(struct call *c, struct reply *r, unsigned status, cons
 
 static void h_repl_create(struct call *c, struct reply *r)
 {
-    static const char *const fields[] = {"name", "volume", "peer", "key", "mode", "rpo", NULL};
+    static const char *const fields[] = {"name", "volume", "peer", "key", "mode", "rpo",
+                                         "keep_remote", NULL};
     const json_t *jname = json_object_get(c->body, "name");
     const json_t *jvol = json_object_get(c->body, "volume");
     const json_t *jpeer = json_object_get(c->body, "peer");
     const json_t *jkey = json_object_get(c->body, "key");
     const json_t *jmode = json_object_get(c->body, "mode");
     const json_t *jrpo = json_object_get(c->body, "rpo");
+    const json_t *jkeep = json_object_get(c->body, "keep_remote");
     struct vv_repl_params prm = {.mode = VV_REPL_PERIODIC, .rpo = VV_REPL_RPO_DEFAULT};
     uint64_t rpo = VV_REPL_RPO_DEFAULT;
     if (check_fields(c->body, fields, r))
@@ -1057,6 +1060,16 @@ static void h_repl_create(struct call *c, struct reply *r)
         }
     }
     prm.rpo = (uint32_t)rpo;
+    if (jkeep) {
+        json_int_t k = json_is_integer(jkeep) ? json_integer_value(jkeep) : -1;
+        if (k < 0 || k > VV_REPL_KEEP_MAX) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "\"keep_remote\" must be an integer from 0 (keep all) to %u",
+                        VV_REPL_KEEP_MAX);
+            return;
+        }
+        prm.keep_remote = (uint32_t)k;
+    }
 
     struct vv_repl_info info;
     struct vv_err e = {0};

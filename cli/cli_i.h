@@ -40,6 +40,7 @@ struct cli {
     const char *peer;        /* replication create --peer HOST:PORT, raw */
     const char *mode;        /* replication create --mode, raw */
     const char *rpo;         /* replication create --rpo DURATION, raw */
+    const char *keep_remote; /* replication create --keep-remote N, raw */
     bool wait;               /* replication sync --wait */
     const char *timeout;     /* replication sync --timeout DURATION, raw */
 };

@@ -132,11 +132,23 @@ int cmd_repl_create(struct cli *c)
     if (c->rpo && (rc = cli_parse_duration(c, "--rpo", c->rpo, VV_REPL_RPO_MIN,
                                            VV_REPL_RPO_MAX, &rpo)) != 0)
         return rc;
+    unsigned long keep = 0;
+    if (c->keep_remote) {
+        char *end;
+        errno = 0;
+        keep = strtoul(c->keep_remote, &end, 10);
+        if (errno || end == c->keep_remote || *end || c->keep_remote[0] == '-' ||
+            keep > VV_REPL_KEEP_MAX)
+            return cli_usage_error(c, "--keep-remote must be a number from 0 (keep all) to %u",
+                                   VV_REPL_KEEP_MAX);
+    }
 
-    /* mode and rpo only when given: the daemon's defaults are the defaults */
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s*, s:o*}", "name", c->args[0], "volume",
-                            c->volume, "peer", c->peer, "key", key, "mode", c->mode, "rpo",
-                            c->rpo ? json_integer((json_int_t)rpo) : NULL);
+    /* mode, rpo and keep_remote only when given: the daemon's defaults are the defaults */
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s*, s:o*, s:o*}", "name", c->args[0],
+                            "volume", c->volume, "peer", c->peer, "key", key, "mode", c->mode,
+                            "rpo", c->rpo ? json_integer((json_int_t)rpo) : NULL,
+                            "keep_remote",
+                            c->keep_remote ? json_integer((json_int_t)keep) : NULL);
     if (!req)
         return cli_fail("out of memory");
     json_t *s = NULL;
@@ -226,6 +238,12 @@ static void print_session(const json_t *s)
         if (strcmp(fmt_mode(s), "periodic") == 0)
             printf(" (RPO %s)", vv_format_duration(cli_jnum(s, "rpo"), b, sizeof(b)));
         printf("\n");
+        uint64_t keep = cli_jnum(s, "keep_remote");
+        if (keep)
+            printf("snapshots:    the peer keeps the %llu newest that travelled\n",
+                   (unsigned long long)keep);
+        else
+            printf("snapshots:    the peer keeps all that travelled\n");
     }
     printf("state:        %s\n", cli_jstr(s, "state"));
     if (json_is_object(p))

@@ -52,6 +52,7 @@ enum {
     O_RPO = 1u << 12,
     O_WAIT = 1u << 13,
     O_TIMEOUT = 1u << 14,
+    O_KEEP_REMOTE = 1u << 15,
 };
 
 struct cli_cmd {
@@ -125,9 +126,11 @@ static const struct cli_cmd commands[] = {
     {"group", "restore", "NAME SNAPSHOT", "restore every volume of the group from its snapshot",
      2, 2, 0, true, cmd_group_restore},
     {"replication", "create",
-     "NAME --volume VOL --peer HOST:PORT --key FILE [--mode MODE] [--rpo DURATION]",
-     "replicate VOL to HOST:PORT (MODE periodic: every RPO, 5m; continuous)", 1, 1,
-     O_VOLUME | O_PEER | O_KEY | O_MODE | O_RPO, true, cmd_repl_create},
+     "NAME --volume VOL --peer HOST:PORT --key FILE [--mode MODE] [--rpo DURATION] "
+     "[--keep-remote N]",
+     "replicate VOL and its snapshots to HOST:PORT (MODE periodic: every RPO, 5m; "
+     "continuous); the peer keeps the N newest snapshots (default: all)", 1, 1,
+     O_VOLUME | O_PEER | O_KEY | O_MODE | O_RPO | O_KEEP_REMOTE, true, cmd_repl_create},
     {"replication", "list", "", "list the replication sessions (as source and as destination)",
      0, 0, 0, true, cmd_repl_list},
     {"replication", "status", "NAME",
@@ -165,7 +168,8 @@ enum {
     OV_MODE,
     OV_RPO,
     OV_WAIT,
-    OV_TIMEOUT
+    OV_TIMEOUT,
+    OV_KEEP_REMOTE
 };
 
 static const struct option longopts[] = {
@@ -188,6 +192,7 @@ static const struct option longopts[] = {
     {"rpo", required_argument, NULL, OV_RPO},
     {"wait", no_argument, NULL, OV_WAIT},
     {"timeout", required_argument, NULL, OV_TIMEOUT},
+    {"keep-remote", required_argument, NULL, OV_KEEP_REMOTE},
     {NULL, 0, NULL, 0},
 };
 
@@ -200,6 +205,7 @@ static const struct {
     {O_RECURSIVE, "--recursive"},   {O_LISTEN, "--listen"},     {O_KEY, "--key"},
     {O_VOLUME, "--volume"},         {O_PEER, "--peer"},         {O_MODE, "--mode"},
     {O_RPO, "--rpo"},               {O_WAIT, "--wait"},         {O_TIMEOUT, "--timeout"},
+    {O_KEEP_REMOTE, "--keep-remote"},
 };
 
 /* What one pass over argv found. */
@@ -432,6 +438,10 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
         case OV_RPO:
             c->rpo = optarg;
             cl->given |= O_RPO;
+            break;
+        case OV_KEEP_REMOTE:
+            c->keep_remote = optarg;
+            cl->given |= O_KEEP_REMOTE;
             break;
         case OV_WAIT:
             c->wait = true;

@@ -255,6 +255,8 @@ int vv_clone_create(struct vv_pool *p, const char *volume, const char *snapshot,
  *            session's replica; EINVAL if it is larger than SIZE.
  *   point:   commit, then take snapshot POINT of each of the N replicas VOLS of SESSION, all
  *            in one txn, and make them their newest points (a crash before leaves the old).
+ *   snapshot: take snapshot NAME of replica VOL of SESSION as it is now (a snapshot that
+ *            travelled, which users see); EEXIST if it has one of that name.
  *   release: the replica becomes an ordinary volume, as of its newest point (restored to it
  *            first: EBUSY while open), or as it is if it has none.
  */
@@ -262,6 +264,8 @@ int vv_replica_prepare(struct vv_pool *p, const char *name, uint64_t session, ui
                        struct vv_volume_info *out, struct vv_err *e);
 int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vols, size_t n,
                      const char *point, struct vv_err *e);
+int vv_replica_snapshot(struct vv_pool *p, uint64_t session, const char *vol, const char *name,
+                        struct vv_err *e);
 int vv_replica_release(struct vv_pool *p, const char *name, uint64_t session,
                        struct vv_err *e);
 

@@ -121,8 +121,9 @@ static int name_id_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vols, size_t n,
-                     const char *point, struct vv_err *e)
+/* snapshot NAME of the N replicas VOLS of SESSION, in one txn; POINT: their new points */
+static int replica_snap(struct vv_pool *p, uint64_t session, const char *const *vols, size_t n,
+                        const char *point, bool is_point, struct vv_err *e)
 {
     int err = vol_writable(p, e);
     if (err)
@@ -156,7 +157,7 @@ int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vol
         pthread_rwlock_unlock(&p->vol_mu);
         /* (claimed, a replica is neither renamed nor deleted: the flags hold from here) */
         if (!err)
-            err = snap_create_claimed(p, a, n, point, true, NULL, e);
+            err = snap_create_claimed(p, a, n, point, is_point, NULL, e);
         for (size_t i = n; i > 0; i--)
             vol_unclaim(a[i - 1]);
     } else {
@@ -164,12 +165,24 @@ int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vol
             vol_put(a[i]);
     }
     free(a);
-    for (size_t i = 0; i < n && !err; i++) {
+    for (size_t i = 0; i < n && !err && is_point; i++) {
         struct vv_volume_info vi;
         if (vv_volume_get(p, vols[i], &vi, NULL) == 0)
             vol_notify(p, VV_VOL_RESTORED, vi.id, vols[i], NULL);
     }
     return err;
+}
+
+int vv_replica_point(struct vv_pool *p, uint64_t session, const char *const *vols, size_t n,
+                     const char *point, struct vv_err *e)
+{
+    return replica_snap(p, session, vols, n, point, true, e);
+}
+
+int vv_replica_snapshot(struct vv_pool *p, uint64_t session, const char *vol, const char *name,
+                        struct vv_err *e)
+{
+    return replica_snap(p, session, &vol, 1, name, false, e);
 }
 
 int vv_replica_release(struct vv_pool *p, const char *name, uint64_t session,

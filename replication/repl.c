@@ -118,6 +118,10 @@ struct sess_rec {
     uint64_t error_time;
     char error[256];
     uint64_t created;
+    uint32_t keep_remote;       /* source: travelled snapshots the destination keeps (0: all) */
+    uint32_t pad2;
+    uint64_t chain_gen;         /* destination: the to-gen of the last delta of the sync in
+                                 * progress that is staged whole (its snapshot made), 0: none */
 };
 #define SESS_REC_MIN offsetof(struct sess_rec, created)
 
@@ -287,6 +291,7 @@ static void fill_info(struct vv_repl *r, const struct sess *s, struct vv_repl_in
     o->mode = c->role == VV_REPL_SOURCE ? c->mode : 0;
     o->state = c->flags & SESS_F_PAUSED ? VV_REPL_PAUSED : c->state;
     o->rpo = c->rpo;
+    o->keep_remote = c->keep_remote;
     snprintf(o->volume, sizeof(o->volume), "%.64s", c->volume);
     snprintf(o->peer, sizeof(o->peer), "%s", c->peer);
     snprintf(o->key_path, sizeof(o->key_path), "%s", c->key);
@@ -395,6 +400,52 @@ static int expect(struct xfer_in *in, unsigned want, struct wire_msg *m, struct 
     return err;
 }
 
+static int snap_id_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct vv_snapshot_info *)a)->id;
+    uint64_t y = ((const struct vv_snapshot_info *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The deltas of one sync, and its COMMIT: FROM (the point's snapshot, "" for none) to each
+ * user snapshot taken since the point (not after the snapshot in flight), each travelling
+ * with its delta, then to TO.  The destination skips what an earlier attempt staged.
+ */
+static int send_chain(struct vv_repl *r, struct sess *s, struct chan *ch, struct xfer_in *in,
+                      uint32_t *seq, const struct sess_rec *c, const char *from, const char *to,
+                      struct vv_err *e)
+{
+    struct vv_snapshot_info *si = NULL;
+    size_t n = 0, k = 0;
+    int err = vv_snapshot_list_brief(r->p, c->volume, &si, &n, e);
+    for (size_t i = 0; !err && i < n; i++)
+        if (si[i].name[0] != '.' && si[i].id < c->inflight_snap &&
+            (!from[0] || si[i].id > c->point_snap))
+            si[k++] = si[i];
+    qsort(si, k, sizeof(*si), snap_id_cmp);
+    const char *prev = from[0] ? from : NULL;
+    for (size_t i = 0; !err && i <= k; i++) {
+        const char *next = i < k ? si[i].name : to;
+        err = xfer_send(ch, seq, r->p, c->volume, prev, next, i < k, in, 0, &s->st, e);
+        prev = next;
+    }
+    uint8_t frame[WIRE_HDR + 64];
+    struct wire_msg m;
+    if (!err)
+        err = xfer_out(ch, frame, wire_put_commit(frame, sizeof(frame), (*seq)++, c->inflight_gen,
+                                                  c->inflight_time, (uint32_t)k + 1,
+                                                  c->keep_remote), e);
+    if (!err && !(err = expect(in, WIRE_ACK, &m, e)) && m.u.ack.gen != c->inflight_gen)
+        err = vv_err_set(e, EPROTO, "%s acknowledged gen %" PRIu64 ", not %" PRIu64,
+                         chan_peer(ch), m.u.ack.gen, c->inflight_gen);
+    if (!err && k)
+        vv_info(VV_SS_REPL, "session '%s': %zu snapshot%s of '%s' travelled, the last '%s'",
+                c->name, k, k == 1 ? "" : "s", c->volume, si[k - 1].name);
+    free(si);
+    return err;
+}
+
 static int do_sync(struct vv_repl *r, struct sess *s, struct vv_err *e)
 {
     char to[VV_NAME_MAX + 2], from[VV_NAME_MAX + 2], host[256], port[16];
@@ -450,16 +501,8 @@ static int do_sync(struct vv_repl *r, struct sess *s, struct vv_err *e)
     s->xfer_started = now_s();
     memset(&s->st, 0, sizeof(s->st));
     pthread_mutex_unlock(&r->mu);
-    if (!err && !applied) {
-        err = xfer_send(ch, &seq, r->p, c.volume, from[0] ? from : NULL, to, &in, 0, &s->st,
-                        e);
-        if (!err)
-            err = xfer_out(ch, frame, wire_put_commit(frame, sizeof(frame), seq++,
-                                                      c.inflight_gen, c.inflight_time, 1), e);
-        if (!err && !(err = expect(&in, WIRE_ACK, &m, e)) && m.u.ack.gen != c.inflight_gen)
-            err = vv_err_set(e, EPROTO, "%s acknowledged gen %" PRIu64 ", not %" PRIu64,
-                             chan_peer(ch), m.u.ack.gen, c.inflight_gen);
-    }
+    if (!err && !applied)
+        err = send_chain(r, s, ch, &in, &seq, &c, from, to, e);
     if (err)
         goto out;
     /* the destination holds the new point: record it, then drop the old one's snapshot */
@@ -597,6 +640,7 @@ static int checkpoint(void *arg, uint64_t block)
     pthread_mutex_lock(&a->r->mu);
     a->s->rec.stage_block = block;
     pthread_mutex_unlock(&a->r->mu);
+    vv_debug(VV_SS_REPL, "session '%s': staged up to block %" PRIu64, a->s->rec.name, block);
     return persist(a->r, a->s, NULL);
 }
 
@@ -690,28 +734,35 @@ static struct sess *dest_session(struct vv_repl *r, struct chan *c, const struct
         s->refs++;
         s->busy = true;
         s->active = c;
+        s->xfer_started = now_s();
+        memset(&s->st, 0, sizeof(s->st));
         snprintf(s->rec.peer, sizeof(s->rec.peer), "%s", chan_peer(c) + 5); /* "peer " */
     }
     pthread_mutex_unlock(&r->mu);
     return err ? NULL : s;
 }
 
-/* BEGIN M: the replica ready, and the block to resume at */
+/* BEGIN M: the replica ready, and the block to resume at (all of them: staged already);
+ * *AHEAD: blocks past this delta's gen are staged (the snapshot that travels with it cannot
+ * be made as of its gen) */
 static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *m,
-                      struct vv_vol **h, uint64_t *resume, struct vv_err *e)
+                      struct vv_vol **h, uint64_t *resume, bool *ahead, struct vv_err *e)
 {
     pthread_mutex_lock(&r->mu);
     struct sess_rec c = s->rec;
     pthread_mutex_unlock(&r->mu);
     const char *vol = m->u.begin.volume;
+    uint64_t from = m->u.begin.from, to = m->u.begin.to;
     struct vv_pool_status ps;
     vv_pool_get_status(r->p, &ps);
     if (m->u.begin.extent_size != ps.extent_size)
         return vv_err_set(e, EINVAL, "the source's extent size is %u bytes, this pool's %u",
                           m->u.begin.extent_size, ps.extent_size);
-    if (m->u.begin.from && m->u.begin.from != c.point_gen)
+    /* a delta starts at the point, or inside the chain staged since (a retry, a chain that
+     * lost a snapshot on the source meanwhile) */
+    if (from != c.point_gen && !(c.chain_gen && from >= c.point_gen && from <= c.chain_gen))
         return vv_err_set(e, ESTALE, "the delta starts at gen %" PRIu64 ", but replica '%s' "
-                          "holds gen %" PRIu64, m->u.begin.from, vol, c.point_gen);
+                          "holds gen %" PRIu64, from, vol, c.point_gen);
     if (c.volume[0] && strcmp(c.volume, vol) != 0)
         return vv_err_set(e, EINVAL, "session '%s' replicates into volume '%s', not '%s'",
                           c.name, c.volume, vol);
@@ -721,33 +772,90 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
         vv_err_set(e, err, "cannot open replica '%s': %s", vol, strerror(err));
     if (err)
         return err;
-    *resume = c.stage_to == m->u.begin.to && c.stage_from == m->u.begin.from && c.volume[0]
-                  ? c.stage_block : 0;
+    uint64_t blocks = (m->u.begin.size + ps.extent_size - 1) / ps.extent_size;
+    if (c.chain_gen && to <= c.chain_gen)
+        *resume = blocks;
+    else if (c.stage_to == to && c.stage_from == from && c.volume[0])
+        *resume = c.stage_block;
+    else
+        *resume = 0;
+    *ahead = c.stage_to > to && c.stage_block && *resume < blocks;
+    vv_debug(VV_SS_REPL, "session '%s': delta %" PRIu64 "..%" PRIu64 " of '%s' (staged: %" PRIu64
+             "..%" PRIu64 " up to %" PRIu64 ", chain at %" PRIu64 "): from block %" PRIu64,
+             c.name, from, to, vol, c.stage_from, c.stage_to, c.stage_block, c.chain_gen,
+             *resume);
     /* from scratch into a replica that holds something: what the source lacks goes */
-    if (!m->u.begin.from && !*resume && vi.used &&
+    if (!from && !*resume && !c.chain_gen && vi.used &&
         (err = vv_vol_discard(*h, 0, m->u.begin.size)))
         vv_err_set(e, err, "cannot clear replica '%s': %s", vol, strerror(err));
-    if (!err && !m->u.begin.from && !*resume)
+    if (!err && !from && !*resume)
         err = vv_pool_sync(r->p); /* (the checkpoints come after it) */
     pthread_mutex_lock(&r->mu);
     snprintf(s->rec.volume, sizeof(s->rec.volume), "%s", vol);
-    s->rec.stage_from = m->u.begin.from;
-    s->rec.stage_to = m->u.begin.to;
-    s->rec.stage_block = *resume;
+    if (*resume < blocks) {
+        s->rec.stage_from = from;
+        s->rec.stage_to = to;
+        s->rec.stage_block = *resume;
+    }
     s->rec.state = c.point_gen ? VV_REPL_SYNCHRONIZING : VV_REPL_INITIALIZING;
-    s->xfer_started = now_s();
-    memset(&s->st, 0, sizeof(s->st));
     pthread_mutex_unlock(&r->mu);
     if (!err)
         err = persist(r, s, e);
     if (err) {
         vv_vol_close(*h);
         *h = NULL;
-    } else if (*resume) {
+    } else if (*resume && *resume < blocks) {
         vv_info(VV_SS_REPL, "session '%s': resuming the delta to gen %" PRIu64 " of '%s' at "
-                "block %" PRIu64, c.name, m->u.begin.to, vol, *resume);
+                "block %" PRIu64, c.name, to, vol, *resume);
     }
     return err;
+}
+
+/* A delta to gen TO is staged whole, with the snapshot TV that travelled with it: make it
+ * (unless an earlier attempt did) and record the chain's progress */
+static int dest_travel(struct vv_repl *r, struct sess *s, uint64_t to, bool ahead,
+                       const struct xfer_travel *tv, struct vv_err *e)
+{
+    pthread_mutex_lock(&r->mu);
+    struct sess_rec c = s->rec;
+    pthread_mutex_unlock(&r->mu);
+    struct vv_snapshot_info si;
+    int err = 0;
+    if (ahead)
+        vv_warn(VV_SS_REPL, "session '%s': snapshot '%s' of '%s' not made: the replica holds "
+                "blocks of a later point already", c.name, tv->name, c.volume);
+    else if (vv_snapshot_get(r->p, c.volume, tv->name, &si, NULL) != 0 &&
+             (err = vv_replica_snapshot(r->p, c.id, c.volume, tv->name, e)) == 0)
+        vv_info(VV_SS_REPL, "session '%s': snapshot '%s' of '%s' travelled", c.name, tv->name,
+                c.volume);
+    if (err)
+        return err;
+    pthread_mutex_lock(&r->mu);
+    if (to > s->rec.chain_gen)
+        s->rec.chain_gen = to;
+    /* (a delta skipped as staged before leaves the checkpoint of a later one alone) */
+    if (s->rec.stage_to == to)
+        s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = 0;
+    pthread_mutex_unlock(&r->mu);
+    return persist(r, s, e);
+}
+
+/* keep the KEEP newest snapshots that travelled to replica VOLUME (0: all) */
+static void dest_retain(struct vv_repl *r, const char *name, const char *volume, uint32_t keep)
+{
+    struct vv_snapshot_info *si;
+    size_t n, k = 0;
+    if (!keep || vv_snapshot_list_brief(r->p, volume, &si, &n, NULL))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (si[i].name[0] != '.')
+            si[k++] = si[i];
+    qsort(si, k, sizeof(*si), snap_id_cmp);
+    for (size_t i = 0; i + keep < k; i++)
+        if (vv_snapshot_delete(r->p, volume, si[i].name, NULL) == 0)
+            vv_info(VV_SS_REPL, "session '%s': dropped snapshot '%s' of '%s' (keeping the %u "
+                    "newest)", name, si[i].name, volume, keep);
+    free(si);
 }
 
 /* COMMIT M: the staged delta becomes the replica's point */
@@ -766,10 +874,11 @@ static int dest_commit(struct vv_repl *r, struct sess *s, const struct wire_msg 
     if (!err && (err = vv_volume_get(r->p, c.volume, &vi, e)) == 0) {
         pthread_mutex_lock(&r->mu);
         set_point(s, m->u.commit.gen, m->u.commit.created);
-        s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = 0;
+        s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = s->rec.chain_gen = 0;
         pthread_mutex_unlock(&r->mu);
         err = persist(r, s, e);
         drop_old_points(r, c.id, c.volume, vi.point_snapshot_id);
+        dest_retain(r, c.name, c.volume, m->u.commit.keep);
     }
     return err;
 }
@@ -816,15 +925,18 @@ static void *dest_conn(void *arg)
         }
         if (m.type == WIRE_BEGIN) {
             struct vv_vol *h = NULL;
-            uint64_t resume = 0;
+            uint64_t resume = 0, to = m.u.begin.to;
+            bool ahead = false;
             struct cp_arg ca = {r, s};
             struct xfer_checkpoint cp = {r->checkpoint, checkpoint, &ca};
-            if (!(err = dest_begin(r, s, &m, &h, &resume, &e)))
-                err = xfer_out(c, f, wire_put_ack(f, sizeof(f), seq++, m.u.begin.to, resume),
-                               &e);
+            struct xfer_travel tv = {0};
+            if (!(err = dest_begin(r, s, &m, &h, &resume, &ahead, &e)))
+                err = xfer_out(c, f, wire_put_ack(f, sizeof(f), seq++, to, resume), &e);
             if (!err)
-                err = xfer_recv_delta(&in, r->p, h, m.u.begin.volume, &cp, &s->st, &e);
+                err = xfer_recv_delta(&in, r->p, h, m.u.begin.volume, &cp, &tv, &s->st, &e);
             vv_vol_close(h);
+            if (!err && tv.got)
+                err = dest_travel(r, s, to, ahead, &tv, &e);
         } else if (m.type == WIRE_COMMIT) {
             if (!(err = dest_commit(r, s, &m, &e)))
                 err = xfer_out(c, f, wire_put_ack(f, sizeof(f), seq++, m.u.commit.gen, 0), &e);
@@ -1115,6 +1227,8 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     if (rpo < VV_REPL_RPO_MIN || rpo > VV_REPL_RPO_MAX)
         return vv_err_set(e, EINVAL, "the RPO must be from %u second to %u seconds",
                           VV_REPL_RPO_MIN, VV_REPL_RPO_MAX);
+    if (prm->keep_remote > VV_REPL_KEEP_MAX)
+        return vv_err_set(e, EINVAL, "keep_remote must be at most %u", VV_REPL_KEEP_MAX);
     int err = chan_key_load(prm->key_path, key, e);
     if (!err)
         err = vv_volume_get(r->p, prm->volume, &vi, e);
@@ -1129,7 +1243,8 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     s->r = r;
     s->rec = (struct sess_rec){.version = SESS_REC_VERSION, .role = VV_REPL_SOURCE,
                                .mode = (uint8_t)mode, .state = VV_REPL_INITIALIZING,
-                               .rpo = rpo, .created = now_s()};
+                               .rpo = rpo, .created = now_s(),
+                               .keep_remote = prm->keep_remote};
     while (!s->rec.id)
         if (getrandom(&s->rec.id, sizeof(s->rec.id), 0) != sizeof(s->rec.id))
             s->rec.id = 0;

@@ -13,6 +13,10 @@
  * session, surviving restarts) with its state, the last consistent point (the source's gen
  * and time) and the last error.
  *
+ * Snapshots travel: a sync sends a delta to each user snapshot of the volume taken since the
+ * last point (before the sync's own), in order, and the destination makes each on the replica
+ * with its name once its delta is staged: snapshots/VOLUME/NAME on both nodes read alike.
+ *
  * Modes: periodic (a sync every RPO seconds; status says when one is overdue) and continuous
  * (a sync as soon as a txg commits a change).  Any failure (the peer is down, the link cut,
  * either daemon killed) leaves the replica at its previous point; the worker retries with
@@ -52,6 +56,8 @@ enum vv_repl_mode vv_repl_mode_parse(const char *s);
 #define VV_REPL_RPO_MAX (7u * 86400u) /* a week */
 #define VV_REPL_RPO_DEFAULT 300u
 
+#define VV_REPL_KEEP_MAX 100000u /* --keep-remote */
+
 #define VV_REPL_ADDR_MAX 255u /* HOST:PORT */
 #define VV_REPL_PATH_MAX 255u /* key file path */
 
@@ -62,6 +68,7 @@ struct vv_repl_info {
     enum vv_repl_mode mode;   /* source: its mode; destination: 0 */
     enum vv_repl_state state;
     uint32_t rpo;             /* seconds (periodic) */
+    uint32_t keep_remote;     /* source: user snapshots the destination keeps (0: all) */
     char volume[65];          /* source: the volume; destination: the replica */
     char peer[VV_REPL_ADDR_MAX + 1];     /* source: HOST:PORT; destination: the source as last seen */
     char key_path[VV_REPL_PATH_MAX + 1]; /* source: the key file it connects with */
@@ -91,6 +98,9 @@ struct vv_repl_params {
     const char *key_path;     /* key file (0600); the peer has the same key */
     enum vv_repl_mode mode;   /* 0: periodic */
     uint32_t rpo;             /* seconds; 0: VV_REPL_RPO_DEFAULT */
+    uint32_t keep_remote;     /* of the user snapshots that travelled, the destination keeps
+                               * this many, the newest (0: all; deleting one on the source
+                               * never deletes its copy) */
 };
 
 struct vv_repl_opts {

@@ -234,8 +234,6 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
             BAD("begin: bad extent size");
         if (b->u.begin.size == 0 || b->u.begin.size % 4096 || b->u.begin.size > (1ULL << 50))
             BAD("begin: bad volume size");
-        if (rx->deltas && b->u.begin.to != rx->commit_to)
-            BAD("begin: deltas before one commit go to different gens");
         rx->in_delta = true;
         rx->from = b->u.begin.from;
         rx->to = b->u.begin.to;
@@ -327,15 +325,13 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
         m->u.commit.gen = u64(r);
         m->u.commit.created = u64(r);
         m->u.commit.deltas = u32(r);
-        uint32_t z = u32(r);
+        m->u.commit.keep = u32(r);
         if (r->bad)
             BAD("commit: short");
-        if (z)
-            BAD("commit: reserved bytes are not zero");
         if (m->u.commit.deltas == 0 || m->u.commit.deltas != rx->deltas)
             BAD("commit: not the number of deltas since the last commit");
         if (m->u.commit.gen != rx->commit_to)
-            BAD("commit: not the gen of its deltas");
+            BAD("commit: not the gen of its last delta");
         rx->deltas = 0;
         break;
     }
@@ -563,13 +559,13 @@ size_t wire_put_end(uint8_t *b, size_t cap, uint32_t seq, uint64_t data, uint64_
 }
 
 size_t wire_put_commit(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t created,
-                       uint32_t deltas)
+                       uint32_t deltas, uint32_t keep)
 {
     struct wr w = frame_begin(b, cap, WIRE_COMMIT, seq);
     w64(&w, gen);
     w64(&w, created);
     w32(&w, deltas);
-    w32(&w, 0);
+    w32(&w, keep);
     return frame_end(&w);
 }
 

@@ -28,13 +28,16 @@
  *   ACK        u64 gen applied, u64 block staged  (receiver -> sender: progress)
  *   ERROR      u32 errno-like code, NAME-like u16 length + message (printable ASCII)
  *   PING/PONG  u64 nonce
- *   COMMIT     u64 gen, u64 created (unix s), u32 deltas, u32 0   (sender -> receiver: the
- *              deltas since the last commit, all to GEN, are one point: make it the replica's)
+ *   COMMIT     u64 gen, u64 created (unix s), u32 deltas, u32 keep   (sender -> receiver:
+ *              the deltas since the last commit, the last of them to GEN, make one point:
+ *              make it the replica's; then keep the KEEP newest snapshots that travelled,
+ *              0: all)
  *
  * Order, checked by the decoder: the first frame is HELLO (on the receiver's side) or WELCOME
  * (on the sender's); then, from the sender, BEGIN, DATA/ZERO/SNAPSHOT with block ranges that
- * ascend and stay inside the volume, END; after one or more deltas to one gen, COMMIT of that
- * gen and their number; PING anywhere after the first frame; ERROR ends the conversation.
+ * ascend and stay inside the volume, END; after one or more deltas (a chain, one for each
+ * snapshot that travels, or one for each volume of a group), COMMIT of the last one's gen
+ * and their number; PING anywhere after the first frame; ERROR ends the conversation.
  * The receiver answers each BEGIN with ACK (the gen, and the block from which it wants the
  * delta: what an earlier attempt staged is not sent again) and each COMMIT with ACK (the gen,
  * block 0) once the point is durable.  Anything else — a bad magic, version, type, flag, length, count, name, range
@@ -126,7 +129,7 @@ struct wire_msg {
         } ping;
         struct {
             uint64_t gen, created;
-            uint32_t deltas;
+            uint32_t deltas, keep;
         } commit;
     } u;
 };
@@ -144,7 +147,7 @@ struct wire_rx {
     uint64_t next_block;  /* DATA and ZERO start at or after it */
     uint64_t ndata, nzero, nsnaps; /* counted in the open delta, for END */
     uint64_t snap_gen;    /* SNAPSHOT gens ascend too */
-    uint32_t deltas;      /* closed since the last COMMIT, all to... */
+    uint32_t deltas;      /* closed since the last COMMIT, the last to... */
     uint64_t commit_to;   /* ...this gen */
 };
 
@@ -182,6 +185,6 @@ size_t wire_put_ack(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t
 size_t wire_put_error(uint8_t *b, size_t cap, uint32_t seq, uint32_t code, const char *msg);
 size_t wire_put_ping(uint8_t *b, size_t cap, uint32_t seq, bool pong, uint64_t nonce);
 size_t wire_put_commit(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t created,
-                       uint32_t deltas);
+                       uint32_t deltas, uint32_t keep);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -46,6 +47,7 @@ struct sendq {
     uint64_t resume;
     const char *volume;
     uint64_t ndata, nzero;
+    const struct vv_snapshot_info *travel; /* TO, when it travels */
 };
 
 /* the producer's next free buffer (NULL: the sender gave up) */
@@ -126,9 +128,15 @@ static void *producer(void *arg)
     }
     if (err == ENOENT) {
         err = pn ? produce_data(q, pb, pn, data, cs) : 0;
-        uint8_t *f = err ? NULL : q_free(q);
+        const struct vv_snapshot_info *t = q->travel;
+        uint8_t *f = err || !t ? NULL : q_free(q);
         if (f)
-            q_push(q, wire_put_end(f, FRAME_CAP, q->seq++, q->ndata, q->nzero, 0));
+            q_push(q, wire_put_snapshot(f, FRAME_CAP, q->seq++, t->gen, t->created, t->name));
+        else if (!err && t)
+            err = ECANCELED;
+        f = err ? NULL : q_free(q);
+        if (f)
+            q_push(q, wire_put_end(f, FRAME_CAP, q->seq++, q->ndata, q->nzero, t ? 1 : 0));
         else if (!err)
             err = ECANCELED;
     } else if (err && err != ECANCELED && !q->e.code) {
@@ -164,8 +172,8 @@ static uint64_t planned_blocks(struct vv_pool *p, const char *volume, const char
 }
 
 int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, struct xfer_in *acks, uint64_t resume,
-              struct xfer_stats *st, struct vv_err *e)
+              const char *from, const char *to, bool travel, struct xfer_in *acks,
+              uint64_t resume, struct xfer_stats *st, struct vv_err *e)
 {
     struct vv_snapshot_info fi = {0}, ti;
     struct vv_pool_status ps;
@@ -173,7 +181,8 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     int err = vv_snapshot_get(p, volume, to, &ti, e);
     if (!err && from)
         err = vv_snapshot_get(p, volume, from, &fi, e);
-    struct sendq q = {.es = ps.extent_size, .resume = resume, .volume = volume};
+    struct sendq q = {.es = ps.extent_size, .resume = resume, .volume = volume,
+                      .travel = travel ? &ti : NULL};
     if (!err)
         err = vv_delta_open(p, volume, from, to, &q.d, e);
     if (err)
@@ -325,7 +334,8 @@ static int recv_data(struct xfer_in *in, struct vv_vol *h, const char *replica,
 }
 
 int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, const char *replica,
-                    const struct xfer_checkpoint *cp, struct xfer_stats *st, struct vv_err *e)
+                    const struct xfer_checkpoint *cp, struct xfer_travel *tv,
+                    struct xfer_stats *st, struct vv_err *e)
 {
     struct wire_msg m;
     uint64_t es = in->rx.extent_size, since = 0;
@@ -348,7 +358,13 @@ int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, con
         } else if (m.type == WIRE_END) {
             return 0; /* the counts matched (wire.c checks them) */
         } else if (m.type == WIRE_SNAPSHOT) {
-            continue; /* (snapshots that travel: made by the caller, later) */
+            if (tv) {
+                tv->got = true;
+                snprintf(tv->name, sizeof(tv->name), "%s", m.u.snapshot.name);
+                tv->gen = m.u.snapshot.gen;
+                tv->created = m.u.snapshot.created;
+            }
+            continue;
         } else {
             return vv_err_set(e, EBADMSG, "%s sent %s inside a delta", chan_peer(in->c),
                               wire_type_to_string(m.type));
@@ -386,7 +402,7 @@ int xfer_recv(struct xfer_in *in, struct vv_pool *p, const char *replica, const 
                          (unsigned long long)m.u.begin.size, replica,
                          (unsigned long long)vi.size);
     if (!err)
-        err = xfer_recv_delta(in, p, h, replica, NULL, st, e);
+        err = xfer_recv_delta(in, p, h, replica, NULL, NULL, st, e);
     /* the delta is whole: commit it, and make it the replica's newest point, in one txn */
     if (!err && (err = vv_pool_sync(p)))
         vv_err_set(e, err, "cannot commit replica '%s': %s", replica, strerror(err));

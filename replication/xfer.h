@@ -45,11 +45,13 @@ int xfer_out(struct chan *c, const uint8_t *f, size_t n, struct vv_err *e);
 /*
  * Send the delta of VOLUME from snapshot FROM (NULL: from nothing) to TO.  With ACKS (the
  * sender's frames from the receiver), wait after BEGIN for the receiver's ACK and start at
- * the block it names; else start at RESUME.  *SEQ is the next frame number (advanced).
+ * the block it names; else start at RESUME.  TRAVEL: TO is a snapshot that travels (a
+ * SNAPSHOT frame of its name, gen and time goes before END).  *SEQ is the next frame number
+ * (advanced).
  */
 int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, struct xfer_in *acks, uint64_t resume,
-              struct xfer_stats *st, struct vv_err *e);
+              const char *from, const char *to, bool travel, struct xfer_in *acks,
+              uint64_t resume, struct xfer_stats *st, struct vv_err *e);
 
 /* Every EVERY bytes of data received, commit the replica's pool and call FN(ARG, B): every
  * block below B is staged, durably (so a later attempt may resume at B). */
@@ -59,12 +61,20 @@ struct xfer_checkpoint {
     void *arg;
 };
 
+/* a snapshot that travelled with a delta (its SNAPSHOT frame) */
+struct xfer_travel {
+    bool got;
+    char name[WIRE_NAME_MAX + 1];
+    uint64_t gen, created;
+};
+
 /* Receive the frames of the delta whose BEGIN IN has just decoded, up to its END, into H
  * (a handle on the replica REPLICA, of P): DATA written (each block's checksum checked
- * first), ZERO discarded.  CP may be NULL.  Nothing is committed at the end: the caller
- * makes the point. */
+ * first), ZERO discarded, a SNAPSHOT into TV (may be NULL: ignored).  CP may be NULL.
+ * Nothing is committed at the end: the caller makes the point, and the snapshot. */
 int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, const char *replica,
-                    const struct xfer_checkpoint *cp, struct xfer_stats *st, struct vv_err *e);
+                    const struct xfer_checkpoint *cp, struct xfer_travel *tv,
+                    struct xfer_stats *st, struct vv_err *e);
 
 /* Receive one delta (BEGIN..END) into volume REPLICA of P (created by the caller, of the
  * source's size) and make it point snapshot POINT.  IN: greeted already. */

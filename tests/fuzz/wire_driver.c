@@ -67,7 +67,7 @@ static void sender_conv(struct conv *c, uint32_t es, unsigned deltas)
             PUT(c, wire_put_data, 5, 1, es, csum, blk);
             PUT(c, wire_put_end, 1, 0, 0);
         }
-        PUT(c, wire_put_commit, 10 * d + 7, 1700000200, d % 2 ? 2 : 1);
+        PUT(c, wire_put_commit, 10 * d + 7, 1700000200, d % 2 ? 2 : 1, d);
     }
     free(blk);
 }

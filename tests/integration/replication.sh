@@ -4,8 +4,9 @@
 # destination reads exactly as the source volume did (md5); the replica refuses writes
 # (EROFS) and users' changes; both sides' --json status name the same point; a transfer cut
 # by kill -9 of the destination leaves the replica at its previous point and the next attempt
-# resumes from the destination's checkpoint; kill -9 of the source: the session resumes by
-# itself after the remount; a peer with another key is refused, logged, and gets nothing;
+# resumes from the destination's checkpoint; user snapshots travel (same names, same md5),
+# one made before a cut too; kill -9 of the source: the session resumes by itself after the
+# remount; a peer with another key is refused, logged, and gets nothing;
 # deleting the sessions gives back an ordinary volume; fsck is clean on both.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
@@ -77,10 +78,23 @@ sent2=$(sjson "$A" | jq .bytes_sent)
 assert_lt $((sent2 - sent)) $((1100 << 10)) "1 MiB changed: the sync sent about 1 MiB"
 point_md5=$(md5 "$MA/volumes/data")
 
+step "snapshots travel: the destination has them, under their names, with their content"
+expect_exit 0 a snapshot create data monday
+expect_exit 0 vvio write "$MA/volumes/data" 2M 1M --seed 7
+expect_exit 0 a replication sync dr --wait --timeout 120
+assert_eq "$(md5 "$MB/snapshots/data/monday")" "$(md5 "$MA/snapshots/data/monday")" \
+    "a snapshot that travelled"
+assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "replica with a snapshot"
+point_md5=$(md5 "$MA/volumes/data")
+
 step "kill -9 of the destination mid-transfer: the replica keeps its point, the retry resumes"
-expect_exit 0 vvio write "$MA/volumes/data" 0 160M --seed 4
+# two deltas in this sync: to snapshot tuesday (80 MiB), then to now (80 MiB more); the
+# cut comes in the second, so the retry skips the first and resumes the second
+expect_exit 0 vvio write "$MA/volumes/data" 0 80M --seed 4
+expect_exit 0 a snapshot create data tuesday
+expect_exit 0 vvio write "$MA/volumes/data" 80M 80M --seed 8
 expect_exit 0 a replication sync dr
-wait_transfer "$A" dr $((40 << 20))
+wait_transfer "$B" dr $((120 << 20)) # (received: the destination has checkpointed)
 crash_pool "$B" "$MB"
 expect_exit 0 a replication pause dr
 mount_pool "$B" "$MB" --listen "127.0.0.1:$port" --key "$key"
@@ -89,12 +103,14 @@ expect_exit 0 a replication resume dr
 expect_exit 0 a replication sync dr --wait --timeout 120
 assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "replica after the resumed sync"
 grep -q "resuming the delta" "$B/vvfs.log" || fail "the sync started over instead of resuming"
+assert_eq "$(md5 "$MB/snapshots/data/tuesday")" "$(md5 "$MA/snapshots/data/tuesday")" \
+    "the snapshot that travelled before the cut"
 
 step "kill -9 of the source mid-transfer: the session resumes by itself"
 expect_exit 0 vvio write "$MA/volumes/data" 0 160M --seed 5
 syncs=$(sjson "$A" | jq .syncs)
 expect_exit 0 a replication sync dr
-wait_transfer "$A" dr $((40 << 20))
+wait_transfer "$B" dr $((40 << 20))
 crash_pool "$A" "$MA"
 mount_pool "$A" "$MA"
 end=$((SECONDS + 120))
@@ -133,8 +149,10 @@ expect_exit 0 b replication delete dr
 assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "the released volume"
 expect_exit 0 vvio write "$MB/volumes/data" 0 1M --seed 6
 expect_exit 0 a snapshot list data
-assert_eq "$(a --json snapshot list data | jq '.snapshots | length')" 0 \
-    "the source's replication snapshots are gone"
+assert_eq "$(a --json snapshot list data | jq -r '[.snapshots[].name] | join(" ")')" \
+    "monday tuesday" "the source's replication snapshots are gone, the users' stay"
+assert_eq "$(ls "$MB/snapshots/data" | tr '\n' ' ')" "monday tuesday " \
+    "the released volume keeps the snapshots that travelled"
 
 umount_pool "$C" "$MC"
 umount_pool "$B" "$MB"

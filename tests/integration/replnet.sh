@@ -59,7 +59,7 @@ point_md5=$(md5 "$MA/volumes/data")
 step "the link goes down in the middle of a transfer"
 expect_exit 0 vvio write "$MA/volumes/data" 0 300M --seed 2
 expect_exit 0 a replication sync dr
-wait_transfer "$A" dr $((64 << 20))
+wait_transfer "$B" dr $((64 << 20))
 ip link set "$va" down
 end=$((SECONDS + 90))
 until [ "$(sjson "$A" | jq -r .state)" = error ]; do

@@ -121,6 +121,40 @@ static void same(struct vv_pool *a, struct vv_pool *b, const char *vol)
     free(y);
 }
 
+/* the content of snapshot SNAP of VOL */
+static uint8_t *snap_content(struct vv_pool *p, const char *vol, const char *snap)
+{
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(p, vol, snap, &si, NULL), 0, "%s@%s", vol, snap);
+    struct vv_vol *h;
+    cr_assert_eq(vv_snap_open(p, si.volume_id, si.id, &h), 0);
+    uint8_t *b = malloc(VSIZE);
+    cr_assert_eq(vv_vol_read(h, b, VSIZE, 0), 0);
+    vv_vol_close(h);
+    return b;
+}
+
+static void same_snap(struct vv_pool *a, struct vv_pool *b, const char *vol, const char *snap)
+{
+    uint8_t *x = snap_content(a, vol, snap), *y = snap_content(b, vol, snap);
+    cr_assert(memcmp(x, y, VSIZE) == 0, "snapshot %s differs on the replica", snap);
+    free(x);
+    free(y);
+}
+
+/* the names of VOL's snapshots that users see, space-separated, oldest first */
+static void user_snaps(struct vv_pool *p, const char *vol, char *out, size_t cap)
+{
+    struct vv_snapshot_info *si;
+    size_t n, used = 0;
+    cr_assert_eq(vv_snapshot_list_brief(p, vol, &si, &n, NULL), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (si[i].name[0] != '.')
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", si[i].name);
+    free(si);
+}
+
 static struct vv_repl *start(struct vv_pool *p, const char *listen, const char *key)
 {
     struct vv_repl_opts o = {.listen = listen, .key_path = key};
@@ -227,6 +261,66 @@ Test(repl, syncs_make_the_replica_the_source_at_each_point, .timeout = 180)
     cr_assert(!vi.replica);
     same(a, b, "data");
     cr_assert_eq(vv_volume_resize(b, "data", 2 * VSIZE, &e), 0, "%s", e.msg);
+
+    vv_repl_stop(ra);
+    vv_repl_stop(rb);
+    cr_assert_eq(vv_pool_close(a), 0);
+    cr_assert_eq(vv_pool_close(b), 0);
+    struct vv_fsck_report fr;
+    cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
+    rm(da);
+    rm(db);
+}
+
+Test(repl, user_snapshots_travel_with_their_content_and_retention, .timeout = 180)
+{
+    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256];
+    struct vv_pool *a = mk(da), *b = mk(db);
+    key_file(da, key);
+    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
+    cr_assert_eq(system(cmd), 0);
+    free_port(addr);
+    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct vv_err e = {0};
+    char names[256];
+    cr_assert_eq(vv_volume_create(a, "data", VSIZE, NULL, &e), 0);
+    /* snapshots taken before the session travel with its first sync */
+    pattern(a, "data", 0, 2 * MiB, 1);
+    cr_assert_eq(vv_snapshot_create(a, "data", "mon", NULL, &e), 0);
+    pattern(a, "data", MiB, 2 * MiB, 2);
+    discard(a, "data", 0, 256 * 1024);
+    cr_assert_eq(vv_snapshot_create(a, "data", "tue", NULL, &e), 0);
+    cr_assert_eq(vv_snapshot_create(a, "data", "tue-again", NULL, &e), 0); /* same gen */
+    pattern(a, "data", 8 * MiB, MiB, 3);
+    struct vv_repl_params prm = {.name = "dr", .volume = "data", .peer = addr, .key_path = key,
+                                 .rpo = 3600, .keep_remote = 3};
+    struct vv_repl_info si;
+    cr_assert_eq(vv_repl_create(ra, &prm, &si, &e), 0, "%s", e.msg);
+    cr_assert_eq(si.keep_remote, 3);
+    sync_ok(ra, "dr", &si);
+    same(a, b, "data");
+    user_snaps(b, "data", names, sizeof(names));
+    cr_assert_str_eq(names, "mon tue tue-again");
+    same_snap(a, b, "data", "mon");
+    same_snap(a, b, "data", "tue");
+    same_snap(a, b, "data", "tue-again");
+
+    /* more, and the retention: the destination keeps the 3 newest */
+    pattern(a, "data", 4 * MiB, MiB, 4);
+    cr_assert_eq(vv_snapshot_create(a, "data", "wed", NULL, &e), 0);
+    pattern(a, "data", 5 * MiB, MiB, 5);
+    cr_assert_eq(vv_snapshot_delete(a, "data", "mon", &e), 0); /* not on the replica: kept */
+    sync_ok(ra, "dr", &si);
+    same(a, b, "data");
+    same_snap(a, b, "data", "wed");
+    user_snaps(b, "data", names, sizeof(names));
+    cr_assert_str_eq(names, "tue tue-again wed", "retention keeps the 3 newest: %s", names);
+    /* a sync with no new snapshot changes none of them */
+    sync_ok(ra, "dr", &si);
+    user_snaps(b, "data", names, sizeof(names));
+    cr_assert_str_eq(names, "tue tue-again wed");
+    same_snap(a, b, "data", "tue");
 
     vv_repl_stop(ra);
     vv_repl_stop(rb);

@@ -31,6 +31,7 @@
  *   POST   /v1/replication          {"name":"db-dr","volume":"db","peer":"10.0.0.2:7700",
  *                                    "key":"/etc/vvfs/peer.key", "mode":"periodic"|"continuous",
  *                                    "rpo":300|"5m", "keep_remote":N} -> 201 <session>
+ *                                    ("group":"app" instead of "volume": a group session)
  *            name, volume, peer (HOST:PORT, an IPv6 address as [::1]:7700) and key (an absolute
  *            path: the daemon runs in "/") are required; mode defaults to periodic, rpo
  *            (seconds, or a duration such as "30s", "5m", "2h") to 300, from 1 s to 7 days.
@@ -45,7 +46,7 @@
  *   <session> is {"id" (16 hex digits, the same on both nodes), "name", "role": "source"|
  *   "destination", "mode": "periodic"|
  *   "continuous"|null (a destination has none), "state": "initializing"|"ok"|"synchronizing"|
- *   "paused"|"error", "rpo" (s), "keep_remote", "volume", "peer", "key" (the key file, null on a
+ *   "paused"|"error", "rpo" (s), "keep_remote", "volume" (null for a group's source), "group" (or null), "peer", "key" (the key file, null on a
  *   destination), "point": {"gen","time"} or null (no consistent point yet), "syncs",
  *   "bytes_sent", "transfer": {"started","bytes","left","rate","eta"} (the current transfer,
  *   else the last), "lag" (s), "lag_bytes", "overdue" (bool), "next_sync", "error" (the last

@@ -336,7 +336,8 @@ static json_t *session_json(const struct vv_repl_info *s)
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
     /* one specifier per line, beside its key; each "o" takes over its reference */
     return json_pack("{"
-                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:I," "s:s," "s:o," "s:o,"
+                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:I," "s:s?," "s:s?," "s:o,"
+                     "s:o,"
                      "s:o," "s:I," "s:I," "s:o," "s:I," "s:I," "s:b," "s:I," "s:o,"
                      "s:I}",
                      "id", id,
@@ -346,7 +347,8 @@ static json_t *session_json(const struct vv_repl_info *s)
                      "state", vv_repl_state_to_string(s->state),
                      "rpo", (json_int_t)s->rpo,
                      "keep_remote", (json_int_t)s->keep_remote,
-                     "volume", s->volume,
+                     "volume", s->volume[0] ? s->volume : NULL,
+                     "group", s->group[0] ? s->group : NULL,
                      "peer", text_json(s->peer),
                      "key", opt_text_json(s->key_path),
                      "point", point,
@@ -1012,10 +1014,11 @@ static void reply_session(struct call *c, struct reply *r, unsigned status, cons
 
 static void h_repl_create(struct call *c, struct reply *r)
 {
-    static const char *const fields[] = {"name", "volume", "peer", "key", "mode", "rpo",
-                                         "keep_remote", NULL};
+    static const char *const fields[] = {"name", "volume", "group", "peer", "key", "mode",
+                                         "rpo", "keep_remote", NULL};
     const json_t *jname = json_object_get(c->body, "name");
     const json_t *jvol = json_object_get(c->body, "volume");
+    const json_t *jgroup = json_object_get(c->body, "group");
     const json_t *jpeer = json_object_get(c->body, "peer");
     const json_t *jkey = json_object_get(c->body, "key");
     const json_t *jmode = json_object_get(c->body, "mode");
@@ -1025,15 +1028,17 @@ static void h_repl_create(struct call *c, struct reply *r)
     uint64_t rpo = VV_REPL_RPO_DEFAULT;
     if (check_fields(c->body, fields, r))
         return;
-    if (!jname || !jvol || !jpeer || !jkey) {
+    if (!jname || !jvol == !jgroup || !jpeer || !jkey) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "request body needs \"name\", \"volume\", \"peer\" and \"key\", e.g. "
+                    "request body needs \"name\", \"volume\" or \"group\" (one of them), "
+                    "\"peer\" and \"key\", e.g. "
                     "{\"name\":\"db-dr\",\"volume\":\"db\",\"peer\":\"10.0.0.2:7700\","
                     "\"key\":\"/etc/vvfs/peer.key\"}");
         return;
     }
     if (get_name_of(jname, "name", "replication session", &prm.name, r) ||
-        get_name_of(jvol, "volume", "volume", &prm.volume, r) ||
+        (jvol && get_name_of(jvol, "volume", "volume", &prm.volume, r)) ||
+        (jgroup && get_name_of(jgroup, "group", "group", &prm.group, r)) ||
         get_text(jpeer, "peer", VV_REPL_ADDR_MAX, &prm.peer, r) ||
         get_text(jkey, "key", VV_REPL_PATH_MAX, &prm.key_path, r) ||
         (jrpo && get_duration(jrpo, "rpo", VV_REPL_RPO_MIN, VV_REPL_RPO_MAX, &rpo, r)))

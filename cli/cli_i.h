@@ -41,6 +41,7 @@ struct cli {
     const char *mode;        /* replication create --mode, raw */
     const char *rpo;         /* replication create --rpo DURATION, raw */
     const char *keep_remote; /* replication create --keep-remote N, raw */
+    const char *group;       /* replication create --group GROUP */
     bool wait;               /* replication sync --wait */
     const char *timeout;     /* replication sync --timeout DURATION, raw */
 };

@@ -102,6 +102,17 @@ static int session_op(struct cli *c, const char *method, const char *suffix, con
     return CLI_OK;
 }
 
+/* what session S replicates: "volume NAME" or "group NAME" (WORD: with the word) */
+static const char *subject(const json_t *s, bool word, char *buf, size_t len)
+{
+    const char *g = json_string_value(json_object_get(s, "group"));
+    if (g)
+        snprintf(buf, len, "%s%s", word ? "group " : "group:", g);
+    else
+        snprintf(buf, len, "%s%s", word ? "volume " : "", cli_jstr(s, "volume"));
+    return buf;
+}
+
 int cmd_repl_create(struct cli *c)
 {
     char key[VV_REPL_PATH_MAX + 1];
@@ -109,10 +120,10 @@ int cmd_repl_create(struct cli *c)
     int rc = check_session(c);
     if (rc)
         return rc;
-    if (!c->volume)
+    if (!c->volume == !c->group)
         return cli_usage_error(c, "replication create needs --volume VOL (the volume to "
-                                  "replicate)");
-    if ((rc = cli_check_name(c, c->volume)) != 0)
+                                  "replicate) or --group GROUP (a consistency group), not both");
+    if ((rc = cli_check_name(c, c->volume ? c->volume : c->group)) != 0)
         return rc;
     if (!c->peer)
         return cli_usage_error(c, "replication create needs --peer HOST:PORT (where the other "
@@ -145,7 +156,8 @@ int cmd_repl_create(struct cli *c)
 
     /* mode, rpo and keep_remote only when given: the daemon's defaults are the defaults */
     json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s*, s:o*, s:o*}", "name", c->args[0],
-                            "volume", c->volume, "peer", c->peer, "key", key, "mode", c->mode,
+                            c->volume ? "volume" : "group", c->volume ? c->volume : c->group,
+                            "peer", c->peer, "key", key, "mode", c->mode,
                             "rpo", c->rpo ? json_integer((json_int_t)rpo) : NULL,
                             "keep_remote",
                             c->keep_remote ? json_integer((json_int_t)keep) : NULL);
@@ -161,9 +173,11 @@ int cmd_repl_create(struct cli *c)
     } else {
         char b[32];
         bool periodic = strcmp(fmt_mode(s), "periodic") == 0;
-        printf("created replication session %s: volume %s to %s (%s%s%s); the first sync has "
+        char sb[80];
+        printf("created replication session %s: %s to %s (%s%s%s); the first sync has "
                "started\n",
-               cli_jstr(s, "name"), cli_jstr(s, "volume"), cli_jstr(s, "peer"), fmt_mode(s),
+               cli_jstr(s, "name"), subject(s, true, sb, sizeof(sb)), cli_jstr(s, "peer"),
+               fmt_mode(s),
                periodic ? ", every " : "",
                periodic ? vv_format_duration(cli_jnum(s, "rpo"), b, sizeof(b)) : "");
     }
@@ -186,8 +200,9 @@ int cmd_repl_list(struct cli *c)
     int wn = 4, wv = 6, wp = 4, ws = 5; /* "NAME", "VOLUME", "PEER", "STATE" */
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(a, i);
-        char st[64];
-        int ln = (int)strlen(cli_jstr(s, "name")), lv = (int)strlen(cli_jstr(s, "volume"));
+        char st[64], sb[80];
+        int ln = (int)strlen(cli_jstr(s, "name"));
+        int lv = (int)strlen(subject(s, false, sb, sizeof(sb)));
         int lp = (int)strlen(cli_jstr(s, "peer")), ls = (int)strlen(fmt_state(s, st, sizeof(st)));
         wn = ln > wn ? ln : wn;
         wv = lv > wv ? lv : wv;
@@ -198,10 +213,10 @@ int cmd_repl_list(struct cli *c)
            wp, "PEER", "MODE", ws, "STATE", "POINT", "LAG");
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(a, i);
-        char st[64], pt[32], lag[32];
+        char st[64], pt[32], lag[32], sb[80];
         bool has_point = json_is_object(json_object_get(s, "point"));
         printf("%-*s  %-11s  %-*s  %-*s  %-10s  %-*s  %-16s  %s\n", wn, cli_jstr(s, "name"),
-               cli_jstr(s, "role"), wv, cli_jstr(s, "volume"), wp, cli_jstr(s, "peer"),
+               cli_jstr(s, "role"), wv, subject(s, false, sb, sizeof(sb)), wp, cli_jstr(s, "peer"),
                fmt_mode(s), ws, fmt_state(s, st, sizeof(st)), fmt_point(s, false, pt, sizeof(pt)),
                has_point ? vv_format_duration(cli_jnum(s, "lag"), lag, sizeof(lag)) : "-");
     }
@@ -230,7 +245,10 @@ static void print_session(const json_t *s)
     printf("name:         %s\n", cli_jstr(s, "name"));
     printf("id:           %s\n", cli_jstr(s, "id"));
     printf("role:         %s\n", cli_jstr(s, "role"));
-    printf("volume:       %s\n", cli_jstr(s, "volume"));
+    if (json_is_string(json_object_get(s, "group")))
+        printf("group:        %s\n", cli_jstr(s, "group"));
+    else
+        printf("volume:       %s\n", cli_jstr(s, "volume"));
     printf("peer:         %s%s\n", opt_str(s, "peer"), source ? "" : " (the source, last seen)");
     if (source) {
         printf("key:          %s\n", opt_str(s, "key"));
@@ -335,8 +353,9 @@ int cmd_repl_sync(struct cli *c)
     } else {
         char pt[48];
         const json_t *p = json_object_get(s, "point");
-        printf("synced replication session %s: %s holds volume %s as of %s (gen %llu)\n",
-               c->args[0], cli_jstr(s, "peer"), cli_jstr(s, "volume"),
+        char sb[80];
+        printf("synced replication session %s: %s holds %s as of %s (gen %llu)\n",
+               c->args[0], cli_jstr(s, "peer"), subject(s, true, sb, sizeof(sb)),
                fmt_point(s, true, pt, sizeof(pt)), (unsigned long long)cli_jnum(p, "gen"));
     }
     json_decref(s);

@@ -53,6 +53,7 @@ enum {
     O_WAIT = 1u << 13,
     O_TIMEOUT = 1u << 14,
     O_KEEP_REMOTE = 1u << 15,
+    O_GROUP = 1u << 16,
 };
 
 struct cli_cmd {
@@ -126,11 +127,13 @@ static const struct cli_cmd commands[] = {
     {"group", "restore", "NAME SNAPSHOT", "restore every volume of the group from its snapshot",
      2, 2, 0, true, cmd_group_restore},
     {"replication", "create",
-     "NAME --volume VOL --peer HOST:PORT --key FILE [--mode MODE] [--rpo DURATION] "
-     "[--keep-remote N]",
-     "replicate VOL and its snapshots to HOST:PORT (MODE periodic: every RPO, 5m; "
-     "continuous); the peer keeps the N newest snapshots (default: all)", 1, 1,
-     O_VOLUME | O_PEER | O_KEY | O_MODE | O_RPO | O_KEEP_REMOTE, true, cmd_repl_create},
+     "NAME (--volume VOL | --group GROUP) --peer HOST:PORT --key FILE [--mode MODE] "
+     "[--rpo DURATION] [--keep-remote N]",
+     "replicate VOL (or every volume of GROUP, at one point in time) and its snapshots to "
+     "HOST:PORT (MODE periodic: every RPO, 5m; continuous); the peer keeps the N newest "
+     "snapshots (default: all)", 1, 1,
+     O_VOLUME | O_GROUP | O_PEER | O_KEY | O_MODE | O_RPO | O_KEEP_REMOTE, true,
+     cmd_repl_create},
     {"replication", "list", "", "list the replication sessions (as source and as destination)",
      0, 0, 0, true, cmd_repl_list},
     {"replication", "status", "NAME",
@@ -169,7 +172,8 @@ enum {
     OV_RPO,
     OV_WAIT,
     OV_TIMEOUT,
-    OV_KEEP_REMOTE
+    OV_KEEP_REMOTE,
+    OV_GROUP
 };
 
 static const struct option longopts[] = {
@@ -193,6 +197,7 @@ static const struct option longopts[] = {
     {"wait", no_argument, NULL, OV_WAIT},
     {"timeout", required_argument, NULL, OV_TIMEOUT},
     {"keep-remote", required_argument, NULL, OV_KEEP_REMOTE},
+    {"group", required_argument, NULL, OV_GROUP},
     {NULL, 0, NULL, 0},
 };
 
@@ -205,7 +210,7 @@ static const struct {
     {O_RECURSIVE, "--recursive"},   {O_LISTEN, "--listen"},     {O_KEY, "--key"},
     {O_VOLUME, "--volume"},         {O_PEER, "--peer"},         {O_MODE, "--mode"},
     {O_RPO, "--rpo"},               {O_WAIT, "--wait"},         {O_TIMEOUT, "--timeout"},
-    {O_KEEP_REMOTE, "--keep-remote"},
+    {O_KEEP_REMOTE, "--keep-remote"}, {O_GROUP, "--group"},
 };
 
 /* What one pass over argv found. */
@@ -442,6 +447,10 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
         case OV_KEEP_REMOTE:
             c->keep_remote = optarg;
             cl->given |= O_KEEP_REMOTE;
+            break;
+        case OV_GROUP:
+            c->group = optarg;
+            cl->given |= O_GROUP;
             break;
         case OV_WAIT:
             c->wait = true;

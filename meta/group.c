@@ -457,7 +457,7 @@ static int group_info(struct vv_pool *p, const struct vgroup *g, struct vv_group
      * others, of the same gen */
     for (size_t s = 0; first && s < first->nsnaps; s++) {
         const struct vsnap *fs = &first->snaps[s];
-        bool all = true;
+        bool all = fs->name[0] != '.'; /* (vvfs's own are not users' group snapshots) */
         for (size_t i = 0; i < p->nvols && all; i++) {
             const struct vv_volume *v = p->vols[i];
             if (v->group_id != g->id || v == first)
@@ -526,10 +526,10 @@ int vv_group_list(struct vv_pool *p, struct vv_group_info **out, size_t *n)
 static int members_begin(struct vv_pool *p, const char *name, const char *snap,
                          struct vv_volume ***m, size_t *n, struct vv_err *e)
 {
-    const char *why = vv_name_check(snap);
-    if (why)
-        return vv_err_set(e, EINVAL, "invalid snapshot name: %s", why);
-    int err = begin(p, name, e);
+    int err = snap_check_name(snap, e);
+    if (err)
+        return err;
+    err = begin(p, name, e);
     if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);

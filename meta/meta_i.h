@@ -427,6 +427,8 @@ int vol_insert(struct vv_pool *p, struct vv_volume *v, struct vv_volume_info *ou
 
 /* snap.c: snapshots (tables loaded at open; deletes interrupted by a crash finished there) */
 int snap_load(struct vv_pool *p, MDB_txn *txn);
+/* a user's snapshot name, or '.' and one (vvfs's own): 0 or EINVAL (E set) */
+int snap_check_name(const char *name, struct vv_err *e);
 int snap_resume(struct vv_pool *p); /* at open, before the committer starts */
 int snap_open_count(struct vv_pool *p, struct vv_volume *v); /* open handles on its snapshots */
 /* snapshot NAME of each of the N claimed VOLS, all of one gen, in one txn (OUT: N infos, or

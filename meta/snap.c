@@ -285,7 +285,7 @@ int snap_resume(struct vv_pool *p)
 
 /* A user's snapshot name, or one of vvfs's own: '.' and a name (replication's snapshots,
  * which the control plane neither takes nor lists: its names are users'). */
-static int check_snap_name(const char *name, struct vv_err *e)
+int snap_check_name(const char *name, struct vv_err *e)
 {
     const char *why = vv_name_check(name && name[0] == '.' ? name + 1 : name);
     return why ? vv_err_set(e, EINVAL, "invalid snapshot name: %s", why) : 0;
@@ -296,7 +296,7 @@ static int check_snap_name(const char *name, struct vv_err *e)
 static int snap_op_begin(struct vv_pool *p, const char *volname, const char *name,
                          struct vv_volume **v, struct vv_err *e)
 {
-    int err = check_snap_name(name, e);
+    int err = snap_check_name(name, e);
     if (err)
         return err;
     if (p->flags & VV_POOL_RDONLY)
@@ -597,7 +597,7 @@ static int snapshot_list(struct vv_pool *p, const char *volname, bool exclusive,
 int vv_snapshot_get(struct vv_pool *p, const char *volname, const char *name,
                     struct vv_snapshot_info *out, struct vv_err *e)
 {
-    int err = check_snap_name(name, e);
+    int err = snap_check_name(name, e);
     if (err)
         return err;
     pthread_rwlock_rdlock(&p->vol_mu);
@@ -900,7 +900,7 @@ int snap_drop_all(struct vv_pool *p, MDB_txn *txn, struct vv_volume *v)
 int vv_snapshot_rename(struct vv_pool *p, const char *volname, const char *name,
                        const char *newname, struct vv_err *e)
 {
-    int err = check_snap_name(newname, e);
+    int err = snap_check_name(newname, e);
     struct vv_volume *v;
     if (err || (err = snap_op_begin(p, volname, name, &v, e)))
         return err;

@@ -109,10 +109,10 @@ struct sess_rec {
     uint32_t rpo, pad;
     uint8_t peer_pool[16];      /* destination: the source's pool */
     uint64_t point_gen, point_time;
-    uint64_t point_snap;        /* source: our snapshot of the point (id) */
-    uint64_t inflight_snap, inflight_gen, inflight_time, inflight_mtime; /* source */
-    uint64_t point_mtime;       /* source: the volume's modified_ns at the point's snapshot */
-    uint64_t snap_seq;          /* source: names of our snapshots */
+    uint64_t point_seq;         /* source: our snapshot of the point (its number, 0: none) */
+    uint64_t inflight_seq, inflight_gen, inflight_time, inflight_mtime; /* source */
+    uint64_t point_mtime;       /* source: the last write (ns) before the point's snapshot */
+    uint64_t snap_seq;          /* source: the number of our last snapshot (.r-ID-N) */
     uint64_t stage_from, stage_to, stage_block; /* destination: the delta being staged */
     uint64_t syncs, bytes;
     uint64_t error_time;
@@ -120,8 +120,13 @@ struct sess_rec {
     uint64_t created;
     uint32_t keep_remote;       /* source: travelled snapshots the destination keeps (0: all) */
     uint32_t pad2;
-    uint64_t chain_gen;         /* destination: the to-gen of the last delta of the sync in
-                                 * progress that is staged whole (its snapshot made), 0: none */
+    uint64_t chain_gen;         /* destination: the to-gen of the last delta to a snapshot
+                                 * of stage_vol staged whole (its snapshot made), 0: none */
+    char group[72];             /* source: the group it replicates ("": a volume) */
+    char stage_vol[72];         /* destination: the replica that stage_* and chain_gen are of */
+    uint32_t ndone, pad3;       /* destination: the replicas whose deltas of the sync in */
+    uint64_t done[VV_REPL_MEMBERS_MAX]; /* progress are staged whole (ids), to gen done_to */
+    uint64_t done_to;
 };
 #define SESS_REC_MIN offsetof(struct sess_rec, created)
 
@@ -293,6 +298,7 @@ static void fill_info(struct vv_repl *r, const struct sess *s, struct vv_repl_in
     o->rpo = c->rpo;
     o->keep_remote = c->keep_remote;
     snprintf(o->volume, sizeof(o->volume), "%.64s", c->volume);
+    snprintf(o->group, sizeof(o->group), "%.64s", c->group);
     snprintf(o->peer, sizeof(o->peer), "%s", c->peer);
     snprintf(o->key_path, sizeof(o->key_path), "%s", c->key);
     o->point_gen = c->point_gen;
@@ -353,41 +359,136 @@ static void set_active(struct vv_repl *r, struct sess *s, struct chan *c)
 
 /* ---- the source --------------------------------------------------------------------------------- */
 
-/* the name of snapshot ID of VOLUME into NAME ("" if it is gone) */
-static void snap_name(struct vv_pool *p, uint64_t id, char name[VV_NAME_MAX + 2])
+/* our snapshot number SEQ of session C: ".r-ID-SEQ" */
+static void our_snap(const struct sess_rec *c, uint64_t seq, char name[VV_NAME_MAX + 2])
 {
-    struct vv_snapshot_info si;
-    name[0] = '\0';
-    if (id && vv_snapshot_get_by_id(p, id, &si) == 0)
-        snprintf(name, VV_NAME_MAX + 2, "%s", si.name);
+    snprintf(name, VV_NAME_MAX + 2, ".r-%016" PRIx64 "-%" PRIu64, c->id, seq);
 }
 
-/* the snapshot to send: the one in flight, or a new one (recorded before it is used) */
+/* the volumes a sync of C covers: those with its snapshot NAME (a volume, or the members of
+ * a group when it was taken), sorted by name; *OUT malloc'd */
+struct member {
+    char name[VV_NAME_MAX + 1];
+    uint64_t snap_id; /* its snapshot NAME */
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct member *)a)->name, ((const struct member *)b)->name);
+}
+
+static int members_with(struct vv_repl *r, const struct sess_rec *c, const char *name,
+                        struct member **out, size_t *n, struct vv_err *e)
+{
+    struct vv_volume_info *vi;
+    size_t nv;
+    *out = NULL;
+    *n = 0;
+    int err = vv_volume_list(r->p, &vi, &nv);
+    struct member *m = err ? NULL : calloc(nv ? nv : 1, sizeof(*m));
+    if (!err && !m)
+        err = ENOMEM;
+    for (size_t i = 0; !err && i < nv; i++) {
+        struct vv_snapshot_info si;
+        /* (a group's: whoever has the snapshot, members then, whatever they are now) */
+        bool ours = c->group[0] || strcmp(vi[i].name, c->volume) == 0;
+        if (ours && vv_snapshot_get(r->p, vi[i].name, name, &si, NULL) == 0) {
+            snprintf(m[*n].name, sizeof(m[*n].name), "%s", vi[i].name);
+            m[(*n)++].snap_id = si.id;
+        }
+    }
+    free(vi);
+    if (err) {
+        free(m);
+        return vv_err_set(e, err, "cannot list the volumes: %s", strerror(err));
+    }
+    qsort(m, *n, sizeof(*m), name_cmp);
+    *out = m;
+    return 0;
+}
+
+/* the latest write of C's volume, or of its group's members (unix ns; 0: none there) */
+static uint64_t last_write(struct vv_repl *r, const struct sess_rec *c)
+{
+    if (!c->group[0]) {
+        struct vv_volume_info vi;
+        return vv_volume_get(r->p, c->volume, &vi, NULL) == 0 ? vi.modified_ns : 0;
+    }
+    struct vv_group_info g;
+    uint64_t t = 0;
+    if (vv_group_get(r->p, c->group, &g, NULL) != 0)
+        return 0;
+    for (size_t i = 0; i < g.nvolumes; i++) {
+        struct vv_volume_info vi;
+        if (vv_volume_get(r->p, g.volumes[i], &vi, NULL) == 0 && vi.modified_ns > t)
+            t = vi.modified_ns;
+    }
+    vv_group_info_free(&g);
+    return t;
+}
+
+/* the snapshot to send: the one in flight, or a new one (recorded before it is used): of
+ * the volume, or of every member of the group in one txn (one gen) */
 static int take_snapshot(struct vv_repl *r, struct sess *s, char name[VV_NAME_MAX + 2],
                          struct vv_err *e)
 {
     pthread_mutex_lock(&r->mu);
     struct sess_rec c = s->rec;
     pthread_mutex_unlock(&r->mu);
-    snap_name(r->p, c.inflight_snap, name);
-    if (name[0])
-        return 0;
-    struct vv_volume_info vi;
-    int err = vv_volume_get(r->p, c.volume, &vi, e);
-    if (err)
-        return err;
-    snprintf(name, VV_NAME_MAX + 2, ".r-%016" PRIx64 "-%" PRIu64, c.id, c.snap_seq + 1);
+    struct member *m = NULL;
+    size_t n = 0;
+    int err = 0;
+    if (c.inflight_seq) {
+        our_snap(&c, c.inflight_seq, name);
+        if ((err = members_with(r, &c, name, &m, &n, e)))
+            return err;
+        free(m);
+        if (n)
+            return 0;
+    }
+    our_snap(&c, c.snap_seq + 1, name);
+    uint64_t mtime = last_write(r, &c);
+    const char *first = c.volume;
+    struct vv_group_info g = {0};
+    if (c.group[0]) {
+        err = vv_group_get(r->p, c.group, &g, e);
+        if (!err && !g.nvolumes)
+            err = vv_err_set(e, EINVAL, "group '%s' has no volumes", c.group);
+        if (!err && g.nvolumes > VV_REPL_MEMBERS_MAX)
+            err = vv_err_set(e, E2BIG, "group '%s' has %zu volumes, more than a session "
+                             "replicates (%u)", c.group, g.nvolumes, VV_REPL_MEMBERS_MAX);
+        if (!err)
+            err = vv_group_snapshot(r->p, c.group, name, e);
+        first = err ? NULL : g.volumes[0];
+    } else {
+        err = vv_snapshot_create(r->p, c.volume, name, NULL, e);
+    }
     struct vv_snapshot_info si;
-    if ((err = vv_snapshot_create(r->p, c.volume, name, &si, e)))
+    if (!err)
+        err = vv_snapshot_get(r->p, first, name, &si, e);
+    vv_group_info_free(&g);
+    if (err)
         return err;
     pthread_mutex_lock(&r->mu);
     s->rec.snap_seq++;
-    s->rec.inflight_snap = si.id;
+    s->rec.inflight_seq = s->rec.snap_seq;
     s->rec.inflight_gen = si.gen;
     s->rec.inflight_time = si.created;
-    s->rec.inflight_mtime = vi.modified_ns;
+    s->rec.inflight_mtime = mtime;
     pthread_mutex_unlock(&r->mu);
     return persist(r, s, e);
+}
+
+/* delete snapshot NAME of every volume that has it (our own: the name says so) */
+static void drop_everywhere(struct vv_repl *r, const struct sess_rec *c, const char *name)
+{
+    struct member *m;
+    size_t n;
+    if (members_with(r, c, name, &m, &n, NULL))
+        return;
+    for (size_t i = 0; i < n; i++)
+        vv_snapshot_delete(r->p, m[i].name, name, NULL); /* (if it fails: left, harmless) */
+    free(m);
 }
 
 /* one frame from the destination, of type WANT */
@@ -408,47 +509,69 @@ static int snap_id_cmp(const void *a, const void *b)
 }
 
 /*
- * The deltas of one sync, and its COMMIT: FROM (the point's snapshot, "" for none) to each
- * user snapshot taken since the point (not after the snapshot in flight), each travelling
- * with its delta, then to TO.  The destination skips what an earlier attempt staged.
+ * The deltas of volume VOL in one sync: from FROM (its snapshot of the point, id FROM_ID; NULL
+ * for none) to each user snapshot taken since then and before TO (id TO_ID), each travelling
+ * with its delta, then to TO.  *DELTAS counts them.  The destination skips what an earlier
+ * attempt staged.
  */
 static int send_chain(struct vv_repl *r, struct sess *s, struct chan *ch, struct xfer_in *in,
-                      uint32_t *seq, const struct sess_rec *c, const char *from, const char *to,
-                      struct vv_err *e)
+                      uint32_t *seq, const char *vol, const char *from, uint64_t from_id,
+                      const char *to, uint64_t to_id, uint32_t *deltas, struct vv_err *e)
 {
     struct vv_snapshot_info *si = NULL;
     size_t n = 0, k = 0;
-    int err = vv_snapshot_list_brief(r->p, c->volume, &si, &n, e);
+    int err = vv_snapshot_list_brief(r->p, vol, &si, &n, e);
     for (size_t i = 0; !err && i < n; i++)
-        if (si[i].name[0] != '.' && si[i].id < c->inflight_snap &&
-            (!from[0] || si[i].id > c->point_snap))
+        if (si[i].name[0] != '.' && si[i].id < to_id && (!from || si[i].id > from_id))
             si[k++] = si[i];
     qsort(si, k, sizeof(*si), snap_id_cmp);
-    const char *prev = from[0] ? from : NULL;
+    const char *prev = from;
     for (size_t i = 0; !err && i <= k; i++) {
         const char *next = i < k ? si[i].name : to;
-        err = xfer_send(ch, seq, r->p, c->volume, prev, next, i < k, in, 0, &s->st, e);
+        err = xfer_send(ch, seq, r->p, vol, prev, next, i < k, in, 0, &s->st, e);
         prev = next;
+        ++*deltas;
     }
-    uint8_t frame[WIRE_HDR + 64];
-    struct wire_msg m;
-    if (!err)
-        err = xfer_out(ch, frame, wire_put_commit(frame, sizeof(frame), (*seq)++, c->inflight_gen,
-                                                  c->inflight_time, (uint32_t)k + 1,
-                                                  c->keep_remote), e);
-    if (!err && !(err = expect(in, WIRE_ACK, &m, e)) && m.u.ack.gen != c->inflight_gen)
-        err = vv_err_set(e, EPROTO, "%s acknowledged gen %" PRIu64 ", not %" PRIu64,
-                         chan_peer(ch), m.u.ack.gen, c->inflight_gen);
     if (!err && k)
         vv_info(VV_SS_REPL, "session '%s': %zu snapshot%s of '%s' travelled, the last '%s'",
-                c->name, k, k == 1 ? "" : "s", c->volume, si[k - 1].name);
+                s->rec.name, k, k == 1 ? "" : "s", vol, si[k - 1].name);
     free(si);
+    return err;
+}
+
+/* the deltas of every volume of the sync (to our snapshot TO), and the COMMIT */
+static int send_all(struct vv_repl *r, struct sess *s, struct chan *ch, struct xfer_in *in,
+                    uint32_t *seq, const struct sess_rec *c, const char *to, struct vv_err *e)
+{
+    char from[VV_NAME_MAX + 2];
+    struct member *m;
+    size_t n;
+    int err = members_with(r, c, to, &m, &n, e);
+    uint32_t deltas = 0;
+    if (c->point_seq)
+        our_snap(c, c->point_seq, from);
+    for (size_t i = 0; !err && i < n; i++) {
+        struct vv_snapshot_info fi = {0};
+        /* a volume that joined the group since the point has none: it starts from nothing */
+        bool has = c->point_seq && vv_snapshot_get(r->p, m[i].name, from, &fi, NULL) == 0;
+        err = send_chain(r, s, ch, in, seq, m[i].name, has ? from : NULL, fi.id, to,
+                         m[i].snap_id, &deltas, e);
+    }
+    free(m);
+    uint8_t frame[WIRE_HDR + 64];
+    struct wire_msg a;
+    if (!err)
+        err = xfer_out(ch, frame, wire_put_commit(frame, sizeof(frame), (*seq)++, c->inflight_gen,
+                                                  c->inflight_time, deltas, c->keep_remote), e);
+    if (!err && !(err = expect(in, WIRE_ACK, &a, e)) && a.u.ack.gen != c->inflight_gen)
+        err = vv_err_set(e, EPROTO, "%s acknowledged gen %" PRIu64 ", not %" PRIu64,
+                         chan_peer(ch), a.u.ack.gen, c->inflight_gen);
     return err;
 }
 
 static int do_sync(struct vv_repl *r, struct sess *s, struct vv_err *e)
 {
-    char to[VV_NAME_MAX + 2], from[VV_NAME_MAX + 2], host[256], port[16];
+    char to[VV_NAME_MAX + 2], old[VV_NAME_MAX + 2], host[256], port[16];
     uint8_t key[CHAN_KEY_BYTES], frame[WIRE_HDR + 256];
     int err = take_snapshot(r, s, to, e);
     pthread_mutex_lock(&r->mu);
@@ -480,46 +603,47 @@ static int do_sync(struct vv_repl *r, struct sess *s, struct vv_err *e)
     if (err)
         goto out;
     uint64_t held = m.u.welcome.gen;
-    from[0] = '\0';
-    if (held && held == c.point_gen) {
-        snap_name(r->p, c.point_snap, from);
-        if (!from[0])
-            err = vv_err_set(e, ENOENT, "the snapshot of the last point (gen %" PRIu64 ") is "
-                             "gone from volume '%s'", held, c.volume);
-    } else if (held && held != c.inflight_gen) {
+    if (held && held != c.point_gen && held != c.inflight_gen)
         err = vv_err_set(e, ESTALE, "%s holds a point (gen %" PRIu64 ") that this node has no "
                          "snapshot of (expected gen %" PRIu64 "); to start over with a full "
                          "copy, delete the session on the destination and rename or delete "
-                         "its volume", chan_peer(ch), held,
-                         c.point_gen);
-    }
+                         "its volume", chan_peer(ch), held, c.point_gen);
+    if (!err && held && held == c.point_gen && !c.point_seq)
+        err = vv_err_set(e, ENOENT, "the snapshot of the last point (gen %" PRIu64 ") is gone",
+                         held);
     /* our last COMMIT's ACK was lost: the destination has the point already.  (When the
      * snapshot in flight has the point's gen, nothing changed in between: the empty delta
-     * goes anyway, so that both sides record the new point's time.) */
+     * goes anyway, so that both sides record the new point's time.)  A destination that
+     * holds nothing gets everything. */
     bool applied = held && held == c.inflight_gen && held != c.point_gen;
+    if (!held)
+        c.point_seq = 0;
     pthread_mutex_lock(&r->mu);
     s->xfer_started = now_s();
     memset(&s->st, 0, sizeof(s->st));
     pthread_mutex_unlock(&r->mu);
     if (!err && !applied)
-        err = send_chain(r, s, ch, &in, &seq, &c, from, to, e);
+        err = send_all(r, s, ch, &in, &seq, &c, to, e);
     if (err)
         goto out;
-    /* the destination holds the new point: record it, then drop the old one's snapshot */
-    snap_name(r->p, c.point_snap, from);
+    /* the destination holds the new point: record it, then drop the old one's snapshots */
     pthread_mutex_lock(&r->mu);
+    uint64_t old_seq = s->rec.point_seq;
     set_point(s, c.inflight_gen, c.inflight_time);
-    s->rec.point_snap = c.inflight_snap;
+    s->rec.point_seq = c.inflight_seq;
     s->rec.point_mtime = c.inflight_mtime;
-    s->rec.inflight_snap = s->rec.inflight_gen = 0;
+    s->rec.inflight_seq = s->rec.inflight_gen = 0;
     pthread_mutex_unlock(&r->mu);
     err = persist(r, s, e);
-    if (!err && from[0] && c.point_snap != c.inflight_snap)
-        vv_snapshot_delete(r->p, c.volume, from, NULL); /* (if it fails: left, harmless) */
+    if (!err && old_seq && old_seq != c.inflight_seq) {
+        our_snap(&c, old_seq, old);
+        drop_everywhere(r, &c, old);
+    }
     if (!err)
-        vv_info(VV_SS_REPL, "session '%s': volume '%s' is at gen %" PRIu64 " on %s (%" PRIu64
-                " data blocks, %" PRIu64 " bytes sent)", c.name, c.volume, c.inflight_gen,
-                chan_peer(ch), (uint64_t)s->st.data_blocks, (uint64_t)s->st.bytes);
+        vv_info(VV_SS_REPL, "session '%s': %s '%s' is at gen %" PRIu64 " on %s (%" PRIu64
+                " data blocks, %" PRIu64 " bytes sent)", c.name, c.group[0] ? "group" : "volume",
+                c.group[0] ? c.group : c.volume, c.inflight_gen, chan_peer(ch),
+                (uint64_t)s->st.data_blocks, (uint64_t)s->st.bytes);
 out:
     set_active(r, s, NULL);
     xfer_in_fini(&in);
@@ -539,13 +663,12 @@ static bool sync_due(struct vv_repl *r, struct sess *s, unsigned *wait_ms)
         return true;
     if (s->retry_at)
         return now >= s->retry_at;
-    if (!c->point_gen || c->inflight_snap)
+    if (!c->point_gen || c->inflight_seq)
         return true;
     if (c->mode == VV_REPL_CONTINUOUS) {
         *wait_ms = CONTINUOUS_POLL_MS;
-        struct vv_volume_info vi;
-        /* (vv_volume_get takes meta's vol_mu for a moment: no I/O) */
-        return vv_volume_get(r->p, c->volume, &vi, NULL) == 0 && vi.modified_ns != c->point_mtime;
+        /* (meta's vol_mu for a moment: no I/O) */
+        return last_write(r, c) != c->point_mtime;
     }
     return now >= c->point_time + c->rpo;
 }
@@ -742,11 +865,20 @@ static struct sess *dest_session(struct vv_repl *r, struct chan *c, const struct
     return err ? NULL : s;
 }
 
+static bool is_done(const struct sess_rec *c, uint64_t vol_id, uint64_t to)
+{
+    for (uint32_t i = 0; i < c->ndone && i < VV_REPL_MEMBERS_MAX; i++)
+        if (c->done[i] == vol_id)
+            return to <= c->done_to;
+    return false;
+}
+
 /* BEGIN M: the replica ready, and the block to resume at (all of them: staged already);
  * *AHEAD: blocks past this delta's gen are staged (the snapshot that travels with it cannot
- * be made as of its gen) */
+ * be made as of its gen); *SKIP: this volume's deltas of this sync are all staged */
 static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *m,
-                      struct vv_vol **h, uint64_t *resume, bool *ahead, struct vv_err *e)
+                      struct vv_vol **h, uint64_t *resume, bool *ahead, bool *skip,
+                      struct vv_err *e)
 {
     pthread_mutex_lock(&r->mu);
     struct sess_rec c = s->rec;
@@ -758,34 +890,38 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
     if (m->u.begin.extent_size != ps.extent_size)
         return vv_err_set(e, EINVAL, "the source's extent size is %u bytes, this pool's %u",
                           m->u.begin.extent_size, ps.extent_size);
+    struct vv_volume_info vi;
+    bool known = vv_volume_get(r->p, vol, &vi, NULL) == 0 && vi.replica &&
+                 vi.replica_session == c.id;
+    bool staging = strcmp(c.stage_vol, vol) == 0;
+    uint64_t chain = staging ? c.chain_gen : 0;
     /* a delta starts at the point, or inside the chain staged since (a retry, a chain that
-     * lost a snapshot on the source meanwhile) */
-    if (from != c.point_gen && !(c.chain_gen && from >= c.point_gen && from <= c.chain_gen))
+     * lost a snapshot on the source meanwhile); a replica without a point yet (a volume new
+     * to the group) from nothing */
+    bool from_ok = from == c.point_gen || (chain && from >= c.point_gen && from <= chain) ||
+                   (!from && (!known || !vi.point_snapshot_id));
+    if (!from_ok)
         return vv_err_set(e, ESTALE, "the delta starts at gen %" PRIu64 ", but replica '%s' "
                           "holds gen %" PRIu64, from, vol, c.point_gen);
-    if (c.volume[0] && strcmp(c.volume, vol) != 0)
-        return vv_err_set(e, EINVAL, "session '%s' replicates into volume '%s', not '%s'",
-                          c.name, c.volume, vol);
-    struct vv_volume_info vi;
     int err = vv_replica_prepare(r->p, vol, c.id, m->u.begin.size, &vi, e);
     if (!err && (err = vv_vol_open(r->p, vi.id, h)))
         vv_err_set(e, err, "cannot open replica '%s': %s", vol, strerror(err));
     if (err)
         return err;
     uint64_t blocks = (m->u.begin.size + ps.extent_size - 1) / ps.extent_size;
-    if (c.chain_gen && to <= c.chain_gen)
+    *skip = is_done(&c, vi.id, to);
+    if (*skip || (chain && to <= chain))
         *resume = blocks;
-    else if (c.stage_to == to && c.stage_from == from && c.volume[0])
+    else if (staging && c.stage_to == to && c.stage_from == from)
         *resume = c.stage_block;
     else
         *resume = 0;
-    *ahead = c.stage_to > to && c.stage_block && *resume < blocks;
+    *ahead = staging && c.stage_to > to && c.stage_block && *resume < blocks;
     vv_debug(VV_SS_REPL, "session '%s': delta %" PRIu64 "..%" PRIu64 " of '%s' (staged: %" PRIu64
              "..%" PRIu64 " up to %" PRIu64 ", chain at %" PRIu64 "): from block %" PRIu64,
-             c.name, from, to, vol, c.stage_from, c.stage_to, c.stage_block, c.chain_gen,
-             *resume);
+             c.name, from, to, vol, c.stage_from, c.stage_to, c.stage_block, chain, *resume);
     /* from scratch into a replica that holds something: what the source lacks goes */
-    if (!from && !*resume && !c.chain_gen && vi.used &&
+    if (!from && !*resume && !chain && vi.used &&
         (err = vv_vol_discard(*h, 0, m->u.begin.size)))
         vv_err_set(e, err, "cannot clear replica '%s': %s", vol, strerror(err));
     if (!err && !from && !*resume)
@@ -793,6 +929,9 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
     pthread_mutex_lock(&r->mu);
     snprintf(s->rec.volume, sizeof(s->rec.volume), "%s", vol);
     if (*resume < blocks) {
+        if (!staging)
+            s->rec.chain_gen = 0;
+        snprintf(s->rec.stage_vol, sizeof(s->rec.stage_vol), "%s", vol);
         s->rec.stage_from = from;
         s->rec.stage_to = to;
         s->rec.stage_block = *resume;
@@ -811,30 +950,42 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
     return err;
 }
 
-/* A delta to gen TO is staged whole, with the snapshot TV that travelled with it: make it
- * (unless an earlier attempt did) and record the chain's progress */
-static int dest_travel(struct vv_repl *r, struct sess *s, uint64_t to, bool ahead,
-                       const struct xfer_travel *tv, struct vv_err *e)
+/* The delta of VOL to gen TO is staged whole.  With the snapshot TV that travelled with it:
+ * make it (unless an earlier attempt did) and record how far VOL's chain got; without one,
+ * it was VOL's last delta of this sync: VOL is done. */
+static int dest_staged(struct vv_repl *r, struct sess *s, const char *vol, uint64_t to,
+                       bool ahead, const struct xfer_travel *tv, struct vv_err *e)
 {
     pthread_mutex_lock(&r->mu);
     struct sess_rec c = s->rec;
     pthread_mutex_unlock(&r->mu);
     struct vv_snapshot_info si;
-    int err = 0;
-    if (ahead)
+    struct vv_volume_info vi;
+    int err = vv_volume_get(r->p, vol, &vi, e);
+    if (!err && tv->got && ahead)
         vv_warn(VV_SS_REPL, "session '%s': snapshot '%s' of '%s' not made: the replica holds "
-                "blocks of a later point already", c.name, tv->name, c.volume);
-    else if (vv_snapshot_get(r->p, c.volume, tv->name, &si, NULL) != 0 &&
-             (err = vv_replica_snapshot(r->p, c.id, c.volume, tv->name, e)) == 0)
+                "blocks of a later point already", c.name, tv->name, vol);
+    else if (!err && tv->got && vv_snapshot_get(r->p, vol, tv->name, &si, NULL) != 0 &&
+             (err = vv_replica_snapshot(r->p, c.id, vol, tv->name, e)) == 0)
         vv_info(VV_SS_REPL, "session '%s': snapshot '%s' of '%s' travelled", c.name, tv->name,
-                c.volume);
+                vol);
     if (err)
         return err;
     pthread_mutex_lock(&r->mu);
-    if (to > s->rec.chain_gen)
+    bool staging = strcmp(s->rec.stage_vol, vol) == 0;
+    if (tv->got && staging && to > s->rec.chain_gen)
         s->rec.chain_gen = to;
+    if (!tv->got && !is_done(&s->rec, vi.id, to)) {
+        if (s->rec.done_to != to)
+            s->rec.ndone = 0; /* (left from a sync to another gen that did not commit) */
+        if (s->rec.ndone < VV_REPL_MEMBERS_MAX)
+            s->rec.done[s->rec.ndone++] = vi.id;
+        s->rec.done_to = to;
+        if (staging)
+            s->rec.chain_gen = 0;
+    }
     /* (a delta skipped as staged before leaves the checkpoint of a later one alone) */
-    if (s->rec.stage_to == to)
+    if (staging && s->rec.stage_to == to)
         s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = 0;
     pthread_mutex_unlock(&r->mu);
     return persist(r, s, e);
@@ -858,27 +1009,45 @@ static void dest_retain(struct vv_repl *r, const char *name, const char *volume,
     free(si);
 }
 
-/* COMMIT M: the staged delta becomes the replica's point */
+/* COMMIT M: the replicas staged whole become a point, together (one txn) */
 static int dest_commit(struct vv_repl *r, struct sess *s, const struct wire_msg *m,
                        struct vv_err *e)
 {
     pthread_mutex_lock(&r->mu);
     struct sess_rec c = s->rec;
     pthread_mutex_unlock(&r->mu);
+    if (c.done_to != m->u.commit.gen || !c.ndone)
+        return vv_err_set(e, EPROTO, "commit of gen %" PRIu64 " without its deltas",
+                          m->u.commit.gen);
     /* (numbered by the syncs: two points may be of one source gen, nothing changed between) */
     char point[VV_NAME_MAX + 2];
     snprintf(point, sizeof(point), ".p-%016" PRIx64 "-%" PRIu64, c.id, c.syncs + 1);
-    const char *vols[1] = {c.volume};
-    int err = vv_replica_point(r->p, c.id, vols, 1, point, e);
-    struct vv_volume_info vi;
-    if (!err && (err = vv_volume_get(r->p, c.volume, &vi, e)) == 0) {
-        pthread_mutex_lock(&r->mu);
-        set_point(s, m->u.commit.gen, m->u.commit.created);
-        s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = s->rec.chain_gen = 0;
-        pthread_mutex_unlock(&r->mu);
-        err = persist(r, s, e);
-        drop_old_points(r, c.id, c.volume, vi.point_snapshot_id);
-        dest_retain(r, c.name, c.volume, m->u.commit.keep);
+    struct vv_volume_info vi[VV_REPL_MEMBERS_MAX];
+    const char *vols[VV_REPL_MEMBERS_MAX];
+    int err = 0;
+    for (uint32_t i = 0; !err && i < c.ndone; i++) {
+        if ((err = vv_volume_get_by_id(r->p, c.done[i], &vi[i])))
+            vv_err_set(e, err, "replica %" PRIu64 " is gone", c.done[i]);
+        vols[i] = vi[i].name;
+    }
+    if (!err)
+        err = vv_replica_point(r->p, c.id, vols, c.ndone, point, e);
+    if (err)
+        return err;
+    pthread_mutex_lock(&r->mu);
+    set_point(s, m->u.commit.gen, m->u.commit.created);
+    s->rec.stage_from = s->rec.stage_to = s->rec.stage_block = s->rec.chain_gen = 0;
+    s->rec.stage_vol[0] = '\0';
+    s->rec.ndone = 0;
+    s->rec.done_to = 0;
+    pthread_mutex_unlock(&r->mu);
+    err = persist(r, s, e);
+    for (uint32_t i = 0; i < c.ndone; i++) {
+        struct vv_volume_info now;
+        if (vv_volume_get_by_id(r->p, c.done[i], &now) == 0) {
+            drop_old_points(r, c.id, now.name, now.point_snapshot_id);
+            dest_retain(r, c.name, now.name, m->u.commit.keep);
+        }
     }
     return err;
 }
@@ -926,17 +1095,19 @@ static void *dest_conn(void *arg)
         if (m.type == WIRE_BEGIN) {
             struct vv_vol *h = NULL;
             uint64_t resume = 0, to = m.u.begin.to;
-            bool ahead = false;
+            bool ahead = false, skip = false;
             struct cp_arg ca = {r, s};
             struct xfer_checkpoint cp = {r->checkpoint, checkpoint, &ca};
             struct xfer_travel tv = {0};
-            if (!(err = dest_begin(r, s, &m, &h, &resume, &ahead, &e)))
+            char vol[WIRE_NAME_MAX + 1];
+            snprintf(vol, sizeof(vol), "%s", m.u.begin.volume);
+            if (!(err = dest_begin(r, s, &m, &h, &resume, &ahead, &skip, &e)))
                 err = xfer_out(c, f, wire_put_ack(f, sizeof(f), seq++, to, resume), &e);
             if (!err)
-                err = xfer_recv_delta(&in, r->p, h, m.u.begin.volume, &cp, &tv, &s->st, &e);
+                err = xfer_recv_delta(&in, r->p, h, vol, &cp, &tv, &s->st, &e);
             vv_vol_close(h);
-            if (!err && tv.got)
-                err = dest_travel(r, s, to, ahead, &tv, &e);
+            if (!err && !skip)
+                err = dest_staged(r, s, vol, to, ahead, &tv, &e);
         } else if (m.type == WIRE_COMMIT) {
             if (!(err = dest_commit(r, s, &m, &e)))
                 err = xfer_out(c, f, wire_put_ack(f, sizeof(f), seq++, m.u.commit.gen, 0), &e);
@@ -1117,6 +1288,9 @@ static int load_sessions(struct vv_repl *r, struct vv_err *e)
         s->rec.name[sizeof(s->rec.name) - 1] = s->rec.volume[sizeof(s->rec.volume) - 1] = '\0';
         s->rec.peer[sizeof(s->rec.peer) - 1] = s->rec.key[sizeof(s->rec.key) - 1] = '\0';
         s->rec.error[sizeof(s->rec.error) - 1] = '\0';
+        s->rec.group[sizeof(s->rec.group) - 1] = s->rec.stage_vol[sizeof(s->rec.stage_vol) - 1] = 0;
+        if (s->rec.ndone > VV_REPL_MEMBERS_MAX)
+            s->rec.ndone = 0;
         pthread_mutex_init(&s->pmu, NULL);
         s->r = r;
         /* a transfer in flight was cut by the stop: it resumes */
@@ -1211,8 +1385,9 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     struct vv_volume_info vi;
     if (why)
         return vv_err_set(e, EINVAL, "invalid session name: %s", why);
-    if (!prm->volume || !prm->peer || !prm->key_path)
-        return vv_err_set(e, EINVAL, "a session needs a volume, a peer and a key");
+    if (!prm->volume == !prm->group || !prm->peer || !prm->key_path)
+        return vv_err_set(e, EINVAL, "a session needs a volume or a group (one of them), a "
+                          "peer and a key");
     if (!split_addr(prm->peer, host, sizeof(host), port, sizeof(port)) ||
         strlen(prm->peer) > VV_REPL_ADDR_MAX)
         return vv_err_set(e, EINVAL, "bad peer address '%s' (HOST:PORT, or [V6]:PORT)",
@@ -1230,12 +1405,19 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     if (prm->keep_remote > VV_REPL_KEEP_MAX)
         return vv_err_set(e, EINVAL, "keep_remote must be at most %u", VV_REPL_KEEP_MAX);
     int err = chan_key_load(prm->key_path, key, e);
-    if (!err)
+    if (!err && prm->volume)
         err = vv_volume_get(r->p, prm->volume, &vi, e);
-    if (!err && vi.replica)
+    if (!err && prm->volume && vi.replica)
         err = vv_err_set(e, EINVAL, "volume '%s' is a replica itself", prm->volume);
+    struct vv_group_info g = {0};
+    if (!err && prm->group && !(err = vv_group_get(r->p, prm->group, &g, e)) &&
+        g.nvolumes > VV_REPL_MEMBERS_MAX)
+        err = vv_err_set(e, E2BIG, "group '%s' has %zu volumes, more than a session "
+                         "replicates (%u)", prm->group, g.nvolumes, VV_REPL_MEMBERS_MAX);
+    vv_group_info_free(&g);
     if (err)
         return err;
+    const char *what = prm->volume ? prm->volume : prm->group;
     struct sess *s = calloc(1, sizeof(*s));
     if (!s)
         return vv_err_set(e, ENOMEM, "out of memory");
@@ -1249,7 +1431,8 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         if (getrandom(&s->rec.id, sizeof(s->rec.id), 0) != sizeof(s->rec.id))
             s->rec.id = 0;
     snprintf(s->rec.name, sizeof(s->rec.name), "%s", prm->name);
-    snprintf(s->rec.volume, sizeof(s->rec.volume), "%s", prm->volume);
+    snprintf(s->rec.volume, sizeof(s->rec.volume), "%s", prm->volume ? prm->volume : "");
+    snprintf(s->rec.group, sizeof(s->rec.group), "%s", prm->group ? prm->group : "");
     snprintf(s->rec.peer, sizeof(s->rec.peer), "%s", prm->peer);
     snprintf(s->rec.key, sizeof(s->rec.key), "%s", prm->key_path);
     pthread_mutex_lock(&r->mu);
@@ -1257,9 +1440,9 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         if (strcmp(r->s[i]->rec.name, prm->name) == 0)
             err = vv_err_set(e, EEXIST, "replication session '%s' already exists", prm->name);
         else if (r->s[i]->rec.role == VV_REPL_SOURCE &&
-                 strcmp(r->s[i]->rec.volume, prm->volume) == 0)
-            err = vv_err_set(e, EEXIST, "volume '%s' is replicated by session '%s' already",
-                             prm->volume, r->s[i]->rec.name);
+                 strcmp(prm->volume ? r->s[i]->rec.volume : r->s[i]->rec.group, what) == 0)
+            err = vv_err_set(e, EEXIST, "%s '%s' is replicated by session '%s' already",
+                             prm->volume ? "volume" : "group", what, r->s[i]->rec.name);
     if (!err && r->stopping)
         err = vv_err_set(e, EBUSY, "the daemon is shutting down");
     if (!err && (err = sess_add(r, s)))
@@ -1282,8 +1465,9 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         vv_record_delete(r->p, s->rec.id, NULL);
         sess_put(r, s); /* the list's */
     } else {
-        vv_info(VV_SS_REPL, "created session '%s' (%016" PRIx64 "): volume '%s' to %s, %s%s",
-                prm->name, s->rec.id, prm->volume, prm->peer, vv_repl_mode_to_string(mode),
+        vv_info(VV_SS_REPL, "created session '%s' (%016" PRIx64 "): %s '%s' to %s, %s%s",
+                prm->name, s->rec.id, prm->volume ? "volume" : "group", what, prm->peer,
+                vv_repl_mode_to_string(mode),
                 mode == VV_REPL_PERIODIC ? " sync" : "");
         if (out) {
             pthread_mutex_lock(&r->mu);
@@ -1292,6 +1476,26 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         }
     }
     sess_put(r, s);
+    return err;
+}
+
+/* every replica of destination session C becomes an ordinary volume, as of its point (the
+ * points go) */
+static int release_all(struct vv_repl *r, const struct sess_rec *c, struct vv_err *e)
+{
+    struct vv_volume_info *vi;
+    size_t n;
+    int err = vv_volume_list(r->p, &vi, &n);
+    if (err)
+        return vv_err_set(e, err, "cannot list the volumes: %s", strerror(err));
+    for (size_t i = 0; !err && i < n; i++) {
+        if (!vi[i].replica || vi[i].replica_session != c->id)
+            continue;
+        err = vv_replica_release(r->p, vi[i].name, c->id, e);
+        if (!err)
+            drop_old_points(r, c->id, vi[i].name, 0);
+    }
+    free(vi);
     return err;
 }
 
@@ -1312,12 +1516,9 @@ int vv_repl_delete(struct vv_repl *r, const char *name, struct vv_err *e)
         s->busy = true; /* no connection takes it meanwhile */
     struct sess_rec c = s->rec;
     pthread_mutex_unlock(&r->mu);
-    /* a destination's replica becomes a volume again, as of its point */
-    if (!err && dest && c.volume[0]) {
-        err = vv_replica_release(r->p, c.volume, c.id, e);
-        if (err == ENOENT)
-            err = 0; /* (never made, or released by a delete that failed after) */
-    }
+    /* a destination's replicas become volumes again, as of their points */
+    if (!err && dest)
+        err = release_all(r, &c, e);
     pthread_mutex_lock(&r->mu);
     if (!err) {
         s->deleted = true;
@@ -1344,14 +1545,13 @@ int vv_repl_delete(struct vv_repl *r, const char *name, struct vv_err *e)
     c = s->rec;
     pthread_mutex_unlock(&r->mu);
     char sn[VV_NAME_MAX + 2];
-    uint64_t ids[2] = {c.point_snap, c.inflight_snap};
+    uint64_t seqs[2] = {c.point_seq, c.inflight_seq};
     for (int i = 0; !dest && i < 2; i++) {
-        snap_name(r->p, ids[i], sn);
-        if (sn[0])
-            vv_snapshot_delete(r->p, c.volume, sn, NULL);
+        if (seqs[i]) {
+            our_snap(&c, seqs[i], sn);
+            drop_everywhere(r, &c, sn);
+        }
     }
-    if (dest && c.volume[0])
-        drop_old_points(r, c.id, c.volume, 0);
     vv_info(VV_SS_REPL, "deleted session '%s' (%s)", name, vv_repl_role_to_string(c.role));
     sess_put(r, s); /* the list's */
     sess_put(r, s);

@@ -2,7 +2,8 @@
  * replication/repl.h — replication sessions: the service a daemon runs to keep replicas of
  * its volumes on a peer daemon, and to hold the replicas a peer keeps on it.
  *
- * A session has a role on each node.  On the source it names what it replicates (a volume)
+ * A session has a role on each node.  On the source it names what it replicates (a volume or
+ * a consistency group, whose members are then replicated at one gen and made points together)
  * and the peer (HOST:PORT, the key file); a worker thread takes a hidden replication
  * snapshot of the volume, connects to the peer, sends the delta since the point the peer
  * holds (replication/xfer.h) and, once the peer has made it its new point, records that
@@ -57,6 +58,7 @@ enum vv_repl_mode vv_repl_mode_parse(const char *s);
 #define VV_REPL_RPO_DEFAULT 300u
 
 #define VV_REPL_KEEP_MAX 100000u /* --keep-remote */
+#define VV_REPL_MEMBERS_MAX 32u  /* volumes of a group session */
 
 #define VV_REPL_ADDR_MAX 255u /* HOST:PORT */
 #define VV_REPL_PATH_MAX 255u /* key file path */
@@ -69,7 +71,9 @@ struct vv_repl_info {
     enum vv_repl_state state;
     uint32_t rpo;             /* seconds (periodic) */
     uint32_t keep_remote;     /* source: user snapshots the destination keeps (0: all) */
-    char volume[65];          /* source: the volume; destination: the replica */
+    char volume[65];          /* source: the volume ("" for a group); destination: the replica
+                               * (of a group's: the last one written) */
+    char group[65];           /* source: the group it replicates, "" for a volume */
     char peer[VV_REPL_ADDR_MAX + 1];     /* source: HOST:PORT; destination: the source as last seen */
     char key_path[VV_REPL_PATH_MAX + 1]; /* source: the key file it connects with */
     /* the last consistent point: the source's gen and when the source took it (unix s);
@@ -93,7 +97,9 @@ struct vv_repl_info {
 
 struct vv_repl_params {
     const char *name;
-    const char *volume;       /* the volume to replicate */
+    const char *volume;       /* the volume to replicate, or NULL and: */
+    const char *group;        /* the consistency group: every member, at one gen (the group's
+                               * members when each sync starts) */
     const char *peer;         /* HOST:PORT of the destination daemon's --listen */
     const char *key_path;     /* key file (0600); the peer has the same key */
     enum vv_repl_mode mode;   /* 0: periodic */

@@ -6,8 +6,8 @@
 # by kill -9 of the destination leaves the replica at its previous point and the next attempt
 # resumes from the destination's checkpoint; user snapshots travel (same names, same md5),
 # one made before a cut too; kill -9 of the source: the session resumes by itself after the
-# remount; a peer with another key is refused, logged, and gets nothing;
-# deleting the sessions gives back an ordinary volume; fsck is clean on both.
+# remount; a group session replicates its members; a peer with another key is refused,
+# logged, and gets nothing; deleting the sessions gives back an ordinary volume; fsck is clean on both.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
 requires_root
@@ -119,6 +119,25 @@ until [ "$(sjson "$A" | jq .syncs)" -gt "$syncs" ]; do
     sleep 0.2
 done
 assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "replica after the source's crash"
+
+step "a group session: every member at one point in time"
+expect_exit 0 a volume create g1 32M
+expect_exit 0 a volume create g2 32M
+expect_exit 0 a group create app g1 g2
+expect_exit 0 vvio write "$MA/volumes/g1" 0 4M --seed 9
+expect_exit 0 vvio write "$MA/volumes/g2" 0 4M --seed 10
+expect_exit 0 a replication create app-dr --group app --peer "127.0.0.1:$port" --key "$key"
+assert_contains "$OUT" "group app" "create message"
+expect_exit 0 a replication sync app-dr --wait --timeout 60
+assert_eq "$(md5 "$MB/volumes/g1")" "$(md5 "$MA/volumes/g1")" "group member g1"
+assert_eq "$(md5 "$MB/volumes/g2")" "$(md5 "$MA/volumes/g2")" "group member g2"
+assert_eq "$("$VVFS" --pool "$A" --json replication status app-dr | jq -r .group)" app "group"
+expect_exit 1 a replication create again --group app --peer "127.0.0.1:$port" --key "$key"
+assert_contains "$OUT" "already" "a group replicated twice"
+expect_exit 2 a replication create both --group app --volume g1 --peer "127.0.0.1:$port" \
+    --key "$key"
+expect_exit 0 a replication delete app-dr
+expect_exit 0 b replication delete app-dr
 
 step "a peer with another key is refused, and gets nothing"
 C=$VV_TESTDIR/poolC

@@ -332,6 +332,92 @@ Test(repl, user_snapshots_travel_with_their_content_and_retention, .timeout = 18
     rm(db);
 }
 
+/* the gen of replica VOL's point */
+static uint64_t point_gen(struct vv_pool *p, const char *vol)
+{
+    struct vv_volume_info vi;
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_volume_get(p, vol, &vi, NULL), 0);
+    cr_assert(vi.replica && vi.point_snapshot_id, "%s is a replica with a point", vol);
+    cr_assert_eq(vv_snapshot_get_by_id(p, vi.point_snapshot_id, &si), 0);
+    return si.gen;
+}
+
+Test(repl, a_group_is_replicated_at_one_point_in_time, .timeout = 180)
+{
+    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256], names[256];
+    struct vv_pool *a = mk(da), *b = mk(db);
+    key_file(da, key);
+    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
+    cr_assert_eq(system(cmd), 0);
+    free_port(addr);
+    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct vv_err e = {0};
+    const char *members[] = {"db", "logs"};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(vv_volume_create(a, i < 2 ? members[i] : "extra", VSIZE, NULL, &e), 0);
+    cr_assert_eq(vv_group_create(a, "app", members, 2, &e), 0, "%s", e.msg);
+    pattern(a, "db", 0, 3 * MiB, 1);
+    pattern(a, "logs", MiB, 2 * MiB, 2);
+    struct vv_repl_params prm = {.name = "app-dr", .group = "app", .peer = addr,
+                                 .key_path = key, .rpo = 3600};
+    struct vv_repl_info si;
+    cr_assert_eq(vv_repl_create(ra, &prm, &si, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(si.group, "app");
+    sync_ok(ra, "app-dr", &si);
+    same(a, b, "db");
+    same(a, b, "logs");
+    cr_assert_eq(point_gen(b, "db"), point_gen(b, "logs"), "one point for the whole group");
+
+    /* a group snapshot travels to every replica; a member added joins with a full copy */
+    pattern(a, "db", 4 * MiB, MiB, 3);
+    cr_assert_eq(vv_group_snapshot(a, "app", "nightly", &e), 0, "%s", e.msg);
+    struct vv_group_info gi;
+    cr_assert_eq(vv_group_get(a, "app", &gi, &e), 0);
+    cr_assert_eq(gi.nsnapshots, 1, "only 'nightly' is a group snapshot users see");
+    vv_group_info_free(&gi);
+    pattern(a, "logs", 6 * MiB, MiB, 4);
+    pattern(a, "extra", 0, MiB, 5);
+    const char *add[] = {"extra"};
+    cr_assert_eq(vv_group_change(a, "app", add, 1, NULL, 0, &e), 0, "%s", e.msg);
+    sync_ok(ra, "app-dr", &si);
+    same(a, b, "db");
+    same(a, b, "logs");
+    same(a, b, "extra");
+    same_snap(a, b, "db", "nightly");
+    same_snap(a, b, "logs", "nightly");
+    user_snaps(b, "extra", names, sizeof(names));
+    cr_assert_str_eq(names, "", "a member that joined after the snapshot has none");
+    uint64_t g = point_gen(b, "db");
+    cr_assert_eq(point_gen(b, "logs"), g);
+    cr_assert_eq(point_gen(b, "extra"), g);
+    cr_assert_eq(si.point_gen > 0, true);
+
+    /* the source's group has no replication snapshot to show; deleting the destination's
+     * session gives back three ordinary volumes */
+    cr_assert_eq(vv_group_get(a, "app", &gi, &e), 0);
+    for (size_t i = 0; i < gi.nsnapshots; i++)
+        cr_assert_neq(gi.snapshots[i][0], '.', "a replication snapshot shows in the group");
+    vv_group_info_free(&gi);
+    cr_assert_eq(vv_repl_delete(ra, "app-dr", &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_repl_delete(rb, "app-dr", &e), 0, "%s", e.msg);
+    for (int i = 0; i < 3; i++) {
+        struct vv_volume_info vi;
+        cr_assert_eq(vv_volume_get(b, i < 2 ? members[i] : "extra", &vi, &e), 0);
+        cr_assert(!vi.replica);
+    }
+    vv_repl_stop(ra);
+    vv_repl_stop(rb);
+    cr_assert_eq(vv_pool_close(a), 0);
+    cr_assert_eq(vv_pool_close(b), 0);
+    struct vv_fsck_report fr;
+    cr_assert_eq(vv_pool_fsck(da, false, &fr, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
+    rm(da);
+    rm(db);
+}
+
 Test(repl, a_peer_with_another_key_is_refused, .timeout = 60)
 {
     char da[64], db[64], ka[96], kb[96], addr[32];

@@ -336,7 +336,8 @@ static json_t *session_json(const struct vv_repl_info *s)
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
     /* one specifier per line, beside its key; each "o" takes over its reference */
     return json_pack("{"
-                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:I," "s:s?," "s:s?," "s:o,"
+                     "s:s," "s:s," "s:s," "s:s?," "s:s," "s:I," "s:I," "s:s," "s:I," "s:s?," "s:s?,"
+                     "s:o,"
                      "s:o,"
                      "s:o," "s:I," "s:I," "s:o," "s:I," "s:I," "s:b," "s:I," "s:o,"
                      "s:I}",
@@ -347,6 +348,8 @@ static json_t *session_json(const struct vv_repl_info *s)
                      "state", vv_repl_state_to_string(s->state),
                      "rpo", (json_int_t)s->rpo,
                      "keep_remote", (json_int_t)s->keep_remote,
+                     "compress", s->zstd ? "zstd" : "none",
+                     "bwlimit", (json_int_t)s->bwlimit,
                      "volume", s->volume[0] ? s->volume : NULL,
                      "group", s->group[0] ? s->group : NULL,
                      "peer", text_json(s->peer),
@@ -409,12 +412,12 @@ static int get_name(const json_t *val, const char **out, struct reply *r)
     return get_name_of(val, "name", "volume", out, r);
 }
 
-/* VAL (a body's "size") is bytes as a JSON integer, or a string such as "20G".  0 or EINVAL. */
-static int get_size(const json_t *val, uint64_t *out, struct reply *r)
+/* VAL (a body's FIELD) is bytes as a JSON integer, or a string such as "20G".  0 or EINVAL. */
+static int get_size_of(const json_t *val, const char *field, uint64_t *out, struct reply *r)
 {
     if (json_is_integer(val)) {
         if (json_integer_value(val) < 0) {
-            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "size must not be negative");
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid", "%s must not be negative", field);
             return EINVAL;
         }
         *out = (uint64_t)json_integer_value(val);
@@ -422,20 +425,21 @@ static int get_size(const json_t *val, uint64_t *out, struct reply *r)
     }
     if (!json_is_string(val)) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "\"size\" must be a number of bytes or a string such as \"20G\"");
+                    "\"%s\" must be a number of bytes or a string such as \"20G\"", field);
         return EINVAL;
     }
     char clean[72];
     sanitize(json_string_value(val), clean, sizeof(clean));
     int rc = vv_parse_size(json_string_value(val), out);
     if (rc == ERANGE) {
-        reply_error(r, MHD_HTTP_BAD_REQUEST, "too_large", "size \"%s\" is too large", clean);
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "too_large", "%s \"%s\" is too large", field,
+                    clean);
         return EINVAL;
     }
     if (rc) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
-                    "size \"%s\" is not a size (write bytes, or a number with K, M, G, T or P)",
-                    clean);
+                    "%s \"%s\" is not a size (write bytes, or a number with K, M, G, T or P)",
+                    field, clean);
         return EINVAL;
     }
     return 0;
@@ -551,7 +555,7 @@ static void h_vol_create(struct call *c, struct reply *r)
             "request body needs \"name\" and \"size\", e.g. {\"name\":\"db\",\"size\":\"20G\"}");
         return;
     }
-    if (get_name(jname, &name, r) || get_size(jsize, &size, r))
+    if (get_name(jname, &name, r) || get_size_of(jsize, "size", &size, r))
         return;
 
     struct vv_volume_info info;
@@ -591,7 +595,7 @@ static void h_vol_patch(struct call *c, struct reply *r)
                     "request body needs \"size\" (resize) and/or \"name\" (rename)");
         return;
     }
-    if ((jname && get_name(jname, &newname, r)) || (jsize && get_size(jsize, &size, r)))
+    if ((jname && get_name(jname, &newname, r)) || (jsize && get_size_of(jsize, "size", &size, r)))
         return;
 
     struct vv_api *api = c->api;
@@ -1015,7 +1019,7 @@ static void reply_session(struct call *c, struct reply *r, unsigned status, cons
 static void h_repl_create(struct call *c, struct reply *r)
 {
     static const char *const fields[] = {"name", "volume", "group", "peer", "key", "mode",
-                                         "rpo", "keep_remote", NULL};
+                                         "rpo", "keep_remote", "compress", "bwlimit", NULL};
     const json_t *jname = json_object_get(c->body, "name");
     const json_t *jvol = json_object_get(c->body, "volume");
     const json_t *jgroup = json_object_get(c->body, "group");
@@ -1024,6 +1028,8 @@ static void h_repl_create(struct call *c, struct reply *r)
     const json_t *jmode = json_object_get(c->body, "mode");
     const json_t *jrpo = json_object_get(c->body, "rpo");
     const json_t *jkeep = json_object_get(c->body, "keep_remote");
+    const json_t *jcomp = json_object_get(c->body, "compress");
+    const json_t *jbw = json_object_get(c->body, "bwlimit");
     struct vv_repl_params prm = {.mode = VV_REPL_PERIODIC, .rpo = VV_REPL_RPO_DEFAULT};
     uint64_t rpo = VV_REPL_RPO_DEFAULT;
     if (check_fields(c->body, fields, r))
@@ -1075,6 +1081,17 @@ static void h_repl_create(struct call *c, struct reply *r)
         }
         prm.keep_remote = (uint32_t)k;
     }
+    if (jcomp) {
+        const char *cs = json_string_value(jcomp);
+        if (!cs || (strcmp(cs, "zstd") != 0 && strcmp(cs, "none") != 0)) {
+            reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "\"compress\" must be \"zstd\" or \"none\"");
+            return;
+        }
+        prm.zstd = strcmp(cs, "zstd") == 0;
+    }
+    if (jbw && get_size_of(jbw, "bwlimit", &prm.bwlimit, r))
+        return;
 
     struct vv_repl_info info;
     struct vv_err e = {0};

@@ -42,6 +42,8 @@ struct cli {
     const char *rpo;         /* replication create --rpo DURATION, raw */
     const char *keep_remote; /* replication create --keep-remote N, raw */
     const char *group;       /* replication create --group GROUP */
+    const char *compress;    /* replication create --compress zstd|none */
+    const char *bwlimit;     /* replication create --bwlimit RATE, raw */
     bool wait;               /* replication sync --wait */
     const char *timeout;     /* replication sync --timeout DURATION, raw */
 };

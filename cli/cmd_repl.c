@@ -154,13 +154,23 @@ int cmd_repl_create(struct cli *c)
                                    VV_REPL_KEEP_MAX);
     }
 
-    /* mode, rpo and keep_remote only when given: the daemon's defaults are the defaults */
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s*, s:o*, s:o*}", "name", c->args[0],
+    if (c->compress && strcmp(c->compress, "zstd") != 0 && strcmp(c->compress, "none") != 0)
+        return cli_usage_error(c, "--compress must be zstd or none, not '%s'", c->compress);
+    uint64_t bw = 0;
+    if (c->bwlimit && (vv_parse_size(c->bwlimit, &bw) || bw < VV_REPL_BWLIMIT_MIN))
+        return cli_usage_error(c, "--bwlimit must be bytes per second, at least 64K (as 50M), "
+                                  "not '%s'", c->bwlimit);
+
+    /* the options only when given: the daemon's defaults are the defaults */
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s*, s:o*, s:o*, s:s*, s:o*}",
+                            "name", c->args[0],
                             c->volume ? "volume" : "group", c->volume ? c->volume : c->group,
                             "peer", c->peer, "key", key, "mode", c->mode,
                             "rpo", c->rpo ? json_integer((json_int_t)rpo) : NULL,
                             "keep_remote",
-                            c->keep_remote ? json_integer((json_int_t)keep) : NULL);
+                            c->keep_remote ? json_integer((json_int_t)keep) : NULL,
+                            "compress", c->compress,
+                            "bwlimit", c->bwlimit ? json_integer((json_int_t)bw) : NULL);
     if (!req)
         return cli_fail("out of memory");
     json_t *s = NULL;
@@ -262,6 +272,10 @@ static void print_session(const json_t *s)
                    (unsigned long long)keep);
         else
             printf("snapshots:    the peer keeps all that travelled\n");
+        printf("compress:     %s\n", cli_jstr(s, "compress"));
+        uint64_t bw = cli_jnum(s, "bwlimit");
+        if (bw)
+            printf("bwlimit:      %s/s\n", vv_format_size(bw, b, sizeof(b)));
     }
     printf("state:        %s\n", cli_jstr(s, "state"));
     if (json_is_object(p))

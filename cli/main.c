@@ -54,6 +54,8 @@ enum {
     O_TIMEOUT = 1u << 14,
     O_KEEP_REMOTE = 1u << 15,
     O_GROUP = 1u << 16,
+    O_COMPRESS = 1u << 17,
+    O_BWLIMIT = 1u << 18,
 };
 
 struct cli_cmd {
@@ -128,12 +130,13 @@ static const struct cli_cmd commands[] = {
      2, 2, 0, true, cmd_group_restore},
     {"replication", "create",
      "NAME (--volume VOL | --group GROUP) --peer HOST:PORT --key FILE [--mode MODE] "
-     "[--rpo DURATION] [--keep-remote N]",
+     "[--rpo DURATION] [--keep-remote N] [--compress zstd] [--bwlimit RATE]",
      "replicate VOL (or every volume of GROUP, at one point in time) and its snapshots to "
      "HOST:PORT (MODE periodic: every RPO, 5m; continuous); the peer keeps the N newest "
-     "snapshots (default: all)", 1, 1,
-     O_VOLUME | O_GROUP | O_PEER | O_KEY | O_MODE | O_RPO | O_KEEP_REMOTE, true,
-     cmd_repl_create},
+     "snapshots (default: all); RATE: bytes per second on the wire, as 50M", 1, 1,
+     O_VOLUME | O_GROUP | O_PEER | O_KEY | O_MODE | O_RPO | O_KEEP_REMOTE | O_COMPRESS |
+         O_BWLIMIT,
+     true, cmd_repl_create},
     {"replication", "list", "", "list the replication sessions (as source and as destination)",
      0, 0, 0, true, cmd_repl_list},
     {"replication", "status", "NAME",
@@ -173,7 +176,9 @@ enum {
     OV_WAIT,
     OV_TIMEOUT,
     OV_KEEP_REMOTE,
-    OV_GROUP
+    OV_GROUP,
+    OV_COMPRESS,
+    OV_BWLIMIT
 };
 
 static const struct option longopts[] = {
@@ -198,6 +203,8 @@ static const struct option longopts[] = {
     {"timeout", required_argument, NULL, OV_TIMEOUT},
     {"keep-remote", required_argument, NULL, OV_KEEP_REMOTE},
     {"group", required_argument, NULL, OV_GROUP},
+    {"compress", required_argument, NULL, OV_COMPRESS},
+    {"bwlimit", required_argument, NULL, OV_BWLIMIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -210,7 +217,8 @@ static const struct {
     {O_RECURSIVE, "--recursive"},   {O_LISTEN, "--listen"},     {O_KEY, "--key"},
     {O_VOLUME, "--volume"},         {O_PEER, "--peer"},         {O_MODE, "--mode"},
     {O_RPO, "--rpo"},               {O_WAIT, "--wait"},         {O_TIMEOUT, "--timeout"},
-    {O_KEEP_REMOTE, "--keep-remote"}, {O_GROUP, "--group"},
+    {O_KEEP_REMOTE, "--keep-remote"}, {O_GROUP, "--group"},     {O_COMPRESS, "--compress"},
+    {O_BWLIMIT, "--bwlimit"},
 };
 
 /* What one pass over argv found. */
@@ -451,6 +459,14 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
         case OV_GROUP:
             c->group = optarg;
             cl->given |= O_GROUP;
+            break;
+        case OV_COMPRESS:
+            c->compress = optarg;
+            cl->given |= O_COMPRESS;
+            break;
+        case OV_BWLIMIT:
+            c->bwlimit = optarg;
+            cl->given |= O_BWLIMIT;
             break;
         case OV_WAIT:
             c->wait = true;

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 liblmdb-dev lmdb-utils libxxhash-dev
       libcriterion-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       libssl-dev e2fsprogs util-linux fio procps psmisc kmod jq curl clang libclang-rt-14-dev
-      iproute2)
+      iproute2 libzstd-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -127,6 +127,9 @@ struct sess_rec {
     uint32_t ndone, pad3;       /* destination: the replicas whose deltas of the sync in */
     uint64_t done[VV_REPL_MEMBERS_MAX]; /* progress are staged whole (ids), to gen done_to */
     uint64_t done_to;
+    uint8_t compress;           /* source: 1: zstd */
+    uint8_t pad4[7];
+    uint64_t bwlimit;           /* source: bytes per second, 0: none */
 };
 #define SESS_REC_MIN offsetof(struct sess_rec, created)
 
@@ -297,6 +300,8 @@ static void fill_info(struct vv_repl *r, const struct sess *s, struct vv_repl_in
     o->state = c->flags & SESS_F_PAUSED ? VV_REPL_PAUSED : c->state;
     o->rpo = c->rpo;
     o->keep_remote = c->keep_remote;
+    o->zstd = c->compress == 1;
+    o->bwlimit = c->bwlimit;
     snprintf(o->volume, sizeof(o->volume), "%.64s", c->volume);
     snprintf(o->group, sizeof(o->group), "%.64s", c->group);
     snprintf(o->peer, sizeof(o->peer), "%s", c->peer);
@@ -528,7 +533,9 @@ static int send_chain(struct vv_repl *r, struct sess *s, struct chan *ch, struct
     const char *prev = from;
     for (size_t i = 0; !err && i <= k; i++) {
         const char *next = i < k ? si[i].name : to;
-        err = xfer_send(ch, seq, r->p, vol, prev, next, i < k, in, 0, &s->st, e);
+        struct xfer_opts o = {.travel = i < k, .acks = in, .zstd = s->rec.compress == 1,
+                              .bwlimit = s->rec.bwlimit};
+        err = xfer_send(ch, seq, r->p, vol, prev, next, &o, &s->st, e);
         prev = next;
         ++*deltas;
     }
@@ -1402,6 +1409,9 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     if (rpo < VV_REPL_RPO_MIN || rpo > VV_REPL_RPO_MAX)
         return vv_err_set(e, EINVAL, "the RPO must be from %u second to %u seconds",
                           VV_REPL_RPO_MIN, VV_REPL_RPO_MAX);
+    if (prm->bwlimit && prm->bwlimit < VV_REPL_BWLIMIT_MIN)
+        return vv_err_set(e, EINVAL, "a bandwidth limit must be at least %u bytes per second",
+                          VV_REPL_BWLIMIT_MIN);
     if (prm->keep_remote > VV_REPL_KEEP_MAX)
         return vv_err_set(e, EINVAL, "keep_remote must be at most %u", VV_REPL_KEEP_MAX);
     int err = chan_key_load(prm->key_path, key, e);
@@ -1426,7 +1436,8 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
     s->rec = (struct sess_rec){.version = SESS_REC_VERSION, .role = VV_REPL_SOURCE,
                                .mode = (uint8_t)mode, .state = VV_REPL_INITIALIZING,
                                .rpo = rpo, .created = now_s(),
-                               .keep_remote = prm->keep_remote};
+                               .keep_remote = prm->keep_remote,
+                               .compress = prm->zstd ? 1 : 0, .bwlimit = prm->bwlimit};
     while (!s->rec.id)
         if (getrandom(&s->rec.id, sizeof(s->rec.id), 0) != sizeof(s->rec.id))
             s->rec.id = 0;
@@ -1465,10 +1476,10 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         vv_record_delete(r->p, s->rec.id, NULL);
         sess_put(r, s); /* the list's */
     } else {
-        vv_info(VV_SS_REPL, "created session '%s' (%016" PRIx64 "): %s '%s' to %s, %s%s",
+        vv_info(VV_SS_REPL, "created session '%s' (%016" PRIx64 "): %s '%s' to %s, %s%s%s",
                 prm->name, s->rec.id, prm->volume ? "volume" : "group", what, prm->peer,
-                vv_repl_mode_to_string(mode),
-                mode == VV_REPL_PERIODIC ? " sync" : "");
+                vv_repl_mode_to_string(mode), mode == VV_REPL_PERIODIC ? " sync" : "",
+                prm->zstd ? ", zstd" : "");
         if (out) {
             pthread_mutex_lock(&r->mu);
             fill_info(r, s, out);

@@ -59,6 +59,7 @@ enum vv_repl_mode vv_repl_mode_parse(const char *s);
 
 #define VV_REPL_KEEP_MAX 100000u /* --keep-remote */
 #define VV_REPL_MEMBERS_MAX 32u  /* volumes of a group session */
+#define VV_REPL_BWLIMIT_MIN 65536u /* bytes per second, when limited */
 
 #define VV_REPL_ADDR_MAX 255u /* HOST:PORT */
 #define VV_REPL_PATH_MAX 255u /* key file path */
@@ -71,6 +72,8 @@ struct vv_repl_info {
     enum vv_repl_state state;
     uint32_t rpo;             /* seconds (periodic) */
     uint32_t keep_remote;     /* source: user snapshots the destination keeps (0: all) */
+    bool zstd;                /* source: DATA frames are compressed */
+    uint64_t bwlimit;         /* source: bytes per second at most on the wire, 0: no limit */
     char volume[65];          /* source: the volume ("" for a group); destination: the replica
                                * (of a group's: the last one written) */
     char group[65];           /* source: the group it replicates, "" for a volume */
@@ -107,6 +110,8 @@ struct vv_repl_params {
     uint32_t keep_remote;     /* of the user snapshots that travelled, the destination keeps
                                * this many, the newest (0: all; deleting one on the source
                                * never deletes its copy) */
+    bool zstd;                /* compress the data on the wire (zstd, per frame) */
+    uint64_t bwlimit;         /* bytes per second at most on the wire, 0: no limit */
 };
 
 struct vv_repl_opts {

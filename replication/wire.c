@@ -255,13 +255,21 @@ static int decode_payload(struct wire_rx *rx, unsigned type, struct rd *r, struc
             BAD("data: reserved bytes are not zero");
         if (n == 0 || n > WIRE_DATA_MAX)
             BAD("data: bad block count");
-        if ((uint64_t)n * (8u + rx->extent_size) != r->left)
+        bool zst = m->flags & WIRE_F_ZSTD;
+        if (!zst && (uint64_t)n * (8u + rx->extent_size) != r->left)
             BAD("data: length does not match the block count");
+        /* compressed: the checksums, then at least a byte and less than the data itself */
+        if (zst && (r->left <= 8u * n || r->left - 8u * n >= (uint64_t)n * rx->extent_size))
+            BAD("data: compressed length out of range");
+        /* (what it unpacks to fits a frame as it would be without compression) */
+        if (zst && 16u + (uint64_t)n * (8u + rx->extent_size) > WIRE_PAYLOAD_MAX)
+            BAD("data: more blocks than a frame holds");
         const char *e = range_error(rx, m->u.data.block, n);
         if (e)
             BAD(e);
         m->u.data.csums = take(r, 8u * n);
-        m->u.data.data = take(r, (size_t)n * rx->extent_size);
+        m->u.data.len = zst ? r->left : (size_t)n * rx->extent_size; /* (after the sums) */
+        m->u.data.data = take(r, m->u.data.len);
         rx->ndata += n;
         break;
     }
@@ -364,8 +372,10 @@ int wire_decode(struct wire_rx *rx, const uint8_t *buf, size_t len, struct wire_
         BAD("frame of another protocol version");
     if (type < 1 || type > WIRE_TYPE_MAX)
         BAD("unknown frame type");
-    if (flags)
+    if (flags & ~WIRE_F_ZSTD)
         BAD("unknown frame flags");
+    if (flags && type != WIRE_DATA)
+        BAD("compression flag on a frame other than data");
     if (seq != rx->next_seq)
         BAD("frame out of sequence");
     if (plen > max_len(type))
@@ -379,6 +389,7 @@ int wire_decode(struct wire_rx *rx, const uint8_t *buf, size_t len, struct wire_
     m->type = type;
     m->seq = seq;
     struct rd r = {buf + WIRE_HDR, plen, false};
+    m->flags = flags;
     int err = decode_payload(rx, type, &r, m, why);
     if (err)
         return err;
@@ -454,16 +465,22 @@ static void wname(struct wr *w, const char *s)
     wbytes(w, s, n);
 }
 
-static struct wr frame_begin(uint8_t *b, size_t cap, unsigned type, uint32_t seq)
+static struct wr frame_begin_flags(uint8_t *b, size_t cap, unsigned type, uint32_t seq,
+                                   uint16_t flags)
 {
     struct wr w = {b, cap, 0, cap < WIRE_HDR};
     w32(&w, WIRE_MAGIC);
     w8(&w, WIRE_VERSION);
     w8(&w, (uint8_t)type);
-    w16(&w, 0);
+    w16(&w, flags);
     w32(&w, seq);
     w32(&w, 0); /* the length, set by frame_end */
     return w;
+}
+
+static struct wr frame_begin(uint8_t *b, size_t cap, unsigned type, uint32_t seq)
+{
+    return frame_begin_flags(b, cap, type, seq, 0);
 }
 
 static size_t frame_end(struct wr *w)
@@ -527,6 +544,23 @@ size_t wire_put_data(uint8_t *b, size_t cap, uint32_t seq, uint64_t block, uint3
     for (uint32_t i = 0; i < count; i++)
         w64(&w, csums[i]);
     wbytes(&w, data, (size_t)count * extent_size);
+    return frame_end(&w);
+}
+
+size_t wire_put_data_zstd(uint8_t *b, size_t cap, uint32_t seq, uint64_t block, uint32_t count,
+                          uint32_t extent_size, const uint64_t *csums, const void *z,
+                          size_t zlen)
+{
+    if (count == 0 || count > WIRE_DATA_MAX || zlen == 0 ||
+        zlen >= (uint64_t)count * extent_size)
+        return 0;
+    struct wr w = frame_begin_flags(b, cap, WIRE_DATA, seq, WIRE_F_ZSTD);
+    w64(&w, block);
+    w32(&w, count);
+    w32(&w, 0);
+    for (uint32_t i = 0; i < count; i++)
+        w64(&w, csums[i]);
+    wbytes(&w, z, zlen);
     return frame_end(&w);
 }
 

@@ -6,7 +6,7 @@
  * carries each frame in one authenticated record; this layer neither knows nor needs it.)
  * A frame is a 16-byte header, big-endian, then the payload:
  *
- *     u32 magic "VVRP"   u8 version (1)   u8 type   u16 flags (0: none defined yet)
+ *     u32 magic "VVRP"   u8 version (1)   u8 type   u16 flags (WIRE_F_ZSTD, on DATA only)
  *     u32 seq            (0, 1, 2, ... per direction: a gap or a repeat is an error)
  *     u32 len            (payload bytes, at most WIRE_PAYLOAD_MAX)
  *
@@ -20,7 +20,9 @@
  *              4096), u32 extent size (power of two, 4 KiB..1 MiB), u32 0, NAME volume
  *              (opens a delta: the volume from "from" to "to")
  *   DATA       u64 first block, u32 count (1..WIRE_DATA_MAX), u32 0, count x u64 xxh3-64,
- *              count x extent-size bytes         (blocks: ascending within a delta)
+ *              count x extent-size bytes         (blocks: ascending within a delta); with
+ *              WIRE_F_ZSTD the blocks are one zstd frame, shorter than they are (the
+ *              receiver decompresses, then checks each block's checksum)
  *   ZERO       u64 first block, u64 count (>= 1)                 (discards: tombstones)
  *   SNAPSHOT   u64 gen (in [from, to]), u64 created (unix s), NAME   (a snapshot that travels)
  *   END        u64 data blocks, u64 zero blocks, u64 snapshots  (closes the delta: the
@@ -59,6 +61,7 @@
 #define WIRE_PAYLOAD_MAX (16u + 8u * WIRE_DATA_MAX + (1u << 20) * 4u)
 #define WIRE_NAME_MAX 64u
 #define WIRE_MSG_MAX 512u
+#define WIRE_F_ZSTD 1u /* a DATA frame's blocks are zstd-compressed */
 
 enum wire_type {
     WIRE_HELLO = 1,
@@ -82,6 +85,7 @@ enum wire_role { WIRE_ROLE_SENDER = 1 };
 /* A decoded frame.  Pointers point into the caller's buffer. */
 struct wire_msg {
     uint8_t type;
+    uint16_t flags;
     uint32_t seq;
     union {
         struct {
@@ -105,7 +109,8 @@ struct wire_msg {
             uint64_t block;
             uint32_t count;
             const uint8_t *csums; /* count x u64 big-endian */
-            const uint8_t *data;  /* count x extent size */
+            const uint8_t *data;  /* count x extent size, or (WIRE_F_ZSTD) a zstd frame */
+            size_t len;           /* bytes at data */
         } data;
         struct {
             uint64_t block, count;
@@ -176,6 +181,10 @@ size_t wire_put_begin(uint8_t *b, size_t cap, uint32_t seq, uint64_t from, uint6
                       uint64_t size, uint32_t extent_size, const char *volume);
 size_t wire_put_data(uint8_t *b, size_t cap, uint32_t seq, uint64_t block, uint32_t count,
                      uint32_t extent_size, const uint64_t *csums, const void *data);
+/* DATA with its blocks as the zstd frame Z (ZLEN bytes, fewer than the blocks) */
+size_t wire_put_data_zstd(uint8_t *b, size_t cap, uint32_t seq, uint64_t block, uint32_t count,
+                          uint32_t extent_size, const uint64_t *csums, const void *z,
+                          size_t zlen);
 size_t wire_put_zero(uint8_t *b, size_t cap, uint32_t seq, uint64_t block, uint64_t count);
 size_t wire_put_snapshot(uint8_t *b, size_t cap, uint32_t seq, uint64_t gen, uint64_t created,
                          const char *name);

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #define FRAME_CAP (WIRE_HDR + WIRE_PAYLOAD_MAX)
 
@@ -48,6 +50,10 @@ struct sendq {
     const char *volume;
     uint64_t ndata, nzero;
     const struct vv_snapshot_info *travel; /* TO, when it travels */
+    ZSTD_CCtx *cctx;      /* compress DATA frames (NULL: not) */
+    uint8_t *zbuf;
+    size_t zcap;
+    struct xfer_stats *st;
 };
 
 /* the producer's next free buffer (NULL: the sender gave up) */
@@ -80,11 +86,19 @@ static int produce_data(struct sendq *q, uint64_t b, uint32_t n, uint8_t *data, 
                           (unsigned long long)b, strerror(err));
     for (uint32_t i = 0; i < n; i++)
         cs[i] = XXH3_64bits(data + (size_t)i * q->es, q->es);
+    size_t zlen = 0, raw = (size_t)n * q->es;
+    if (q->cctx) {
+        zlen = ZSTD_compressCCtx(q->cctx, q->zbuf, q->zcap, data, raw, 1);
+        if (ZSTD_isError(zlen) || zlen >= raw)
+            zlen = 0; /* (incompressible: as it is) */
+    }
     uint8_t *f = q_free(q);
     if (!f)
         return ECANCELED;
-    q_push(q, wire_put_data(f, FRAME_CAP, q->seq++, b, n, q->es, cs, data));
+    q_push(q, zlen ? wire_put_data_zstd(f, FRAME_CAP, q->seq++, b, n, q->es, cs, q->zbuf, zlen)
+                   : wire_put_data(f, FRAME_CAP, q->seq++, b, n, q->es, cs, data));
     q->ndata += n;
+    q->st->raw += raw;
     return 0;
 }
 
@@ -171,24 +185,49 @@ static uint64_t planned_blocks(struct vv_pool *p, const char *volume, const char
     return n;
 }
 
-int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, bool travel, struct xfer_in *acks,
-              uint64_t resume, struct xfer_stats *st, struct vv_err *e)
+/* sleep as long as sending BYTES since START (CLOCK_MONOTONIC) at RATE bytes/s takes more */
+static void throttle(const struct timespec *start, uint64_t bytes, uint64_t rate)
 {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double el = (double)(now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+    double want = (double)bytes / (double)rate;
+    if (want > el) {
+        double d = want - el;
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
+              const char *from, const char *to, const struct xfer_opts *o,
+              struct xfer_stats *st, struct vv_err *e)
+{
+    static const struct xfer_opts none;
+    if (!o)
+        o = &none;
+    struct xfer_in *acks = o->acks;
     struct vv_snapshot_info fi = {0}, ti;
     struct vv_pool_status ps;
     vv_pool_get_status(p, &ps);
     int err = vv_snapshot_get(p, volume, to, &ti, e);
     if (!err && from)
         err = vv_snapshot_get(p, volume, from, &fi, e);
-    struct sendq q = {.es = ps.extent_size, .resume = resume, .volume = volume,
-                      .travel = travel ? &ti : NULL};
+    struct sendq q = {.es = ps.extent_size, .resume = o->resume, .volume = volume,
+                      .travel = o->travel ? &ti : NULL, .st = st};
     if (!err)
         err = vv_delta_open(p, volume, from, to, &q.d, e);
     if (err)
         return err;
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.cv, NULL);
+    if (o->zstd) {
+        q.zcap = ZSTD_compressBound((size_t)WIRE_DATA_MAX * q.es);
+        q.cctx = ZSTD_createCCtx();
+        q.zbuf = malloc(q.zcap);
+        if (!q.cctx || !q.zbuf)
+            err = vv_err_set(e, ENOMEM, "out of memory");
+    }
     for (size_t i = 0; i < SENDQ_BUFS && !err; i++)
         if (!(q.buf[i] = malloc(FRAME_CAP)))
             err = vv_err_set(e, ENOMEM, "out of memory");
@@ -212,7 +251,10 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     bool running = !err && !(err = pthread_create(&t, NULL, producer, &q));
     if (!running && !(e && e->code) && err)
         vv_err_set(e, err, "cannot start the sender: %s", strerror(err));
-    /* send the frames in order as they come */
+    /* send the frames in order as they come (no faster than the limit) */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t sent = 0;
     pthread_mutex_lock(&q.mu);
     while (running) {
         while (!q.n && !q.done)
@@ -222,7 +264,10 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
         uint8_t *f = q.buf[q.head];
         size_t len = q.len[q.head];
         pthread_mutex_unlock(&q.mu);
+        if (o->bwlimit)
+            throttle(&t0, sent, o->bwlimit);
         int serr = chan_send(c, f, len);
+        sent += len;
         pthread_mutex_lock(&q.mu);
         st->frames++;
         st->bytes += len;
@@ -251,6 +296,8 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     vv_delta_close(q.d);
     for (size_t i = 0; i < SENDQ_BUFS; i++)
         free(q.buf[i]);
+    ZSTD_freeCCtx(q.cctx);
+    free(q.zbuf);
     pthread_cond_destroy(&q.cv);
     pthread_mutex_destroy(&q.mu);
     return err;
@@ -268,7 +315,10 @@ int xfer_in_init(struct xfer_in *in, struct chan *c, enum wire_side side)
 void xfer_in_fini(struct xfer_in *in)
 {
     free(in->buf);
-    in->buf = NULL;
+    free(in->zbuf);
+    ZSTD_freeDCtx(in->dctx);
+    in->buf = in->zbuf = NULL;
+    in->dctx = NULL;
 }
 
 int xfer_out(struct chan *c, const uint8_t *f, size_t n, struct vv_err *e)
@@ -313,21 +363,38 @@ int xfer_next(struct xfer_in *f, struct wire_msg *m, struct vv_err *e)
     }
 }
 
-/* DATA: every block's checksum, then one write */
+/* DATA: decompressed if it is, every block's checksum, then one write */
 static int recv_data(struct xfer_in *in, struct vv_vol *h, const char *replica,
                      const struct wire_msg *m, struct vv_err *e)
 {
     uint64_t es = in->rx.extent_size;
+    size_t raw = (size_t)m->u.data.count * es;
+    const uint8_t *data = m->u.data.data;
+    if (m->flags & WIRE_F_ZSTD) {
+        if (raw > WIRE_PAYLOAD_MAX) /* (wire.c refuses it first) */
+            return vv_err_set(e, EBADMSG, "%s sent too many blocks", chan_peer(in->c));
+        if (!in->zbuf && !(in->zbuf = malloc(WIRE_PAYLOAD_MAX)))
+            return vv_err_set(e, ENOMEM, "out of memory");
+        if (!in->dctx && !(in->dctx = ZSTD_createDCtx()))
+            return vv_err_set(e, ENOMEM, "out of memory");
+        /* (the frame says how big it unpacks to: anything but RAW bytes is refused) */
+        size_t got = ZSTD_decompressDCtx(in->dctx, in->zbuf, raw, data, m->u.data.len);
+        if (ZSTD_isError(got) || got != raw)
+            return vv_err_set(e, EBADMSG, "%s sent blocks %llu.. that do not decompress to "
+                              "%u blocks", chan_peer(in->c),
+                              (unsigned long long)m->u.data.block, m->u.data.count);
+        data = in->zbuf;
+    }
     for (uint32_t i = 0; i < m->u.data.count; i++) {
         const uint8_t *q = m->u.data.csums + 8u * i;
         uint64_t want = 0;
         for (int j = 0; j < 8; j++)
             want = want << 8 | q[j];
-        if (XXH3_64bits(m->u.data.data + i * es, es) != want)
+        if (XXH3_64bits(data + i * es, es) != want)
             return vv_err_set(e, EBADMSG, "%s sent block %llu with a wrong checksum",
                               chan_peer(in->c), (unsigned long long)(m->u.data.block + i));
     }
-    int err = vv_vol_write(h, m->u.data.data, m->u.data.count * es, m->u.data.block * es);
+    int err = vv_vol_write(h, data, raw, m->u.data.block * es);
     if (err)
         vv_err_set(e, err, "cannot write replica '%s': %s", replica, strerror(err));
     return err;
@@ -347,6 +414,7 @@ int xfer_recv_delta(struct xfer_in *in, struct vv_pool *p, struct vv_vol *h, con
             if ((err = recv_data(in, h, replica, &m, e)))
                 break;
             st->data_blocks += m.u.data.count;
+            st->raw += (uint64_t)m.u.data.count * es;
             since += (uint64_t)m.u.data.count * es;
         } else if (m.type == WIRE_ZERO) {
             if ((err = vv_vol_discard(h, m.u.zero.block * es, m.u.zero.count * es))) {

@@ -23,6 +23,7 @@
 struct xfer_stats {
     _Atomic uint64_t data_blocks, zero_blocks, frames, bytes;
     _Atomic uint64_t planned; /* sender: data blocks the delta has from the resume block on */
+    _Atomic uint64_t raw;     /* bytes of data blocks sent or received, before compression */
 };
 
 /* Frames from a channel, buffered and decoded against the conversation's state. */
@@ -30,6 +31,8 @@ struct xfer_in {
     struct chan *c;
     struct wire_rx rx;
     uint8_t *buf;
+    uint8_t *zbuf;  /* blocks of a compressed DATA frame, decompressed */
+    void *dctx;     /* (ZSTD_DCtx) */
     size_t start, have;
     size_t last; /* bytes of the last frame decoded */
 };
@@ -42,16 +45,22 @@ int xfer_next(struct xfer_in *in, struct wire_msg *m, struct vv_err *e);
 /* Send the frame F (N bytes; 0: the encoder failed, EINVAL).  0 or the channel's errno. */
 int xfer_out(struct chan *c, const uint8_t *f, size_t n, struct vv_err *e);
 
-/*
- * Send the delta of VOLUME from snapshot FROM (NULL: from nothing) to TO.  With ACKS (the
- * sender's frames from the receiver), wait after BEGIN for the receiver's ACK and start at
- * the block it names; else start at RESUME.  TRAVEL: TO is a snapshot that travels (a
- * SNAPSHOT frame of its name, gen and time goes before END).  *SEQ is the next frame number
- * (advanced).
- */
+/* How a delta is sent (zero: as it is, from block 0, without waiting for an ACK). */
+struct xfer_opts {
+    bool travel;           /* TO travels: a SNAPSHOT frame of its name, gen, time before END */
+    struct xfer_in *acks;  /* the receiver's frames: wait after BEGIN for its ACK and start at
+                            * the block it names (else at RESUME) */
+    uint64_t resume;
+    bool zstd;             /* compress each DATA frame's blocks (zstd, level 1) when that makes
+                            * them shorter */
+    uint64_t bwlimit;      /* bytes per second on the wire, 0: no limit */
+};
+
+/* Send the delta of VOLUME from snapshot FROM (NULL: from nothing) to TO, as O says.  *SEQ is
+ * the next frame number (advanced).  O may be NULL. */
 int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volume,
-              const char *from, const char *to, bool travel, struct xfer_in *acks,
-              uint64_t resume, struct xfer_stats *st, struct vv_err *e);
+              const char *from, const char *to, const struct xfer_opts *o,
+              struct xfer_stats *st, struct vv_err *e);
 
 /* Every EVERY bytes of data received, commit the replica's pool and call FN(ARG, B): every
  * block below B is staged, durably (so a later attempt may resume at B). */

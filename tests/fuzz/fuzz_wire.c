@@ -53,8 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 volatile uint8_t x = 0;
                 for (uint32_t i = 0; i < 8 * m.u.data.count; i++)
                     x ^= m.u.data.csums[i];
-                if (rx.extent_size)
-                    x ^= m.u.data.data[(size_t)m.u.data.count * rx.extent_size - 1];
+                if (m.u.data.len != (m.flags & WIRE_F_ZSTD
+                                         ? m.u.data.len
+                                         : (size_t)m.u.data.count * rx.extent_size))
+                    abort();
+                for (size_t i = 0; i < m.u.data.len; i += 512)
+                    x ^= m.u.data.data[i];
+                x ^= m.u.data.data[m.u.data.len - 1];
                 (void)x;
             }
             start += used;

@@ -56,12 +56,13 @@ static void sender_conv(struct conv *c, uint32_t es, unsigned deltas)
         PUT(c, wire_put_begin, 10 * d, 10 * d + 7, 64ULL * es, es, "data");
         PUT(c, wire_put_data, 0, 3, es, csum, blk);
         PUT(c, wire_put_zero, 3, 2);
+        PUT(c, wire_put_data_zstd, 5, 2, es, csum, blk, 40); /* (not real zstd: xfer's check) */
         PUT(c, wire_put_snapshot, 10 * d + 2, 1700000000, "nightly");
         PUT(c, wire_put_data, 10, 8, es, csum, blk);
         PUT(c, wire_put_ping, false, 7);
         PUT(c, wire_put_snapshot, 10 * d + 7, 1700000100, "repl.7");
         PUT(c, wire_put_zero, 60, 4);
-        PUT(c, wire_put_end, 11, 6, 2);
+        PUT(c, wire_put_end, 13, 6, 2);
         if (d % 2) { /* two volumes to one gen, one commit (a group's sync) */
             PUT(c, wire_put_begin, 10 * d, 10 * d + 7, 64ULL * es, es, "logs");
             PUT(c, wire_put_data, 5, 1, es, csum, blk);

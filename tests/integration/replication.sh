@@ -126,8 +126,15 @@ expect_exit 0 a volume create g2 32M
 expect_exit 0 a group create app g1 g2
 expect_exit 0 vvio write "$MA/volumes/g1" 0 4M --seed 9
 expect_exit 0 vvio write "$MA/volumes/g2" 0 4M --seed 10
-expect_exit 0 a replication create app-dr --group app --peer "127.0.0.1:$port" --key "$key"
+expect_exit 2 a replication create app-dr --group app --peer "127.0.0.1:$port" --key "$key" \
+    --compress lz4
+expect_exit 2 a replication create app-dr --group app --peer "127.0.0.1:$port" --key "$key" \
+    --bwlimit 1K
+expect_exit 0 a replication create app-dr --group app --peer "127.0.0.1:$port" --key "$key" \
+    --compress zstd --bwlimit 100M
 assert_contains "$OUT" "group app" "create message"
+assert_eq "$("$VVFS" --pool "$A" --json replication status app-dr | jq -r '.compress, .bwlimit')" \
+    "$(printf 'zstd\n%s' $((100 << 20)))" "compression and limit"
 expect_exit 0 a replication sync app-dr --wait --timeout 60
 assert_eq "$(md5 "$MB/volumes/g1")" "$(md5 "$MA/volumes/g1")" "group member g1"
 assert_eq "$(md5 "$MB/volumes/g2")" "$(md5 "$MA/volumes/g2")" "group member g2"

@@ -190,7 +190,7 @@ int main(int argc, char **argv)
     uint32_t seq = 0;
     struct xfer_stats st = {0};
     t0 = now();
-    if (xfer_send(c, &seq, a, "v", NULL, "s1", false, NULL, 0, &st, &e))
+    if (xfer_send(c, &seq, a, "v", NULL, "s1", NULL, &st, &e))
         die("xfer_send", &e);
     double send_secs = now() - t0;
     if (sink)

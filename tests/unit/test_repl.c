@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MiB (1u << 20)
@@ -414,6 +415,60 @@ Test(repl, a_group_is_replicated_at_one_point_in_time, .timeout = 180)
     struct vv_fsck_report fr;
     cr_assert_eq(vv_pool_fsck(da, false, &fr, &e), 0, "%s", e.msg);
     cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
+    rm(da);
+    rm(db);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(repl, compression_shrinks_the_wire_and_the_limit_holds, .timeout = 180)
+{
+    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256];
+    struct vv_pool *a = mk(da), *b = mk(db);
+    key_file(da, key);
+    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
+    cr_assert_eq(system(cmd), 0);
+    free_port(addr);
+    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_create(a, "z", VSIZE, NULL, &e), 0);
+    cr_assert_eq(vv_volume_create(a, "slow", VSIZE, NULL, &e), 0);
+    pattern(a, "z", 0, 8 * MiB, 1);     /* (the pattern compresses well) */
+    pattern(a, "slow", 0, 3 * MiB, 2);
+    struct vv_repl_params pz = {.name = "z-dr", .volume = "z", .peer = addr, .key_path = key,
+                                .rpo = 3600, .zstd = true};
+    struct vv_repl_info si;
+    cr_assert_eq(vv_repl_create(ra, &pz, &si, &e), 0, "%s", e.msg);
+    cr_assert(si.zstd);
+    sync_ok(ra, "z-dr", &si);
+    same(a, b, "z");
+    cr_assert_lt(si.bytes_sent, 2 * MiB, "8 MiB of compressible data sent as %llu bytes",
+                 (unsigned long long)si.bytes_sent);
+    /* 3 MiB at 1 MiB/s: three seconds at least */
+    struct vv_repl_params ps = {.name = "slow-dr", .volume = "slow", .peer = addr,
+                                .key_path = key, .rpo = 3600, .bwlimit = MiB};
+    double t0 = now_s();
+    cr_assert_eq(vv_repl_create(ra, &ps, &si, &e), 0, "%s", e.msg);
+    cr_assert_eq(si.bwlimit, MiB);
+    sync_ok(ra, "slow-dr", &si);
+    double el = now_s() - t0;
+    same(a, b, "slow");
+    cr_assert_geq(el, 2.8, "3 MiB at 1 MiB/s took %.2f s", el);
+    cr_assert_lt(el, 30, "3 MiB at 1 MiB/s took %.2f s", el);
+    ps.name = "x";
+    ps.volume = "z";
+    ps.bwlimit = 1000;
+    cr_assert_eq(vv_repl_create(ra, &ps, NULL, &e), EINVAL, "a limit of 1000 B/s is refused");
+    vv_repl_stop(ra);
+    vv_repl_stop(rb);
+    cr_assert_eq(vv_pool_close(a), 0);
+    cr_assert_eq(vv_pool_close(b), 0);
     rm(da);
     rm(db);
 }

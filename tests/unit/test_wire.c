@@ -245,3 +245,50 @@ Test(wire, the_encoder_refuses_what_the_decoder_would)
     cr_assert_eq(wire_put_zero(buf, 20, 0, 0, 1), 0, "no room");
     cr_assert_gt(wire_put_zero(buf, 32, 0, 0, 1), 0);
 }
+
+Test(wire, compressed_data_frames_are_bounded)
+{
+    /* (the decoder takes the compressed bytes as they are: decompressing is xfer.c's, which
+     * refuses a frame that does not unpack to exactly its blocks) */
+    struct wire_rx rx = in_delta();
+    struct wire_msg m;
+    const char *why = NULL;
+    uint64_t cs[2] = {1, 2};
+    static const uint8_t z[100] = {0x28, 0xb5, 0x2f, 0xfd};
+    size_t n = wire_put_data_zstd(buf, sizeof(buf), 2, 3, 2, 4096, cs, z, sizeof(z));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(dec(&rx, n, &m, &why), 0, "%s", why ? why : "");
+    cr_assert_eq(m.flags, WIRE_F_ZSTD);
+    cr_assert_eq(m.u.data.count, 2);
+    cr_assert_eq(m.u.data.len, sizeof(z));
+    cr_assert(memcmp(m.u.data.data, z, sizeof(z)) == 0);
+    /* no shorter than a byte, never as long as the blocks themselves */
+    cr_assert_eq(wire_put_data_zstd(buf, sizeof(buf), 3, 5, 1, 4096, cs, z, 0), 0);
+    cr_assert_eq(wire_put_data_zstd(buf, sizeof(buf), 3, 5, 1, 4096, cs, buf + 8192, 4096), 0);
+    rx = in_delta();
+    n = wire_put_data(buf, sizeof(buf), 2, 0, 1, 4096, cs, buf + 100000);
+    buf[7] = WIRE_F_ZSTD; /* "compressed", but as long as the blocks */
+    refused(&rx, n, "compressed length out of range");
+    rx = in_delta();
+    n = wire_put_zero(buf, sizeof(buf), 2, 0, 1);
+    buf[7] = WIRE_F_ZSTD;
+    refused(&rx, n, "compression flag on a frame other than data");
+    rx = in_delta();
+    n = wire_put_zero(buf, sizeof(buf), 2, 0, 1);
+    buf[7] = 2;
+    refused(&rx, n, "unknown frame flags");
+}
+
+Test(wire, a_compressed_frame_unpacks_to_no_more_than_a_frame_holds)
+{
+    /* 256 blocks of 1 MiB, "compressed" into 100 bytes: 256 MiB to unpack, refused */
+    struct wire_rx rx = greeted_receiver();
+    struct wire_msg m;
+    const char *why = NULL;
+    size_t n = wire_put_begin(buf, sizeof(buf), 1, 5, 9, 1ULL << 30, 1u << 20, "vol");
+    cr_assert_eq(dec(&rx, n, &m, &why), 0, "%s", why ? why : "");
+    static uint64_t cs[256];
+    static const uint8_t z[100];
+    n = wire_put_data_zstd(buf, sizeof(buf), 2, 0, 256, 1u << 20, cs, z, sizeof(z));
+    refused(&rx, n, "more blocks than a frame holds");
+}

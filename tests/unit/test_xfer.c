@@ -130,10 +130,10 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
     cr_assert_eq(chan_connect("127.0.0.1", port, KEY, 10000, &c, &e), 0, "%s", e.msg);
     uint32_t seq = 0;
     struct xfer_stats st[3] = {0};
-    cr_assert_eq(xfer_send(c, &seq, a, "data", NULL, "s1", false, NULL, 0, &st[0], &e), 0, "%s", e.msg);
-    cr_assert_eq(xfer_send(c, &seq, a, "data", "s1", "s2", false, NULL, 0, &st[1], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", NULL, "s1", NULL, &st[0], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", "s1", "s2", NULL, &st[1], &e), 0, "%s", e.msg);
     /* resumed from block 3072 (12 MiB): only the rest travels */
-    cr_assert_eq(xfer_send(c, &seq, a, "data", "s2", "s3", false, NULL, 3072, &st[2], &e), 0, "%s", e.msg);
+    cr_assert_eq(xfer_send(c, &seq, a, "data", "s2", "s3", &(struct xfer_opts){.resume = 3072}, &st[2], &e), 0, "%s", e.msg);
     pthread_join(t, NULL);
     chan_close(c);
     cr_assert_eq(r.err, 0, "the receiver: %s", r.msg);

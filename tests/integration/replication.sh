@@ -6,7 +6,7 @@
 # by kill -9 of the destination leaves the replica at its previous point and the next attempt
 # resumes from the destination's checkpoint; user snapshots travel (same names, same md5),
 # one made before a cut too; kill -9 of the source: the session resumes by itself after the
-# remount; a group session replicates its members; a peer with another key is refused,
+# remount; a group session replicates its members; continuous mode follows each write; a peer with another key is refused,
 # logged, and gets nothing; deleting the sessions gives back an ordinary volume; fsck is clean on both.
 # shellcheck source=tests/integration/functions.sh
 source "$(dirname "$0")/functions.sh"
@@ -145,6 +145,26 @@ expect_exit 2 a replication create both --group app --volume g1 --peer "127.0.0.
     --key "$key"
 expect_exit 0 a replication delete app-dr
 expect_exit 0 b replication delete app-dr
+
+step "continuous mode: each change follows by itself"
+expect_exit 0 a volume create cont 32M
+expect_exit 0 a replication create cont-dr --volume cont --peer "127.0.0.1:$port" --key "$key" \
+    --mode continuous
+for seed in 11 12 13; do
+    expect_exit 0 vvio write "$MA/volumes/cont" $((seed % 4))M 1M --seed $seed --fsync
+    want=$(md5 "$MA/volumes/cont")
+    end=$((SECONDS + 30))
+    until [ -e "$MB/volumes/cont" ] && [ "$(md5 "$MB/volumes/cont" 2>/dev/null)" = "$want" ]; do
+        [ $SECONDS -lt $end ] || fail "a write did not reach the replica within 30 s by itself"
+        sleep 0.2
+    done
+done
+syncs=$("$VVFS" --pool "$A" --json replication status cont-dr | jq .syncs)
+sleep 2
+assert_eq "$("$VVFS" --pool "$A" --json replication status cont-dr | jq .syncs)" "$syncs" \
+    "no sync while nothing changes"
+expect_exit 0 a replication delete cont-dr
+expect_exit 0 b replication delete cont-dr
 
 step "a peer with another key is refused, and gets nothing"
 C=$VV_TESTDIR/poolC

@@ -165,6 +165,43 @@ static struct vv_repl *start(struct vv_pool *p, const char *listen, const char *
     return r;
 }
 
+/* two pools, each with its service, the destination listening on loopback; the same key in
+ * both pools' directories (KEY: the source's copy) */
+struct two {
+    char da[64], db[64], key[96], keyb[96], addr[32];
+    struct vv_pool *a, *b;
+    struct vv_repl *ra, *rb;
+};
+
+static void two_up(struct two *t)
+{
+    char cmd[512];
+    t->a = mk(t->da);
+    t->b = mk(t->db);
+    key_file(t->da, t->key);
+    snprintf(t->keyb, sizeof(t->keyb), "%s/peer.key", t->db);
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", t->key, t->keyb);
+    cr_assert_eq(system(cmd), 0);
+    free_port(t->addr);
+    t->rb = start(t->b, t->addr, t->keyb);
+    t->ra = start(t->a, NULL, NULL);
+}
+
+/* stop both, close both (fsck'd), remove both */
+static void two_down(struct two *t)
+{
+    struct vv_err e = {0};
+    struct vv_fsck_report fr;
+    vv_repl_stop(t->ra);
+    vv_repl_stop(t->rb);
+    cr_assert_eq(vv_pool_close(t->a), 0);
+    cr_assert_eq(vv_pool_close(t->b), 0);
+    cr_assert_eq(vv_pool_fsck(t->da, false, &fr, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_pool_fsck(t->db, false, &fr, &e), 0, "%s", e.msg);
+    rm(t->da);
+    rm(t->db);
+}
+
 static void sync_ok(struct vv_repl *r, const char *name, struct vv_repl_info *out)
 {
     struct vv_err e = {0};
@@ -174,16 +211,11 @@ static void sync_ok(struct vv_repl *r, const char *name, struct vv_repl_info *ou
 
 Test(repl, syncs_make_the_replica_the_source_at_each_point, .timeout = 180)
 {
-    char da[64], db[64], key[96], addr[32];
-    struct vv_pool *a = mk(da), *b = mk(db);
-    key_file(da, key);
-    char keyb[96];
-    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
-    cr_assert_eq(system(cmd), 0);
-    free_port(addr);
-    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct two t;
+    two_up(&t);
+    struct vv_pool *a = t.a, *b = t.b;
+    struct vv_repl *ra = t.ra, *rb = t.rb;
+    const char *key = t.key, *keyb = t.keyb, *addr = t.addr;
     struct vv_err e = {0};
     cr_assert_eq(vv_volume_create(a, "data", VSIZE, NULL, &e), 0);
     pattern(a, "data", 0, 3 * MiB, 1);
@@ -263,26 +295,18 @@ Test(repl, syncs_make_the_replica_the_source_at_each_point, .timeout = 180)
     same(a, b, "data");
     cr_assert_eq(vv_volume_resize(b, "data", 2 * VSIZE, &e), 0, "%s", e.msg);
 
-    vv_repl_stop(ra);
-    vv_repl_stop(rb);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report fr;
-    cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
-    rm(da);
-    rm(db);
+    t.ra = ra;
+    t.rb = rb;
+    two_down(&t);
 }
 
 Test(repl, user_snapshots_travel_with_their_content_and_retention, .timeout = 180)
 {
-    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256];
-    struct vv_pool *a = mk(da), *b = mk(db);
-    key_file(da, key);
-    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
-    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
-    cr_assert_eq(system(cmd), 0);
-    free_port(addr);
-    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct two t;
+    two_up(&t);
+    struct vv_pool *a = t.a, *b = t.b;
+    struct vv_repl *ra = t.ra, *rb = t.rb;
+    const char *key = t.key, *addr = t.addr;
     struct vv_err e = {0};
     char names[256];
     cr_assert_eq(vv_volume_create(a, "data", VSIZE, NULL, &e), 0);
@@ -323,14 +347,9 @@ Test(repl, user_snapshots_travel_with_their_content_and_retention, .timeout = 18
     cr_assert_str_eq(names, "tue tue-again wed");
     same_snap(a, b, "data", "tue");
 
-    vv_repl_stop(ra);
-    vv_repl_stop(rb);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report fr;
-    cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
-    rm(da);
-    rm(db);
+    t.ra = ra;
+    t.rb = rb;
+    two_down(&t);
 }
 
 /* the gen of replica VOL's point */
@@ -346,14 +365,12 @@ static uint64_t point_gen(struct vv_pool *p, const char *vol)
 
 Test(repl, a_group_is_replicated_at_one_point_in_time, .timeout = 180)
 {
-    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256], names[256];
-    struct vv_pool *a = mk(da), *b = mk(db);
-    key_file(da, key);
-    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
-    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
-    cr_assert_eq(system(cmd), 0);
-    free_port(addr);
-    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    char names[256];
+    struct two t;
+    two_up(&t);
+    struct vv_pool *a = t.a, *b = t.b;
+    struct vv_repl *ra = t.ra, *rb = t.rb;
+    const char *key = t.key, *addr = t.addr;
     struct vv_err e = {0};
     const char *members[] = {"db", "logs"};
     for (int i = 0; i < 3; i++)
@@ -408,15 +425,9 @@ Test(repl, a_group_is_replicated_at_one_point_in_time, .timeout = 180)
         cr_assert_eq(vv_volume_get(b, i < 2 ? members[i] : "extra", &vi, &e), 0);
         cr_assert(!vi.replica);
     }
-    vv_repl_stop(ra);
-    vv_repl_stop(rb);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report fr;
-    cr_assert_eq(vv_pool_fsck(da, false, &fr, &e), 0, "%s", e.msg);
-    cr_assert_eq(vv_pool_fsck(db, false, &fr, &e), 0, "%s", e.msg);
-    rm(da);
-    rm(db);
+    t.ra = ra;
+    t.rb = rb;
+    two_down(&t);
 }
 
 static double now_s(void)
@@ -428,14 +439,11 @@ static double now_s(void)
 
 Test(repl, compression_shrinks_the_wire_and_the_limit_holds, .timeout = 180)
 {
-    char da[64], db[64], key[96], keyb[96], addr[32], cmd[256];
-    struct vv_pool *a = mk(da), *b = mk(db);
-    key_file(da, key);
-    snprintf(keyb, sizeof(keyb), "%s/peer.key", db);
-    snprintf(cmd, sizeof(cmd), "cp -p %s %s", key, keyb);
-    cr_assert_eq(system(cmd), 0);
-    free_port(addr);
-    struct vv_repl *rb = start(b, addr, keyb), *ra = start(a, NULL, NULL);
+    struct two t;
+    two_up(&t);
+    struct vv_pool *a = t.a, *b = t.b;
+    struct vv_repl *ra = t.ra, *rb = t.rb;
+    const char *key = t.key, *addr = t.addr;
     struct vv_err e = {0};
     cr_assert_eq(vv_volume_create(a, "z", VSIZE, NULL, &e), 0);
     cr_assert_eq(vv_volume_create(a, "slow", VSIZE, NULL, &e), 0);
@@ -465,12 +473,9 @@ Test(repl, compression_shrinks_the_wire_and_the_limit_holds, .timeout = 180)
     ps.volume = "z";
     ps.bwlimit = 1000;
     cr_assert_eq(vv_repl_create(ra, &ps, NULL, &e), EINVAL, "a limit of 1000 B/s is refused");
-    vv_repl_stop(ra);
-    vv_repl_stop(rb);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    rm(da);
-    rm(db);
+    t.ra = ra;
+    t.rb = rb;
+    two_down(&t);
 }
 
 Test(repl, a_peer_with_another_key_is_refused, .timeout = 60)

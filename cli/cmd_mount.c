@@ -2,10 +2,13 @@
  * cli/cmd_mount.c — vvfs mount and vvfs umount: starting and stopping the daemon.
  *
  * Design notes
- *   mount.  Paths are made absolute first (the daemon runs in "/"); the --key file's is not
- *   resolved (cli_key_path): the daemon reads it and says what is wrong with it.  --listen is
- *   checked for the shape HOST:PORT only: what the address means (and that a non-loopback
- *   one needs a key) is for the daemon's replication service to say, on the ready pipe.  A
+ *   mount.  Settings the command line leaves out come from POOL/vvfs.conf if there is one
+ *   (listen, key, threads: "key = value" lines, util/conf.h), so that a service manager's
+ *   plain `vvfs mount POOL MNT` starts a listening daemon; a line it does not know fails the
+ *   mount, naming the file and line.  Paths are made absolute first (the daemon runs in
+ *   "/"); the --key file's is not resolved (cli_key_path): the daemon reads it and says what
+ *   is wrong with it.  --listen is checked for the shape HOST:PORT only: what the address
+ *   means is for the daemon's replication service to say, on the ready pipe.  A
  *   mount point left behind by a killed daemon fails stat() with ENOTCONN; it is detached
  *   (MNT_DETACH) so the new mount can take its place.  Then, unless --foreground, we fork: the
  *   child becomes a session leader with stdin/stdout on /dev/null (stderr stays until the
@@ -40,6 +43,7 @@
 #include "daemon/daemon.h"
 #include "replication/repl.h"
 #include "util/addr.h"
+#include "util/conf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -420,38 +424,85 @@ static int wait_previous_daemon(const char *pool)
     return 0;
 }
 
+/* POOL/vvfs.conf: what a mount takes from it when the command line does not say */
+struct settings {
+    char listen[VV_REPL_ADDR_MAX + 1];
+    char key[VV_REPL_PATH_MAX + 1];
+    char threads[16];
+};
+
+static const char *setting(void *arg, const char *k, const char *v)
+{
+    struct settings *st = arg;
+    char *dst = NULL;
+    size_t cap = 0;
+    if (strcmp(k, "listen") == 0) {
+        dst = st->listen;
+        cap = sizeof(st->listen);
+    } else if (strcmp(k, "key") == 0) {
+        if (v[0] != '/')
+            return "key must be an absolute path";
+        dst = st->key;
+        cap = sizeof(st->key);
+    } else if (strcmp(k, "threads") == 0) {
+        dst = st->threads;
+        cap = sizeof(st->threads);
+    } else {
+        return "unknown setting (vvfs.conf takes listen, key and threads)";
+    }
+    if (strlen(v) >= cap)
+        return "value too long";
+    memcpy(dst, v, strlen(v) + 1);
+    return NULL;
+}
+
 int cmd_mount(struct cli *c)
 {
     char pool[PATH_MAX], mnt[PATH_MAX], meta[PATH_MAX + 16], key[VV_REPL_PATH_MAX + 1];
+    char conf[PATH_MAX + 16], why[PATH_MAX + 128];
     struct stat st;
     struct vv_daemon_opts opts = {.pool_dir = pool, .mountpoint = mnt, .debug_fuse = c->debug};
-    if (c->threads) {
+    if (!realpath(c->args[0], pool))
+        return cli_fail("pool %s: %s", c->args[0], strerror(errno));
+    /* the pool's settings (for a service manager's plain "vvfs mount POOL MNT"); the command
+     * line's options win */
+    struct settings set = {"", "", ""};
+    snprintf(conf, sizeof(conf), "%s/vvfs.conf", pool);
+    int crc = vv_conf_read(conf, setting, &set, why, sizeof(why));
+    if (crc && crc != ENOENT)
+        return cli_fail("%s", why);
+    const char *threads = c->threads ? c->threads : set.threads[0] ? set.threads : NULL;
+    const char *listen = c->listen ? c->listen : set.listen[0] ? set.listen : NULL;
+    bool key_from_conf = !c->key && set.key[0];
+    if (threads) {
         char *end;
         errno = 0;
-        unsigned long n = strtoul(c->threads, &end, 10);
-        if (errno || end == c->threads || *end || n < 1 || n > 1024 || c->threads[0] == '-')
+        unsigned long n = strtoul(threads, &end, 10);
+        if (errno || end == threads || *end || n < 1 || n > 1024 || threads[0] == '-')
             return cli_usage_error(c, "--threads must be a number from 1 to 1024");
         opts.threads = (unsigned)n;
     }
-    if (c->listen) {
-        const char *why = vv_addr_split(c->listen, NULL, 0, NULL, 0);
-        if (!why && strlen(c->listen) > VV_REPL_ADDR_MAX)
-            why = "it is longer than 255 bytes";
-        if (why)
-            return cli_usage_error(c, "invalid --listen '%s': %s", c->listen, why);
-        opts.listen = c->listen;
+    if (listen) {
+        const char *bad = vv_addr_split(listen, NULL, 0, NULL, 0);
+        if (!bad && strlen(listen) > VV_REPL_ADDR_MAX)
+            bad = "it is longer than 255 bytes";
+        if (bad)
+            return cli_usage_error(c, "invalid --listen '%s': %s", listen, bad);
+        opts.listen = listen;
     }
-    if (c->key) {
-        if (!c->listen)
+    if (c->key || key_from_conf) {
+        if (!listen)
             return cli_usage_error(c, "--key goes with --listen: it is the key that the peers "
                                       "connecting there must have");
-        int rc = cli_key_path(c, key, sizeof(key));
+        int rc = 0;
+        if (key_from_conf)
+            snprintf(key, sizeof(key), "%s", set.key);
+        else
+            rc = cli_key_path(c, key, sizeof(key));
         if (rc)
             return rc;
         opts.key_path = key;
     }
-    if (!realpath(c->args[0], pool))
-        return cli_fail("pool %s: %s", c->args[0], strerror(errno));
     snprintf(meta, sizeof(meta), "%s/meta.mdb", pool);
     if (stat(meta, &st) != 0)
         return cli_fail("%s holds no vvfs pool (no meta.mdb); create one with: vvfs init %s", pool,

@@ -6,6 +6,8 @@
  *   vvfs.sock   control socket (HTTP/1.1 + JSON, mode 0600), see api/api.h
  *   vvfs.pid    the daemon's pid, written once the mount and the socket are usable
  *   vvfs.log    the daemon's log (when started in the background)
+ * and one that an administrator may keep there: vvfs.conf, settings `vvfs mount` takes when
+ * its command line does not give them (listen = HOST:PORT, key = /path, threads = N).
  */
 #ifndef VV_DAEMON_DAEMON_H
 #define VV_DAEMON_DAEMON_H

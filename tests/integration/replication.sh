@@ -182,10 +182,14 @@ grep -q "refused a connection" "$C/vvfs.log" || fail "the refusal is not in the 
 assert_eq "$("$VVFS" --pool "$C" --json volume list | jq '.volumes | length')" 0 "C's volumes"
 expect_exit 0 a replication delete wrong
 
-step "the sessions survive a clean remount of both; deleting them gives back a volume"
+step "the sessions survive a clean remount of both (the destination's settings from its vvfs.conf); deleting them gives back a volume"
 umount_pool "$B" "$MB"
 umount_pool "$A" "$MA"
-mount_pool "$B" "$MB" --listen "127.0.0.1:$port" --key "$key"
+# this time the destination's listen address and key come from its pool's vvfs.conf
+printf '# replication peers\nlisten = 127.0.0.1:%s\nkey = %s\n' "$port" "$key" >"$B/vvfs.conf"
+mount_pool "$B" "$MB"
+[ "$(grep -c "listening for replication peers on 127.0.0.1:$port" "$B/vvfs.log")" -ge 2 ] ||
+    fail "the destination does not listen as its vvfs.conf says"
 mount_pool "$A" "$MA"
 assert_eq "$(sjson "$B" | jq .point.gen)" "$(sjson "$A" | jq .point.gen)" "points after remount"
 expect_exit 0 a replication list
@@ -202,6 +206,10 @@ assert_eq "$(ls "$MB/snapshots/data" | tr '\n' ' ')" "monday tuesday " \
 
 umount_pool "$C" "$MC"
 umount_pool "$B" "$MB"
+echo "listen = 127.0.0.1:$port" >"$B/vvfs.conf"
+echo "colour = blue" >>"$B/vvfs.conf"
+expect_exit 1 vvfs mount "$B" "$MB"
+assert_contains "$OUT" "vvfs.conf:2: unknown setting" "a bad vvfs.conf"
 umount_pool "$A" "$MA"
 expect_exit 0 vvfs fsck "$A"
 expect_exit 0 vvfs fsck "$B"

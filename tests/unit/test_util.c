@@ -1,5 +1,6 @@
 /* Unit tests for util/: size and duration parsing, name and address validation. */
 #include "util/addr.h"
+#include "util/conf.h"
 #include "util/duration.h"
 #include "util/name.h"
 #include "util/size.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 Test(size, parses_binary_suffixes)
 {
@@ -163,4 +165,51 @@ Test(addr, rejects_bad_shapes)
     memset(longhost, 'a', 253);
     snprintf(longhost + 253, sizeof(longhost) - 253, ":7700");
     cr_assert_null(vv_addr_split(longhost, NULL, 0, NULL, 0));
+}
+
+/* ---- settings files ------------------------------------------------------------------------ */
+
+struct seen {
+    char text[256];
+};
+
+static const char *collect(void *arg, const char *key, const char *value)
+{
+    struct seen *s = arg;
+    if (strcmp(key, "bad") == 0)
+        return "no such setting 'bad'";
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof(s->text) - n, "[%s=%s]", key, value);
+    return NULL;
+}
+
+static void conf_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(conf, reads_settings_and_says_where_a_bad_one_is)
+{
+    char path[] = "/tmp/vvfs-conf-XXXXXX", why[256] = "";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    struct seen s = {""};
+    conf_file(path, "# comment\n\n  listen = 127.0.0.1:7700  # trailing\nkey=/etc/k\nempty =\n");
+    cr_assert_eq(vv_conf_read(path, collect, &s, why, sizeof(why)), 0, "%s", why);
+    cr_assert_str_eq(s.text, "[listen=127.0.0.1:7700][key=/etc/k][empty=]");
+    s.text[0] = '\0';
+    conf_file(path, "a = 1\nno equals sign\n");
+    cr_assert_eq(vv_conf_read(path, collect, &s, why, sizeof(why)), EINVAL);
+    cr_assert(strstr(why, ":2: not a setting"), "%s", why);
+    conf_file(path, "a = 1\n\nbad = 2\n");
+    cr_assert_eq(vv_conf_read(path, collect, &s, why, sizeof(why)), EINVAL);
+    cr_assert(strstr(why, ":3: no such setting 'bad'"), "%s", why);
+    conf_file(path, " = 2\n");
+    cr_assert_eq(vv_conf_read(path, collect, &s, why, sizeof(why)), EINVAL);
+    unlink(path);
+    cr_assert_eq(vv_conf_read(path, collect, &s, why, sizeof(why)), ENOENT);
 }

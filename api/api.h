@@ -37,7 +37,9 @@
  *            (seconds, or a duration such as "30s", "5m", "2h") to 300, from 1 s to 7 days.
  *   GET    /v1/replication/NAME     <session>
  *   DELETE /v1/replication/NAME     204
- *   POST   /v1/replication/NAME/sync     [{"wait":true,"timeout":600|"10m"}] -> 200 <session>
+ *   POST   /v1/replication/NAME/sync     [{"wait":true,"timeout":600|"10m","pit":"SNAP"}]
+ *            -> 200 <session>; "pit": first take user snapshot SNAP of the volume (of every
+ *            member of the group), a named point in time that this sync carries over
  *            start a sync now; with "wait", answer once a sync started after the request has
  *            completed (the session then) or failed (its error), or after "timeout" seconds
  *            (1 to 3600, default 3600: 504, the sync goes on).  The body is optional.

@@ -654,11 +654,13 @@ static void h_vol_delete(struct call *c, struct reply *r)
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
 
-static void reply_snapshots(struct reply *r, const struct vv_snapshot_info *a, size_t n)
+/* ALL: vvfs's own snapshots too (replication's, names beginning with '.'), which listings
+ * leave out unless asked */
+static void reply_snapshots(struct reply *r, const struct vv_snapshot_info *a, size_t n, bool all)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        if (a[i].name[0] != '.' && /* vvfs's own (replication's) are not users' to see */
+        if ((all || a[i].name[0] != '.') &&
             json_array_append_new(arr, snapshot_json(&a[i]))) {
             json_decref(arr);
             arr = NULL;
@@ -675,7 +677,7 @@ static void list_snapshots(struct call *c, struct reply *r, const char *volume)
     if (rc)
         reply_errno(r, rc, &e);
     else
-        reply_snapshots(r, a, n);
+        reply_snapshots(r, a, n, c->flag);
     free(a);
 }
 
@@ -1122,9 +1124,11 @@ static void h_repl_delete(struct call *c, struct reply *r)
 /* POST .../sync, body optional: {"wait": true, "timeout": seconds} */
 static void h_repl_sync(struct call *c, struct reply *r)
 {
-    static const char *const fields[] = {"wait", "timeout", NULL};
+    static const char *const fields[] = {"wait", "timeout", "pit", NULL};
     const json_t *jwait = json_object_get(c->body, "wait"); /* (NULL without a body) */
     const json_t *jtimeout = json_object_get(c->body, "timeout");
+    const json_t *jpit = json_object_get(c->body, "pit");
+    const char *pit = NULL;
     uint64_t timeout = API_SYNC_WAIT_MAX;
     if (c->body && check_fields(c->body, fields, r))
         return;
@@ -1140,10 +1144,12 @@ static void h_repl_sync(struct call *c, struct reply *r)
     }
     if (jtimeout && get_duration(jtimeout, "timeout", 1, API_SYNC_WAIT_MAX, &timeout, r))
         return;
+    if (jpit && get_name_of(jpit, "pit", "snapshot", &pit, r))
+        return;
 
     struct vv_repl_info info;
     struct vv_err e = {0};
-    int rc = vv_repl_sync(c->api->repl, c->name, wait, (unsigned)timeout, &info, &e);
+    int rc = vv_repl_sync(c->api->repl, c->name, pit, wait, (unsigned)timeout, &info, &e);
     if (rc)
         reply_repl_errno(r, rc, &e);
     else if (wait)
@@ -1195,8 +1201,8 @@ static const struct route routes[] = {
     {"/v1/volumes/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_vol_get, NULL},
     {"/v1/volumes/*", true, "PATCH", BODY_OBJECT, true, h_vol_patch, NULL},
     {"/v1/volumes/*", true, MHD_HTTP_METHOD_DELETE, BODY_NONE, true, h_vol_delete, "recursive"},
-    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list_all, NULL},
-    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list, NULL},
+    {"/v1/snapshots", false, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list_all, "all"},
+    {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_list, "all"},
     {"/v1/volumes/*/snapshots", true, MHD_HTTP_METHOD_POST, BODY_OBJECT, true, h_snap_create,
      NULL},
     {"/v1/volumes/*/snapshots/*", true, MHD_HTTP_METHOD_GET, BODY_NONE, false, h_snap_get, NULL},

@@ -44,6 +44,8 @@ struct cli {
     const char *group;       /* replication create --group GROUP */
     const char *compress;    /* replication create --compress zstd|none */
     const char *bwlimit;     /* replication create --bwlimit RATE, raw */
+    const char *pit;         /* replication sync --pit NAME */
+    bool all;                /* snapshot list --all */
     bool wait;               /* replication sync --wait */
     const char *timeout;     /* replication sync --timeout DURATION, raw */
 };

@@ -347,12 +347,14 @@ int cmd_repl_sync(struct cli *c)
     if (c->timeout &&
         (rc = cli_parse_duration(c, "--timeout", c->timeout, 1, SYNC_WAIT_MAX, &timeout)) != 0)
         return rc;
+    if (c->pit && (rc = cli_check_name(c, c->pit)) != 0)
+        return rc;
     char path[128];
     snprintf(path, sizeof(path), "/v1/replication/%s/sync", c->args[0]);
     json_t *req = NULL, *s = NULL;
-    if (c->wait) {
-        req = c->timeout ? json_pack("{s:b, s:I}", "wait", 1, "timeout", (json_int_t)timeout)
-                         : json_pack("{s:b}", "wait", 1);
+    if (c->wait || c->pit) {
+        req = json_pack("{s:b, s:o*, s:s*}", "wait", c->wait ? 1 : 0, "timeout",
+                        c->timeout ? json_integer((json_int_t)timeout) : NULL, "pit", c->pit);
         if (!req)
             return cli_fail("out of memory");
     }
@@ -363,7 +365,8 @@ int cmd_repl_sync(struct cli *c)
     if (c->json) {
         cli_print_json(s);
     } else if (!c->wait) {
-        printf("started a sync of replication session %s\n", c->args[0]);
+        printf("started a sync of replication session %s%s%s\n", c->args[0],
+               c->pit ? " with the point in time " : "", c->pit ? c->pit : "");
     } else {
         char pt[48];
         const json_t *p = json_object_get(s, "point");

@@ -65,6 +65,8 @@ int cmd_snapshot_list(struct cli *c)
             return rc;
         snprintf(path, sizeof(path), "/v1/volumes/%s/snapshots", c->args[0]);
     }
+    if (c->all) /* vvfs's own (replication's) too */
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "?all=true");
     json_t *ans = NULL;
     if (cli_request(c, "GET", path, NULL, &ans))
         return CLI_FAIL;

@@ -56,6 +56,8 @@ enum {
     O_GROUP = 1u << 16,
     O_COMPRESS = 1u << 17,
     O_BWLIMIT = 1u << 18,
+    O_PIT = 1u << 19,
+    O_ALL = 1u << 20,
 };
 
 struct cli_cmd {
@@ -95,7 +97,8 @@ static const struct cli_cmd commands[] = {
      cmd_volume_delete},
     {"snapshot", "create", "VOLUME NAME", "take a read-only point-in-time copy of a volume", 2, 2,
      0, true, cmd_snapshot_create},
-    {"snapshot", "list", "[VOLUME]", "list the snapshots (of one volume)", 0, 1, 0, true,
+    {"snapshot", "list", "[VOLUME] [--all]",
+     "list the snapshots (of one volume; --all: replication's own too)", 0, 1, O_ALL, true,
      cmd_snapshot_list},
     {"snapshot", "show", "VOLUME NAME", "show one snapshot", 2, 2, 0, true, cmd_snapshot_show},
     {"snapshot", "delete", "VOLUME NAME", "delete a snapshot, freeing what only it held", 2, 2,
@@ -142,9 +145,10 @@ static const struct cli_cmd commands[] = {
     {"replication", "status", "NAME",
      "show a session: its point in time, lag, transfer and last error", 1, 1, 0, true,
      cmd_repl_status},
-    {"replication", "sync", "NAME [--wait [--timeout DURATION]]",
-     "sync now (--wait: until done, at most --timeout, default 1h)", 1, 1, O_WAIT | O_TIMEOUT,
-     true, cmd_repl_sync},
+    {"replication", "sync", "NAME [--pit SNAPSHOT] [--wait [--timeout DURATION]]",
+     "sync now (--pit: first take snapshot SNAPSHOT, a named point in time the sync carries "
+     "over; --wait: until done, at most --timeout, default 1h)", 1, 1,
+     O_WAIT | O_TIMEOUT | O_PIT, true, cmd_repl_sync},
     {"replication", "pause", "NAME", "stop syncing (a transfer in flight resumes on resume)", 1,
      1, 0, true, cmd_repl_pause},
     {"replication", "resume", "NAME", "sync again after a pause", 1, 1, 0, true,
@@ -178,7 +182,9 @@ enum {
     OV_KEEP_REMOTE,
     OV_GROUP,
     OV_COMPRESS,
-    OV_BWLIMIT
+    OV_BWLIMIT,
+    OV_PIT,
+    OV_ALL
 };
 
 static const struct option longopts[] = {
@@ -205,6 +211,8 @@ static const struct option longopts[] = {
     {"group", required_argument, NULL, OV_GROUP},
     {"compress", required_argument, NULL, OV_COMPRESS},
     {"bwlimit", required_argument, NULL, OV_BWLIMIT},
+    {"pit", required_argument, NULL, OV_PIT},
+    {"all", no_argument, NULL, OV_ALL},
     {NULL, 0, NULL, 0},
 };
 
@@ -218,7 +226,7 @@ static const struct {
     {O_VOLUME, "--volume"},         {O_PEER, "--peer"},         {O_MODE, "--mode"},
     {O_RPO, "--rpo"},               {O_WAIT, "--wait"},         {O_TIMEOUT, "--timeout"},
     {O_KEEP_REMOTE, "--keep-remote"}, {O_GROUP, "--group"},     {O_COMPRESS, "--compress"},
-    {O_BWLIMIT, "--bwlimit"},
+    {O_BWLIMIT, "--bwlimit"},         {O_PIT, "--pit"},           {O_ALL, "--all"},
 };
 
 /* What one pass over argv found. */
@@ -467,6 +475,14 @@ static void parse_args(int argc, char **argv, struct cli *c, struct cmdline *cl)
         case OV_BWLIMIT:
             c->bwlimit = optarg;
             cl->given |= O_BWLIMIT;
+            break;
+        case OV_PIT:
+            c->pit = optarg;
+            cl->given |= O_PIT;
+            break;
+        case OV_ALL:
+            c->all = true;
+            cl->given |= O_ALL;
             break;
         case OV_WAIT:
             c->wait = true;

@@ -904,8 +904,11 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
     uint64_t chain = staging ? c.chain_gen : 0;
     /* a delta starts at the point, or inside the chain staged since (a retry, a chain that
      * lost a snapshot on the source meanwhile); a replica without a point yet (a volume new
-     * to the group) from nothing */
-    bool from_ok = from == c.point_gen || (chain && from >= c.point_gen && from <= chain) ||
+     * to the group) from nothing; and any delta of a replica staged whole for this sync (a
+     * retry after everything was staged but the commit) is skipped, wherever it starts */
+    bool done = known && is_done(&c, vi.id, to);
+    bool from_ok = done || from == c.point_gen ||
+                   (chain && from >= c.point_gen && from <= chain) ||
                    (!from && (!known || !vi.point_snapshot_id));
     if (!from_ok)
         return vv_err_set(e, ESTALE, "the delta starts at gen %" PRIu64 ", but replica '%s' "
@@ -916,7 +919,7 @@ static int dest_begin(struct vv_repl *r, struct sess *s, const struct wire_msg *
     if (err)
         return err;
     uint64_t blocks = (m->u.begin.size + ps.extent_size - 1) / ps.extent_size;
-    *skip = is_done(&c, vi.id, to);
+    *skip = done;
     if (*skip || (chain && to <= chain))
         *resume = blocks;
     else if (staging && c.stage_to == to && c.stage_from == from)
@@ -1640,19 +1643,30 @@ int vv_repl_resume(struct vv_repl *r, const char *name, struct vv_err *e)
     return set_paused(r, name, false, e);
 }
 
-int vv_repl_sync(struct vv_repl *r, const char *name, bool wait, unsigned timeout_s,
-                 struct vv_repl_info *out, struct vv_err *e)
+int vv_repl_sync(struct vv_repl *r, const char *name, const char *pit, bool wait,
+                 unsigned timeout_s, struct vv_repl_info *out, struct vv_err *e)
 {
     struct sess *s = sess_get(r, name, e);
     if (!s)
         return e ? e->code : ENOENT;
     int err = 0;
     pthread_mutex_lock(&r->mu);
-    if (s->rec.role != VV_REPL_SOURCE)
+    struct sess_rec c = s->rec;
+    pthread_mutex_unlock(&r->mu);
+    const char *why = pit ? vv_name_check(pit) : NULL;
+    if (c.role != VV_REPL_SOURCE)
         err = vv_err_set(e, EROFS, "session '%s' is a destination here: sync it on the source",
                          name);
-    else if (s->rec.flags & SESS_F_PAUSED)
+    else if (c.flags & SESS_F_PAUSED)
         err = vv_err_set(e, EAGAIN, "session '%s' is paused (resume it first)", name);
+    else if (why)
+        err = vv_err_set(e, EINVAL, "invalid snapshot name: %s", why);
+    /* the named point in time: a user snapshot like any, taken before the sync's own */
+    else if (pit && c.group[0])
+        err = vv_group_snapshot(r->p, c.group, pit, e);
+    else if (pit)
+        err = vv_snapshot_create(r->p, c.volume, pit, NULL, e);
+    pthread_mutex_lock(&r->mu);
     /* a request is satisfied by a sync that starts after it: one already running is not */
     uint64_t req = s->busy ? s->sync_req + 2 : s->sync_req + 1;
     if (!err) {

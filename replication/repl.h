@@ -154,11 +154,14 @@ int vv_repl_list(struct vv_repl *r, struct vv_repl_info **out, size_t *n);
 int vv_repl_pause(struct vv_repl *r, const char *name, struct vv_err *e);
 int vv_repl_resume(struct vv_repl *r, const char *name, struct vv_err *e);
 /*
- * Source only: start a sync now (whatever the schedule).  WAIT: return when a sync that
- * started after this call has completed (0, *OUT the session then) or failed (its errno and
- * message), or after TIMEOUT_S seconds (ETIMEDOUT; the sync goes on).  EAGAIN when paused.
+ * Source only: start a sync now (whatever the schedule).  PIT (or NULL): first take user
+ * snapshot PIT of the volume (of every member of the group, at one gen): a named point in
+ * time, which the sync carries to the destination (EEXIST if the name is taken).  WAIT:
+ * return when a sync that started after this call has completed (0, *OUT the session then)
+ * or failed (its errno and message), or after TIMEOUT_S seconds (ETIMEDOUT; the sync goes
+ * on).  EAGAIN when paused.
  */
-int vv_repl_sync(struct vv_repl *r, const char *name, bool wait, unsigned timeout_s,
-                 struct vv_repl_info *out, struct vv_err *e);
+int vv_repl_sync(struct vv_repl *r, const char *name, const char *pit, bool wait,
+                 unsigned timeout_s, struct vv_repl_info *out, struct vv_err *e);
 
 #endif

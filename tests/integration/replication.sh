@@ -5,6 +5,7 @@
 # (EROFS) and users' changes; both sides' --json status name the same point; a transfer cut
 # by kill -9 of the destination leaves the replica at its previous point and the next attempt
 # resumes from the destination's checkpoint; user snapshots travel (same names, same md5),
+# and so does a named point in time (sync --pit); replication's own show with --all only,
 # one made before a cut too; kill -9 of the source: the session resumes by itself after the
 # remount; a group session replicates its members; continuous mode follows each write; a peer with another key is refused,
 # logged, and gets nothing; deleting the sessions gives back an ordinary volume; fsck is clean on both.
@@ -41,8 +42,9 @@ step "a first (full) sync: the replica reads as the source"
 expect_exit 0 a volume create data 256M
 expect_exit 0 vvio write "$MA/volumes/data" 0 40M --seed 1
 expect_exit 0 vvio write "$MA/volumes/data" 200M 1M --seed 2
+# (at 32 MB/s, so that the kills below come before the end of the transfer they cut)
 expect_exit 0 a replication create dr --volume data --peer "127.0.0.1:$port" --key "$key" \
-    --mode periodic --rpo 1h
+    --mode periodic --rpo 1h --bwlimit 32M
 expect_exit 0 a replication sync dr --wait --timeout 120
 assert_eq "$(sjson "$A" | jq -r .state)" ok "source state after the first sync"
 assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "replica after the first sync"
@@ -85,6 +87,19 @@ expect_exit 0 a replication sync dr --wait --timeout 120
 assert_eq "$(md5 "$MB/snapshots/data/monday")" "$(md5 "$MA/snapshots/data/monday")" \
     "a snapshot that travelled"
 assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "replica with a snapshot"
+# a named point in time (VASA's SyncReplicationGroup): a snapshot now, carried by this sync
+expect_exit 0 vvio write "$MA/volumes/data" 3M 1M --seed 14
+expect_exit 0 a replication sync dr --pit before-migration --wait --timeout 60
+assert_eq "$(md5 "$MB/snapshots/data/before-migration")" \
+    "$(md5 "$MA/snapshots/data/before-migration")" "the named point in time on the replica"
+expect_exit 1 a replication sync dr --pit before-migration
+assert_contains "$OUT" "already has a snapshot" "a point in time whose name is taken"
+expect_exit 2 a replication sync dr --pit 'a/b'
+# replication's own snapshots: hidden, unless asked for
+assert_eq "$(a --json snapshot list data | jq -r '[.snapshots[].name] | join(" ")')" \
+    "monday before-migration" "the users' snapshots"
+a --json snapshot list data --all | jq -r '.snapshots[].name' | grep -q '^\.r-' ||
+    fail "snapshot list --all does not show the replication snapshot"
 point_md5=$(md5 "$MA/volumes/data")
 
 step "kill -9 of the destination mid-transfer: the replica keeps its point, the retry resumes"
@@ -200,8 +215,8 @@ assert_eq "$(md5 "$MB/volumes/data")" "$(md5 "$MA/volumes/data")" "the released 
 expect_exit 0 vvio write "$MB/volumes/data" 0 1M --seed 6
 expect_exit 0 a snapshot list data
 assert_eq "$(a --json snapshot list data | jq -r '[.snapshots[].name] | join(" ")')" \
-    "monday tuesday" "the source's replication snapshots are gone, the users' stay"
-assert_eq "$(ls "$MB/snapshots/data" | tr '\n' ' ')" "monday tuesday " \
+    "monday before-migration tuesday" "the source's replication snapshots are gone, the users' stay"
+assert_eq "$(ls "$MB/snapshots/data" | tr '\n' ' ')" "before-migration monday tuesday " \
     "the released volume keeps the snapshots that travelled"
 
 umount_pool "$C" "$MC"

@@ -205,7 +205,7 @@ static void two_down(struct two *t)
 static void sync_ok(struct vv_repl *r, const char *name, struct vv_repl_info *out)
 {
     struct vv_err e = {0};
-    cr_assert_eq(vv_repl_sync(r, name, true, 60, out, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_repl_sync(r, name, NULL, true, 60, out, &e), 0, "%s", e.msg);
     cr_assert_eq(out->state, VV_REPL_OK, "%s", vv_repl_state_to_string(out->state));
 }
 
@@ -255,7 +255,7 @@ Test(repl, syncs_make_the_replica_the_source_at_each_point, .timeout = 180)
     cr_assert_eq(vv_volume_resize(b, "data", 2 * VSIZE, &e), EROFS);
     cr_assert_eq(vv_volume_rename(b, "data", "x", &e), EROFS);
     cr_assert_eq(vv_snapshot_create(b, "data", "mine", NULL, &e), EROFS);
-    cr_assert_eq(vv_repl_sync(rb, "dr", false, 0, NULL, &e), EROFS, "a destination does not sync");
+    cr_assert_eq(vv_repl_sync(rb, "dr", NULL, false, 0, NULL, &e), EROFS, "a destination does not sync");
     cr_assert_eq(vv_repl_pause(rb, "dr", &e), EROFS);
 
     /* both services restart: the sessions and their points are kept, syncs go on */
@@ -274,7 +274,7 @@ Test(repl, syncs_make_the_replica_the_source_at_each_point, .timeout = 180)
     cr_assert_eq(vv_repl_pause(ra, "dr", &e), 0, "%s", e.msg);
     cr_assert_eq(vv_repl_get(ra, "dr", &si, &e), 0);
     cr_assert_eq(si.state, VV_REPL_PAUSED);
-    cr_assert_eq(vv_repl_sync(ra, "dr", true, 5, NULL, &e), EAGAIN);
+    cr_assert_eq(vv_repl_sync(ra, "dr", NULL, true, 5, NULL, &e), EAGAIN);
     cr_assert_eq(vv_repl_resume(ra, "dr", &e), 0, "%s", e.msg);
     pattern(a, "data", 7 * MiB, 4096, 6);
     sync_ok(ra, "dr", &si);
@@ -493,7 +493,7 @@ Test(repl, a_peer_with_another_key_is_refused, .timeout = 60)
                                  .rpo = 3600};
     struct vv_repl_info si;
     cr_assert_eq(vv_repl_create(ra, &prm, &si, &e), 0, "%s", e.msg);
-    cr_assert_eq(vv_repl_sync(ra, "dr", true, 30, &si, &e), EACCES, "%d %s", e.code, e.msg);
+    cr_assert_eq(vv_repl_sync(ra, "dr", NULL, true, 30, &si, &e), EACCES, "%d %s", e.code, e.msg);
     cr_assert_eq(vv_repl_get(ra, "dr", &si, &e), 0);
     cr_assert_eq(si.state, VV_REPL_ERROR);
     cr_assert(si.error[0]);

@@ -389,15 +389,27 @@ static int members_with(struct vv_repl *r, const struct sess_rec *c, const char 
     size_t nv;
     *out = NULL;
     *n = 0;
+    if (!c->group[0]) { /* a volume's session: that volume, if it has the snapshot */
+        struct member *m = calloc(1, sizeof(*m));
+        struct vv_snapshot_info si;
+        if (!m)
+            return vv_err_set(e, ENOMEM, "out of memory");
+        if (vv_snapshot_get(r->p, c->volume, name, &si, NULL) == 0) {
+            snprintf(m->name, sizeof(m->name), "%.64s", c->volume);
+            m->snap_id = si.id;
+            *n = 1;
+        }
+        *out = m;
+        return 0;
+    }
     int err = vv_volume_list(r->p, &vi, &nv);
     struct member *m = err ? NULL : calloc(nv ? nv : 1, sizeof(*m));
     if (!err && !m)
         err = ENOMEM;
     for (size_t i = 0; !err && i < nv; i++) {
         struct vv_snapshot_info si;
-        /* (a group's: whoever has the snapshot, members then, whatever they are now) */
-        bool ours = c->group[0] || strcmp(vi[i].name, c->volume) == 0;
-        if (ours && vv_snapshot_get(r->p, vi[i].name, name, &si, NULL) == 0) {
+        /* (whoever has the snapshot: members then, whatever they are now) */
+        if (vv_snapshot_get(r->p, vi[i].name, name, &si, NULL) == 0) {
             snprintf(m[*n].name, sizeof(m[*n].name), "%s", vi[i].name);
             m[(*n)++].snap_id = si.id;
         }
@@ -658,7 +670,8 @@ out:
     return err;
 }
 
-/* Is a sync due for S now?  (r->mu held)  *WAIT_MS: how long until it may be. */
+/* Is a sync due for S now?  (r->mu held, let go for a moment in continuous mode)  *WAIT_MS:
+ * how long until it may be. */
 static bool sync_due(struct vv_repl *r, struct sess *s, unsigned *wait_ms)
 {
     const struct sess_rec *c = &s->rec;
@@ -673,9 +686,15 @@ static bool sync_due(struct vv_repl *r, struct sess *s, unsigned *wait_ms)
     if (!c->point_gen || c->inflight_seq)
         return true;
     if (c->mode == VV_REPL_CONTINUOUS) {
+        /* the last write is meta's to say, and a group's takes group_mu, which a group
+         * snapshot holds through a commit: asked with r->mu let go, so that status calls and
+         * the other sessions do not wait for it */
+        struct sess_rec copy = *c;
+        pthread_mutex_unlock(&r->mu);
+        uint64_t lw = last_write(r, &copy);
+        pthread_mutex_lock(&r->mu);
         *wait_ms = CONTINUOUS_POLL_MS;
-        /* (meta's vol_mu for a moment: no I/O) */
-        return last_write(r, c) != c->point_mtime;
+        return lw != s->rec.point_mtime;
     }
     return now >= c->point_time + c->rpo;
 }

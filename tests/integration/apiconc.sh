@@ -2,7 +2,8 @@
 # apiconc.sh — the control plane under concurrent requests.  Eight clients (apistress, each a
 # thread with its own connections: the API serves each connection on its own thread) send
 # create / resize / rename / delete / show / list, snapshot create / delete, clone create and
-# group create / add / remove / snapshot / delete on five shared names for VVFS_CONC_SECONDS
+# group create / add / remove / snapshot / delete, replication session create / sync / delete
+# (to a peer nobody listens at) on five shared names for VVFS_CONC_SECONDS
 # (default 30 s); a FUSE client lists the mount and opens and writes those volumes (so that
 # delete and shrink meet open volumes), while a writer fills and verifies a volume of its own.
 # Every request must get a JSON answer with a status the operation can have (no 5xx but 507;
@@ -61,7 +62,9 @@ fpid=$!
 writer &
 wpid=$!
 rc=0
-"$APISTRESS" "$POOL/vvfs.sock" "$secs" 8 "${names[@]}" >"$VV_TESTDIR/stress.out" || rc=$?
+new_key "$VV_TESTDIR/peer.key" # (replication sessions to a peer that is not there)
+APISTRESS_KEY=$VV_TESTDIR/peer.key "$APISTRESS" "$POOL/vvfs.sock" "$secs" 8 "${names[@]}" \
+    >"$VV_TESTDIR/stress.out" || rc=$?
 : >"$stop"
 wait "$fpid" || fail "the FUSE client exited with an error"
 wait "$wpid" || fail "the writer exited with an error"
@@ -78,7 +81,8 @@ assert_lt 3000 "$total" "requests in $secs s"
 for c in 'POST 201' 'POST 409' 'DELETE 204' 'DELETE 404' 'PATCH-size 200' 'PATCH-name 200' \
     'PATCH-name 409' 'GET 404' 'POST-snap 201' 'POST-snap 409' 'DELETE-snap 204' \
     'DELETE 409' 'POST-clone 201' 'POST-clone 409' 'POST-group 201' 'PATCH-group 200' \
-    'POST-gsnap 201' 'DELETE-group 204'; do
+    'POST-gsnap 201' 'DELETE-group 204' 'POST-repl 201' 'POST-repl 409' 'POST-rsync 200' \
+    'DELETE-repl 204'; do
     grep -q " $c\$" "$VV_TESTDIR/stress.out" || fail "no request answered '$c'"
 done
 

@@ -5,7 +5,8 @@
  *
  * CLIENTS threads send random requests on the shared volume NAMEs for SECONDS: create (1-64
  * MiB), delete, resize (1-64 MiB), rename to another NAME, show, list, pool status, and
- * snapshot create and delete (three snapshot names per volume).  Each
+ * snapshot create and delete (three snapshot names per volume), clones, groups and, with
+ * APISTRESS_KEY (a key file), replication sessions to a peer nobody listens at.  Each
  * thread keeps its connection for a few requests and then opens a new one (the API serves
  * each connection on its own thread, so both reuse and churn are exercised).
  *
@@ -30,7 +31,8 @@
 
 enum op {
     OP_CREATE, OP_DELETE, OP_RESIZE, OP_RENAME, OP_SHOW, OP_LIST, OP_POOL, OP_SNAP, OP_UNSNAP,
-    OP_CLONE, OP_GCREATE, OP_GCHANGE, OP_GSNAP, OP_GDELETE, OP_N
+    OP_CLONE, OP_GCREATE, OP_GCHANGE, OP_GSNAP, OP_GDELETE, OP_RCREATE, OP_RSYNC, OP_RDELETE,
+    OP_N
 };
 
 static const struct {
@@ -53,11 +55,17 @@ static const struct {
     [OP_GCHANGE] = {"PATCH", "200 400 404 409"},
     [OP_GSNAP] = {"POST", "201 400 404 409"},
     [OP_GDELETE] = {"DELETE", "204 404"},
+    /* replication sessions "r0", "r1" of a shared volume, to a peer nobody listens at (their
+     * syncs fail and retry meanwhile); only with APISTRESS_KEY, a key file */
+    [OP_RCREATE] = {"POST", "201 404 409"},
+    [OP_RSYNC] = {"POST", "200 404"},
+    [OP_RDELETE] = {"DELETE", "204 404"},
 };
 
 #define MAX_STATUS 600
 
 static const char *sock_path;
+static const char *key_path; /* APISTRESS_KEY: with it, replication sessions too */
 static char **names;
 static int nnames;
 static double deadline;
@@ -128,6 +136,9 @@ static bool body_ok(enum op op, long status, const char *body, size_t len)
         ok = json_is_array(json_object_get(j, "volumes"));
     } else if (ok && op == OP_POOL) {
         ok = json_is_integer(json_object_get(j, "capacity"));
+    } else if (ok && op >= OP_RCREATE) {
+        ok = json_is_string(json_object_get(j, "name")) &&
+             json_is_string(json_object_get(j, "state"));
     } else if (ok && op >= OP_GCREATE) {
         ok = json_is_string(json_object_get(j, "name")) &&
              json_is_array(json_object_get(j, "volumes"));
@@ -150,6 +161,8 @@ static void *client(void *arg)
     }
     while (!atomic_load(&failed) && now() < deadline) {
         enum op op = (enum op)(rand_r(&seed) % OP_N);
+        if (op >= OP_RCREATE && !key_path)
+            continue;
         const char *a = names[rand_r(&seed) % nnames], *to = names[rand_r(&seed) % nnames];
         int mib = 1 + rand_r(&seed) % 64;
         char url[256], data[256] = "";
@@ -171,6 +184,12 @@ static void *client(void *arg)
         else if (op == OP_CLONE)
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s/snapshots/snap%d/clone",
                      a, mib % 3);
+        else if (op == OP_RCREATE)
+            snprintf(url, sizeof(url), "http://localhost/v1/replication");
+        else if (op == OP_RSYNC)
+            snprintf(url, sizeof(url), "http://localhost/v1/replication/r%d/sync", mib % 2);
+        else if (op == OP_RDELETE)
+            snprintf(url, sizeof(url), "http://localhost/v1/replication/r%d", mib % 2);
         else
             snprintf(url, sizeof(url), "http://localhost/v1/volumes/%s", a);
         if (op == OP_CREATE)
@@ -185,6 +204,10 @@ static void *client(void *arg)
             snprintf(data, sizeof(data), "{\"name\":\"g\",\"volumes\":[\"%s\"]}", a);
         else if (op == OP_GCHANGE)
             snprintf(data, sizeof(data), "{\"%s\":[\"%s\"]}", mib % 2 ? "add" : "remove", a);
+        else if (op == OP_RCREATE)
+            snprintf(data, sizeof(data),
+                     "{\"name\":\"r%d\",\"volume\":\"%s\",\"peer\":\"127.0.0.1:9\","
+                     "\"key\":\"%.150s\"}", mib % 2, a, key_path);
         b.len = 0;
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
@@ -237,6 +260,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sock_path = argv[1];
+    key_path = getenv("APISTRESS_KEY");
     deadline = now() + atoi(argv[2]);
     int nclients = atoi(argv[3]);
     names = argv + 4;
@@ -266,7 +290,9 @@ int main(int argc, char **argv)
                                    : o == OP_SNAP ? "POST-snap" : o == OP_UNSNAP ? "DELETE-snap"
                                    : o == OP_CLONE ? "POST-clone" : o == OP_GCREATE ? "POST-group"
                                    : o == OP_GCHANGE ? "PATCH-group" : o == OP_GSNAP ? "POST-gsnap"
-                                   : o == OP_GDELETE ? "DELETE-group" : ops[o].method;
+                                   : o == OP_GDELETE ? "DELETE-group"
+                                   : o == OP_RCREATE ? "POST-repl" : o == OP_RSYNC ? "POST-rsync"
+                                   : o == OP_RDELETE ? "DELETE-repl" : ops[o].method;
                 printf("%lu %s %d\n", counts[o][s], what, s);
                 total += counts[o][s];
             }

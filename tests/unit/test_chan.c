@@ -7,6 +7,7 @@
 #include "replication/chan.h"
 
 #include <criterion/criterion.h>
+#include "net_pool.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,19 +21,6 @@
 
 static const uint8_t KEY_A[CHAN_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
 static const uint8_t KEY_B[CHAN_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 9};
-
-/* a listening socket on 127.0.0.1, *PORT its port */
-static int listen_local(char port[16])
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    snprintf(port, 16, "%u", ntohs(a.sin_port));
-    return fd;
-}
 
 struct server {
     int lfd;

@@ -12,6 +12,7 @@
 #include "replication/repl.h"
 
 #include <criterion/criterion.h>
+#include "net_pool.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,25 +27,6 @@
 
 #define MiB (1u << 20)
 #define VSIZE (32 * MiB)
-
-static struct vv_pool *mk(char dir[64])
-{
-    snprintf(dir, 64, "/tmp/vvfs-repl-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    struct vv_pool_params pp = {.capacity = 256 * MiB};
-    struct vv_err e = {0};
-    cr_assert_eq(vv_pool_create(dir, &pp, &e), 0, "%s", e.msg);
-    struct vv_pool *p;
-    cr_assert_eq(vv_pool_open(dir, 0, &p, &e), 0, "%s", e.msg);
-    return p;
-}
-
-static void rm(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 /* a new key file in DIR */
 static void key_file(const char *dir, char path[96])
@@ -62,13 +44,9 @@ static void key_file(const char *dir, char path[96])
 /* a free loopback port (bound and let go: the service binds it next) */
 static void free_port(char addr[32])
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    snprintf(addr, 32, "127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
+    char port[16];
+    close(listen_local(port));
+    snprintf(addr, 32, "127.0.0.1:%s", port);
 }
 
 static void pattern(struct vv_pool *p, const char *vol, uint64_t off, size_t len, uint8_t tag)
@@ -176,8 +154,8 @@ struct two {
 static void two_up(struct two *t)
 {
     char cmd[512];
-    t->a = mk(t->da);
-    t->b = mk(t->db);
+    t->a = test_pool(t->da, "repl");
+    t->b = test_pool(t->db, "repl");
     key_file(t->da, t->key);
     snprintf(t->keyb, sizeof(t->keyb), "%s/peer.key", t->db);
     snprintf(cmd, sizeof(cmd), "cp -p %s %s", t->key, t->keyb);
@@ -198,8 +176,8 @@ static void two_down(struct two *t)
     cr_assert_eq(vv_pool_close(t->b), 0);
     cr_assert_eq(vv_pool_fsck(t->da, false, &fr, &e), 0, "%s", e.msg);
     cr_assert_eq(vv_pool_fsck(t->db, false, &fr, &e), 0, "%s", e.msg);
-    rm(t->da);
-    rm(t->db);
+    test_rm(t->da);
+    test_rm(t->db);
 }
 
 static void sync_ok(struct vv_repl *r, const char *name, struct vv_repl_info *out)
@@ -481,7 +459,7 @@ Test(repl, compression_shrinks_the_wire_and_the_limit_holds, .timeout = 180)
 Test(repl, a_peer_with_another_key_is_refused, .timeout = 60)
 {
     char da[64], db[64], ka[96], kb[96], addr[32];
-    struct vv_pool *a = mk(da), *b = mk(db);
+    struct vv_pool *a = test_pool(da, "repl"), *b = test_pool(db, "repl");
     key_file(da, ka);
     key_file(db, kb);
     free_port(addr);
@@ -508,14 +486,14 @@ Test(repl, a_peer_with_another_key_is_refused, .timeout = 60)
     vv_repl_stop(rb);
     vv_pool_close(a);
     vv_pool_close(b);
-    rm(da);
-    rm(db);
+    test_rm(da);
+    test_rm(db);
 }
 
 Test(repl, bad_parameters_change_nothing, .timeout = 60)
 {
     char da[64], key[96], bad[96];
-    struct vv_pool *a = mk(da);
+    struct vv_pool *a = test_pool(da, "repl");
     key_file(da, key);
     struct vv_repl *ra = start(a, NULL, NULL);
     struct vv_err e = {0};
@@ -567,5 +545,5 @@ Test(repl, bad_parameters_change_nothing, .timeout = 60)
     cr_assert_eq(vv_repl_delete(ra, "dr", &e), ENOENT);
     vv_repl_stop(ra);
     vv_pool_close(a);
-    rm(da);
+    test_rm(da);
 }

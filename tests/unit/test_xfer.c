@@ -7,6 +7,7 @@
 #include "replication/xfer.h"
 
 #include <criterion/criterion.h>
+#include "net_pool.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,25 +21,6 @@
 #define MiB (1u << 20)
 #define VSIZE (16 * MiB)
 static const uint8_t KEY[CHAN_KEY_BYTES] = {7, 7, 7};
-
-static struct vv_pool *mk(char dir[64])
-{
-    snprintf(dir, 64, "/tmp/vvfs-xfer-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    struct vv_pool_params pp = {.capacity = 256 * MiB};
-    struct vv_err e = {0};
-    cr_assert_eq(vv_pool_create(dir, &pp, &e), 0, "%s", e.msg);
-    struct vv_pool *p;
-    cr_assert_eq(vv_pool_open(dir, 0, &p, &e), 0, "%s", e.msg);
-    return p;
-}
-
-static void rm(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 static void pattern(struct vv_vol *v, uint64_t off, size_t len, uint8_t tag)
 {
@@ -92,22 +74,10 @@ static void *receiver(void *arg)
     return NULL;
 }
 
-static int listen_local(char port[16])
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    snprintf(port, 16, "%u", ntohs(a.sin_port));
-    return fd;
-}
-
 Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
 {
     char da[64], db[64], port[16];
-    struct vv_pool *a = mk(da), *b = mk(db);
+    struct vv_pool *a = test_pool(da, "xfer"), *b = test_pool(db, "xfer");
     struct vv_err e = {0};
     struct vv_volume_info vi;
     cr_assert_eq(vv_volume_create(a, "data", VSIZE, &vi, &e), 0);
@@ -156,6 +126,6 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
     struct vv_fsck_report rep;
     cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
     cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
-    rm(da);
-    rm(db);
+    test_rm(da);
+    test_rm(db);
 }

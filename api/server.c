@@ -260,7 +260,7 @@ static json_t *status_json(struct vv_pool *pool)
     json_t *j = json_pack("{"
                           "s:s," "s:I," "s:I," "s:I," "s:I," "s:I," "s:I,"
                           "s:I," "s:I," "s:I," "s:b," "s:I," "s:I," "s:I,"
-                          "s:I," "s:I," "s:I," "s:b," "s:I," "s:s}",
+                          "s:I," "s:I," "s:I," "s:b," "s:I," "s:I," "s:s}",
                           "pool_dir", vv_pool_dir(pool),
                           "format_version", (json_int_t)st.format_version,
                           "upgraded_from", (json_int_t)st.upgraded_from,

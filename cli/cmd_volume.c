@@ -254,8 +254,9 @@ static void print_status(const json_t *st)
     }
     printf("\n");
     if (json_is_true(json_object_get(st, "direct_io")))
-        printf("data writes:      direct I/O (%llu bounced)\n",
-               (unsigned long long)cli_jnum(st, "bounced_writes"));
+        printf("data writes:      direct I/O (%llu bounced, %llu in batches)\n",
+               (unsigned long long)cli_jnum(st, "bounced_writes"),
+               (unsigned long long)cli_jnum(st, "batched_ios"));
     else
         printf("data writes:      buffered (the pool's filesystem refused O_DIRECT)\n");
     printf("format version:   %llu", (unsigned long long)cli_jnum(st, "format_version"));

@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/fuse.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -51,6 +52,7 @@ struct fs_loop {
 
 static void *worker_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-fuse");
     struct worker *w = arg;
     struct fs_loop *l = w->loop;
     struct fuse_buf fbuf;

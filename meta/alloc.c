@@ -29,6 +29,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,6 +496,7 @@ static void reclaim_round(struct vv_pool *p, bool all)
 
 static void *reclaimer_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-reclaim");
     struct vv_pool *p = arg;
     pthread_mutex_lock(&p->alloc_mu);
     while (!p->reclaim_stop) {

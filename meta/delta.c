@@ -71,6 +71,8 @@ int vv_delta_open(struct vv_pool *p, const char *volume, const char *from, const
         err = vv_err_set(e, ENOMEM, "out of memory");
     if (!err && (err = vv_snap_open(p, v->id, t.id, &d->to)))
         vv_err_set(e, err, "cannot open snapshot '%s' of volume '%s'", to, volume);
+    else if (!err)
+        d->to->stream = true; /* each block is read once */
     vol_put(v); /* (the handle holds its own reference) */
     if (err) {
         free(d);

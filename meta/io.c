@@ -48,6 +48,7 @@ struct reader {
     bool have_view;
     uint64_t view_vol, view_chunk;
     struct xview view;
+    bool stream; /* read around the page cache (vv_vol.stream) */
 };
 
 /* a reader of volume V (struct vv_volume *) of POOL, live */
@@ -336,6 +337,72 @@ static int read_slots(struct vv_pool *p, uint64_t slot, uint8_t *buf, size_t len
     return err;
 }
 
+/*
+ * The runs of one request (each LEN bytes at slot SLOT and the slots after it in one data
+ * file), read or written at once: the runs that go direct are submitted together (aio.c),
+ * the others go one by one as read_slots/write_slots take them.  Each run's ERR says how it
+ * went.
+ */
+struct slot_run {
+    uint64_t slot;
+    uint8_t *buf;
+    size_t len;
+    int err;
+};
+
+/* STREAM: a reader that reads each block once (vv_vol.stream): all its runs go direct */
+static bool run_goes_direct(const struct vv_pool *p, const struct slot_run *r, bool write,
+                            bool stream)
+{
+    if (slot_dio_fd(p, r->slot) < 0 || !dio_aligned(p, r->buf))
+        return false;
+    return write ? r->len >= DIO_MIN_RUN : stream || r->len < DROP_AFTER_READ;
+}
+
+static void runs_batch(struct vv_pool *p, struct slot_run **b, size_t n, bool write)
+{
+    struct aio_op ops[AIO_BATCH_MAX];
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (struct aio_op){.fd = slot_dio_fd(p, b[i]->slot), .buf = b[i]->buf,
+                                 .len = b[i]->len, .off = slot_off(p, b[i]->slot, 0)};
+    if (n < 2 || aio_batch(ops, n, write)) { /* one, or no AIO here: one by one */
+        for (size_t i = 0; i < n; i++)
+            b[i]->err = write ? pwrite_full(ops[i].fd, ops[i].buf, ops[i].len, ops[i].off)
+                              : pread_full(ops[i].fd, ops[i].buf, ops[i].len, ops[i].off);
+        return;
+    }
+    atomic_fetch_add(&p->batched_ios, n);
+    for (size_t i = 0; i < n; i++) {
+        struct aio_op *o = &ops[i];
+        int fd = slot_fd(p, b[i]->slot); /* the rest of a short one: buffered */
+        b[i]->err = o->err ? o->err
+                  : o->done == o->len ? 0
+                  : write ? pwrite_full(fd, (uint8_t *)o->buf + o->done, o->len - o->done,
+                                        o->off + (off_t)o->done)
+                          : pread_full(fd, (uint8_t *)o->buf + o->done, o->len - o->done,
+                                       o->off + (off_t)o->done);
+    }
+}
+
+static void runs_io(struct vv_pool *p, struct slot_run *r, size_t n, bool write, bool stream)
+{
+    struct slot_run *b[AIO_BATCH_MAX];
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!run_goes_direct(p, &r[i], write, stream)) {
+            r[i].err = write ? write_slots(p, r[i].slot, r[i].buf, r[i].len)
+                             : read_slots(p, r[i].slot, r[i].buf, r[i].len);
+            continue;
+        }
+        b[nb++] = &r[i];
+        if (nb == AIO_BATCH_MAX) {
+            runs_batch(p, b, nb, write);
+            nb = 0;
+        }
+    }
+    runs_batch(p, b, nb, write);
+}
+
 static void log_read_error(uint64_t vol, uint64_t idx, uint64_t slot, int err)
 {
     vv_err(VV_SS_META, "read of volume %llu extent %llu (slot %llu) failed: %s",
@@ -404,6 +471,8 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
         if (err)
             return err;
     }
+    struct slot_run runs[READ_RUN_MAX];
+    size_t first[READ_RUN_MAX], nr = 0;
     for (size_t k = 0; k < count;) {
         if (ms[k].slot == SLOT_NONE) {
             memset(buf + k * es, 0, es);
@@ -414,15 +483,23 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
         while (j < count && ms[j].slot != SLOT_NONE && ms[j].slot == ms[j - 1].slot + 1 &&
                slot_file(p, ms[j].slot) == slot_file(p, ms[k].slot))
             j++;
-        int err = read_slots(p, ms[k].slot, buf + k * es, (j - k) * es);
-        if (err) {
-            log_read_error(vol, idx + k, ms[k].slot, err);
+        first[nr] = k;
+        runs[nr++] = (struct slot_run){.slot = ms[k].slot, .buf = buf + k * es,
+                                       .len = (j - k) * es};
+        k = j;
+    }
+    runs_io(p, runs, nr, false, r->stream);
+    for (size_t ri = 0; ri < nr; ri++) {
+        size_t k = first[ri];
+        if (runs[ri].err) {
+            log_read_error(vol, idx + k, ms[k].slot, runs[ri].err);
             return EIO;
         }
-        for (size_t i = k; i < j; i++)
-            if ((err = verify_extent(p, vol, idx + i, &ms[i], buf + i * es)))
+        for (size_t i = k; i < k + runs[ri].len / es; i++) {
+            int err = verify_extent(p, vol, idx + i, &ms[i], buf + i * es);
+            if (err)
                 return err;
-        k = j;
+        }
     }
     return 0;
 }
@@ -434,6 +511,7 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     uint64_t es = p->extent_size;
     struct reader r = READER_INIT(p, h->vol);
     r.as_of = h->as_of;
+    r.stream = h->stream;
     uint8_t *whole = NULL; /* scratch for verifying partially read extents */
     uint8_t *b = buf;
     int err = 0;
@@ -762,17 +840,26 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     size_t taken = k;
     if (nfresh)
         txg_note_dirty(p, t, nfresh * es, nfresh);
-    for (k = 0; k < taken && !err;) {
+    struct slot_run runs[WRITE_RUN_MAX];
+    size_t first[WRITE_RUN_MAX], nr = 0;
+    for (k = 0; k < taken;) {
         size_t j = k + 1;
         while (j < taken && slots[j] == slots[j - 1] + 1 &&
                slot_file(p, slots[j]) == slot_file(p, slots[k]))
             j++;
-        err = write_slots(p, slots[k], data + k * es, (j - k) * es);
-        if (err)
-            vv_err(VV_SS_META, "write to volume %llu extents %llu..%llu failed: %s",
-                   (unsigned long long)vol, (unsigned long long)(idx + k),
-                   (unsigned long long)(idx + j - 1), strerror(err));
+        first[nr] = k;
+        runs[nr++] = (struct slot_run){.slot = slots[k], .buf = (uint8_t *)data + k * es,
+                                       .len = (j - k) * es};
         k = j;
+    }
+    runs_io(p, runs, nr, true, false);
+    for (size_t r = 0; r < nr && !err; r++) {
+        if (!(err = runs[r].err))
+            continue;
+        k = first[r];
+        vv_err(VV_SS_META, "write to volume %llu extents %llu..%llu failed: %s",
+               (unsigned long long)vol, (unsigned long long)(idx + k),
+               (unsigned long long)(idx + k + runs[r].len / es - 1), strerror(err));
     }
     for (k = 0; k < taken;) {
         uint64_t chunk = chunk_of(idx + k);

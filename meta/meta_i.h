@@ -301,6 +301,7 @@ struct vv_pool {
 
     _Atomic uint64_t checksum_errors;
     _Atomic uint64_t bounced_writes;
+    _Atomic uint64_t batched_ios;
 
     vv_volume_observer observer; /* set once before concurrent use */
     void *observer_ctx;
@@ -322,6 +323,10 @@ struct vv_vol {
     uint64_t as_of;     /* XMAP_LIVE for the volume; a snapshot's gen: read-only, as of it */
     uint64_t snap_id;   /* the snapshot (as_of != XMAP_LIVE) */
     uint64_t snap_size;
+    /* reads each block once, in long runs (a delta's source): its reads go direct whatever
+     * their length, since a first buffered read of blocks the page cache does not hold cost
+     * 3.7 CPU-s per GiB here, against 0.1 direct (see ARCHITECTURE.md, "Deltas") */
+    bool stream;
 };
 
 /* Slots per chunk: 16 in pools without a `chunk_slots` config key (the first format), else
@@ -519,6 +524,21 @@ int dchunk_add(struct dchunk *d, unsigned b, uint64_t slot);
 /* take block B out of mask (a first write of it in this txg failed) */
 void dchunk_remove(struct dchunk *d, unsigned b);
 void dirty_table_free(struct dirty_table *t);
+
+/* aio.c: several direct I/Os at once from one thread (see its design notes) */
+#define AIO_BATCH_MAX 64
+struct aio_op {
+    int fd;
+    void *buf;
+    size_t len;
+    off_t off;
+    size_t done; /* out: bytes done */
+    int err;     /* out: the errno of an I/O that failed */
+};
+/* Run N (at most AIO_BATCH_MAX) reads or writes at once and wait for all of them.  Each
+ * op's DONE and ERR tell how it went: DONE < LEN with ERR 0 (short, or not submitted) leaves
+ * the rest to the caller.  ENOSYS: this thread has no AIO context; nothing was done. */
+int aio_batch(struct aio_op *ops, size_t n, bool write);
 
 /* env.c: the LMDB environment (see its design notes for map_lock) */
 uint64_t env_map_size(const struct vv_pool *p, uint64_t nslots); /* map for a pool of NSLOTS */

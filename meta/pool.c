@@ -607,6 +607,7 @@ void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st)
     st->checksum_errors = atomic_load(&p->checksum_errors);
     st->direct_io = p->dio_fd[0] >= 0;
     st->bounced_writes = atomic_load(&p->bounced_writes);
+    st->batched_ios = atomic_load(&p->batched_ios);
 }
 
 /* ---- volumes ----------------------------------------------------------------------------- */

@@ -106,6 +106,8 @@ struct vv_pool_status {
     uint64_t read_only_since;/* when that commit failed (unix seconds) */
     bool direct_io;          /* whole-extent writes bypass the page cache (O_DIRECT) */
     uint64_t bounced_writes; /* of those, runs copied first because the buffer was unaligned */
+    uint64_t batched_ios;    /* direct reads and writes issued together with others of their
+                              * request (Linux AIO; meta/aio.c) */
 };
 
 void vv_pool_get_status(struct vv_pool *p, struct vv_pool_status *st);
@@ -340,7 +342,8 @@ int vv_delta_open(struct vv_pool *p, const char *volume, const char *from, const
 /* The next run, in ascending block order: 0 with *BLOCK, *COUNT (1..64) and *ZERO; ENOENT at
  * the end; another errno on a read error. */
 int vv_delta_next(struct vv_delta *d, uint64_t *block, uint32_t *count, bool *zero);
-/* TO, open: read the runs' data with vv_vol_read on it */
+/* TO, open: read the runs' data with vv_vol_read on it (around the page cache: each block
+ * is read once; direct I/O wants BUF aligned to 4096, else the reads are buffered) */
 struct vv_vol *vv_delta_source(struct vv_delta *d);
 void vv_delta_close(struct vv_delta *d);
 

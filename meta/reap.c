@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -102,6 +103,7 @@ static struct vv_volume *next_work(struct vv_pool *p)
 
 static void *reaper_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-reap");
     struct vv_pool *p = arg;
     const char *s = getenv("VVFS_REAP_PAUSE_MS"); /* tests: stop in the middle */
     unsigned pause_ms = s && atoi(s) > 0 ? (unsigned)atoi(s) : 0;

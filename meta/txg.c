@@ -30,6 +30,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -473,6 +474,7 @@ static int commit_open_txg(struct vv_pool *p)
 
 static void *committer_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-commit");
     struct vv_pool *p = arg;
     pthread_mutex_lock(&p->txg_mu);
     for (;;) {

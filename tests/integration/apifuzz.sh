@@ -27,7 +27,7 @@ state()
     "$VVFS" --pool "$POOL" --json volume list | jq -S '.volumes'
     "$VVFS" --pool "$POOL" --json snapshot list | jq -S '.snapshots'
     "$VVFS" --pool "$POOL" --json status |
-        jq -S 'del(.commits, .dirty_bytes, .committed_gen, .bounced_writes)'
+        jq -S 'del(.commits, .dirty_bytes, .committed_gen, .bounced_writes, .batched_ios)'
 }
 before=$(state)
 pid=$(daemon_pid "$POOL")

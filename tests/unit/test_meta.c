@@ -955,6 +955,66 @@ Test(io, failed_write_keeps_the_old_content)
     rmpool();
 }
 
+/* The runs of one request that go direct are issued together (meta/aio.c) and land where
+ * they belong: a write that spans two data files, a read of 256 blocks whose slots are in
+ * reverse order, and a batch that fails (RLIMIT_FSIZE: EFBIG on every write past the first
+ * slot of a file) keeps the old content. */
+Test(io, runs_of_one_request_go_to_disk_together)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 16 << 20);
+    uint8_t *w = aligned_alloc(4096, 3 << 20), *r = aligned_alloc(4096, 3 << 20);
+    struct vv_pool_status st0, st;
+    vv_pool_get_status(p, &st0);
+    /* slots 0..15, then 16..271: 960 KiB in data.0 and 64 KiB in data.1, one batch of two */
+    fill(w, 0, 64 << 10, 1);
+    cr_assert_eq(vv_vol_write(v, w, 64 << 10, 0), 0);
+    fill(w + (64 << 10), 64 << 10, 1 << 20, 1);
+    cr_assert_eq(vv_vol_write(v, w + (64 << 10), 1 << 20, 64 << 10), 0);
+    vv_pool_get_status(p, &st);
+    cr_assert_geq(st.batched_ios, st0.batched_ios + 2, "the write's two runs went together");
+    /* blocks of [2M, 3M) written last to first: every block is a run of its own */
+    fill(w + (2 << 20), 2 << 20, 1 << 20, 2);
+    for (int b = 255; b >= 0; b--)
+        cr_assert_eq(vv_vol_write(v, w + (2 << 20) + b * 4096, 4096, (2 << 20) + b * 4096), 0);
+    memset(w + (64 << 10) + (1 << 20), 0, (2 << 20) - (64 << 10) - (1 << 20)); /* a hole */
+    for (int round = 0; round < 2; round++) { /* uncommitted, then committed (verified) */
+        vv_pool_get_status(p, &st0);
+        memset(r, 0xee, 3 << 20);
+        cr_assert_eq(vv_vol_read(v, r, 3 << 20, 0), 0);
+        cr_assert(memcmp(r, w, 3 << 20) == 0, "round %d: the volume reads back wrong", round);
+        vv_pool_get_status(p, &st);
+        if (round == 1)
+            cr_assert_geq(st.batched_ios, st0.batched_ios + 256,
+                          "the 256 reversed blocks were read in batches");
+        cr_assert_eq(vv_vol_flush(v), 0);
+    }
+    /* a batch whose writes fail: EIO, and the blocks keep what they had */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim = {.rlim_cur = 4096, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    uint8_t *n = aligned_alloc(4096, 1 << 20);
+    fill(n, 0, 1 << 20, 3);
+    vv_pool_get_status(p, &st0);
+    int err = vv_vol_write(v, n, 1 << 20, 32 << 10);
+    vv_pool_get_status(p, &st);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_assert_eq(err, EIO);
+    cr_assert_gt(st.batched_ios, st0.batched_ios, "the failed write went as a batch");
+    cr_assert_eq(vv_vol_read(v, r, 3 << 20, 0), 0);
+    cr_assert(memcmp(r, w, 3 << 20) == 0, "a failed batch changed the volume");
+    cr_assert_eq(vv_vol_flush(v), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(w);
+    free(r);
+    free(n);
+    rmpool();
+}
+
 /* A pool whose LMDB map fills grows it and goes on: no MDB_MAP_FULL, no poisoned pool. */
 Test(pool, full_metadata_map_grows, .timeout = 60)
 {

@@ -280,6 +280,7 @@ static json_t *status_json(struct vv_pool *pool)
                           "checksum_errors", (json_int_t)st.checksum_errors,
                           "direct_io", (int)st.direct_io,
                           "bounced_writes", (json_int_t)st.bounced_writes,
+                          "batched_ios", (json_int_t)st.batched_ios,
                           "state", st.read_only_errno ? "read-only" : "ok");
     if (j && (json_object_set_new(j, "snapshots", json_integer((json_int_t)st.snapshots)) ||
               json_object_set_new(j, "snapshot_count",
@@ -324,8 +325,9 @@ static json_t *session_json(const struct vv_repl_info *s)
                     : json_pack("{s:I, s:I}",
                                 "gen", (json_int_t)s->point_gen,
                                 "time", (json_int_t)s->point_time);
-    json_t *transfer = json_pack("{s:I, s:I, s:I, s:I, s:I}",
+    json_t *transfer = json_pack("{s:I, s:f, s:I, s:I, s:I, s:I}",
                                  "started", (json_int_t)s->xfer_started,
+                                 "seconds", (double)s->xfer_ms / 1000.0,
                                  "bytes", (json_int_t)s->xfer_bytes,
                                  "left", (json_int_t)s->xfer_left,
                                  "rate", (json_int_t)s->rate,

@@ -302,10 +302,13 @@ static void print_session(const json_t *s)
            vv_format_size(cli_jnum(s, "bytes_sent"), b2, sizeof(b2)),
            source ? "sent" : "received");
     if (cli_jnum(x, "started")) {
-        bool running = strcmp(cli_jstr(s, "state"), "synchronizing") == 0;
-        printf("transfer:     %s, started %s: %s sent, %s left\n",
+        bool running = strcmp(cli_jstr(s, "state"), "synchronizing") == 0 ||
+                       strcmp(cli_jstr(s, "state"), "initializing") == 0;
+        printf("transfer:     %s, started %s: %s %s in %.1f s, %s left\n",
                running ? "running" : "the last one", fmt_when(cli_jnum(x, "started"), b, sizeof(b)),
                vv_format_size(cli_jnum(x, "bytes"), b2, sizeof(b2)),
+               source ? "sent" : "received",
+               json_real_value(json_object_get(x, "seconds")),
                vv_format_size(cli_jnum(x, "left"), b3, sizeof(b3)));
         printf("rate:         %s/s\n", vv_format_size(cli_jnum(x, "rate"), b, sizeof(b)));
         printf("eta:          %s\n",

@@ -35,6 +35,9 @@
 
 #define PSK_IDENTITY "vvfs-repl-1"
 
+/* OpenSSL's read buffer and the write buffer under it: 16 records of 16 KiB */
+#define CHAN_IO_BUF (256u << 10)
+
 struct chan {
     SSL *ssl;
     int fd;
@@ -158,6 +161,11 @@ static SSL_CTX *make_ctx(bool server)
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); /* one handshake per connection, no resumption */
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    /* read as many records as the buffer holds per read(2), not a header then a body: on
+     * loopback each read(2) also runs the peer's transmit (its ACK), see "Replication
+     * channel" in ARCHITECTURE.md */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, CHAN_IO_BUF);
     if (server)
         SSL_CTX_set_psk_find_session_callback(ctx, psk_find_session_cb);
     else
@@ -236,8 +244,20 @@ static int handshake(struct chan *c, bool server, struct vv_err *e)
         return vv_err_set(e, EIO, "cannot set up TLS (OpenSSL)");
     name_peer(c);
     c->ssl = SSL_new(ctx);
-    if (!c->ssl || !SSL_set_ex_data(c->ssl, chan_index, c) || !SSL_set_fd(c->ssl, c->fd))
+    if (!c->ssl || !SSL_set_ex_data(c->ssl, chan_index, c))
         return vv_err_set(e, ENOMEM, "cannot set up TLS for %s", c->peer);
+    /* records are written into a buffer that goes out in one write(2) when it is full and
+     * at the end of each chan_send (OpenSSL flushes it itself in the handshake), not one
+     * write(2) per 16 KiB record */
+    BIO *rb = BIO_new_socket(c->fd, BIO_NOCLOSE), *sb = BIO_new_socket(c->fd, BIO_NOCLOSE);
+    BIO *wb = BIO_new(BIO_f_buffer());
+    if (!rb || !sb || !wb || BIO_set_write_buffer_size(wb, CHAN_IO_BUF) != 1) {
+        BIO_free(rb);
+        BIO_free(sb);
+        BIO_free(wb);
+        return vv_err_set(e, ENOMEM, "cannot set up TLS for %s", c->peer);
+    }
+    SSL_set_bio(c->ssl, rb, BIO_push(wb, sb));
     ERR_clear_error();
     int ret = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
     if (ret != 1)
@@ -361,6 +381,10 @@ int chan_send(struct chan *c, const void *buf, size_t len)
         p += done;
         len -= done;
     }
+    ERR_clear_error();
+    if (BIO_flush(SSL_get_wbio(c->ssl)) != 1) {
+        return errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno ? errno : EPIPE;
+    }
     return 0;
 }
 
@@ -383,8 +407,10 @@ void chan_close(struct chan *c)
 {
     if (!c)
         return;
-    if (c->ssl)
+    if (c->ssl) {
         SSL_shutdown(c->ssl); /* our close_notify; not waiting for theirs */
+        (void)BIO_flush(SSL_get_wbio(c->ssl));
+    }
     chan_free(c);
 }
 

@@ -144,6 +144,8 @@ struct sess {
     struct chan *active;      /* r->mu: its connection, to cut */
     struct xfer_stats st;     /* the current (or last) transfer */
     uint64_t xfer_started;    /* r->mu */
+    uint64_t xfer_t0, xfer_ms; /* r->mu: its start (monotonic ms); how long it took, once done */
+    bool xfer_on;             /* r->mu: between xfer_begin and xfer_end */
     uint64_t retry_at, backoff;          /* r->mu: after an error */
     uint64_t sync_req, sync_done;        /* r->mu: sync requests made, and satisfied */
     int sync_err;                        /* r->mu: of the last attempt */
@@ -178,6 +180,32 @@ struct vv_repl {
 static uint64_t now_s(void)
 {
     return (uint64_t)time(NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* a transfer of S starts (r->mu held) */
+static void xfer_begin(struct sess *s)
+{
+    s->xfer_started = now_s();
+    s->xfer_t0 = mono_ms();
+    s->xfer_ms = 0;
+    s->xfer_on = true;
+    memset(&s->st, 0, sizeof(s->st));
+}
+
+/* S is no longer busy (r->mu held): how long its transfer took */
+static void xfer_end(struct sess *s)
+{
+    s->busy = false;
+    if (s->xfer_on)
+        s->xfer_ms = mono_ms() - s->xfer_t0;
+    s->xfer_on = false;
 }
 
 static void sess_put(struct vv_repl *r, struct sess *s)
@@ -313,9 +341,9 @@ static void fill_info(struct vv_repl *r, const struct sess *s, struct vv_repl_in
     uint64_t now = now_s();
     o->xfer_started = s->xfer_started;
     o->xfer_bytes = s->st.bytes;
+    o->xfer_ms = s->xfer_on ? mono_ms() - s->xfer_t0 : s->xfer_ms;
+    o->rate = o->xfer_ms ? o->xfer_bytes * 1000 / o->xfer_ms : 0;
     if (s->busy && s->xfer_started) {
-        uint64_t el = now > s->xfer_started ? now - s->xfer_started : 0;
-        o->rate = el ? o->xfer_bytes / el : 0;
         uint64_t planned = s->st.planned * r->es; /* (the sender's count; 0 on a receiver) */
         o->xfer_left = planned > o->xfer_bytes ? planned - o->xfer_bytes : 0;
         o->eta = o->rate ? o->xfer_left / o->rate : 0;
@@ -638,8 +666,7 @@ static int do_sync(struct vv_repl *r, struct sess *s, struct vv_err *e)
     if (!held)
         c.point_seq = 0;
     pthread_mutex_lock(&r->mu);
-    s->xfer_started = now_s();
-    memset(&s->st, 0, sizeof(s->st));
+    xfer_begin(s);
     pthread_mutex_unlock(&r->mu);
     if (!err && !applied)
         err = send_all(r, s, ch, &in, &seq, &c, to, e);
@@ -701,6 +728,7 @@ static bool sync_due(struct vv_repl *r, struct sess *s, unsigned *wait_ms)
 
 static void *source_worker(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-repl-src");
     struct sess *s = arg;
     struct vv_repl *r = s->r;
     pthread_mutex_lock(&r->mu);
@@ -723,7 +751,7 @@ static void *source_worker(void *arg)
         struct vv_err e = {0};
         int err = do_sync(r, s, &e);
         pthread_mutex_lock(&r->mu);
-        s->busy = false;
+        xfer_end(s);
         bool paused = s->rec.flags & SESS_F_PAUSED;
         if (err && !paused && !r->stopping && !s->deleted) {
             set_error(s, &e, err);
@@ -883,8 +911,7 @@ static struct sess *dest_session(struct vv_repl *r, struct chan *c, const struct
         s->refs++;
         s->busy = true;
         s->active = c;
-        s->xfer_started = now_s();
-        memset(&s->st, 0, sizeof(s->st));
+        xfer_begin(s);
         snprintf(s->rec.peer, sizeof(s->rec.peer), "%s", chan_peer(c) + 5); /* "peer " */
     }
     pthread_mutex_unlock(&r->mu);
@@ -1083,6 +1110,7 @@ static int dest_commit(struct vv_repl *r, struct sess *s, const struct wire_msg 
 
 static void *dest_conn(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-repl-dst");
     struct conn *cn = arg;
     struct vv_repl *r = cn->r;
     struct vv_err e = {0};
@@ -1163,7 +1191,7 @@ done:
             set_error(s, &e, err);
         if (err && s->rec.state == VV_REPL_SYNCHRONIZING)
             s->rec.state = VV_REPL_ERROR;
-        s->busy = false;
+        xfer_end(s);
         s->active = NULL;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
@@ -1200,6 +1228,7 @@ static void reap_conns(struct vv_repl *r, bool all)
 
 static void *listener(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "vv-repl-listen");
     struct vv_repl *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->mu);

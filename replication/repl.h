@@ -88,7 +88,8 @@ struct vv_repl_info {
     uint64_t xfer_started;    /* unix s */
     uint64_t xfer_bytes;      /* bytes of data sent so far */
     uint64_t xfer_left;       /* bytes of data still to send (estimate), 0 when done */
-    uint64_t rate;            /* bytes/s */
+    uint64_t xfer_ms;         /* how long it has taken (ms) */
+    uint64_t rate;            /* bytes/s (of the last one: on average) */
     uint64_t eta;             /* seconds to go, 0 when unknown or done */
     uint64_t lag;             /* now - point_time (s), 0 without a point */
     uint64_t lag_bytes;       /* source: bytes written to the volume since the point (estimate) */

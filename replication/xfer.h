@@ -19,6 +19,8 @@
 #include "replication/chan.h"
 #include "replication/wire.h"
 
+struct recvq;
+
 /* counters, updated as the transfer goes (others may read them meanwhile) */
 struct xfer_stats {
     _Atomic uint64_t data_blocks, zero_blocks, frames, bytes;
@@ -31,8 +33,8 @@ struct xfer_in {
     struct chan *c;
     struct wire_rx rx;
     uint8_t *buf;
-    uint8_t *zbuf;  /* blocks of a compressed DATA frame, decompressed */
     void *dctx;     /* (ZSTD_DCtx) */
+    struct recvq *wq; /* the receiver's writers (xfer.c), started at the first DATA frame */
     size_t start, have;
     size_t last; /* bytes of the last frame decoded */
 };

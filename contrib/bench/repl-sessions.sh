@@ -123,13 +123,11 @@ unpair()
 status() { "$VVFS" --pool "$A" --json replication status "$1"; }
 now() { date +%s.%N; }
 
-# wait until session NAME has completed N syncs; prints the seconds waited
+# wait until session NAME has completed N syncs (asking twice a second: a CLI and a jq run
+# cost CPU that this 2-core machine's daemons would miss)
 wait_syncs()
 {
-    local t0 n=$2
-    t0=$(now)
-    until [ "$(status "$1" | jq .syncs)" -ge "$n" ]; do sleep 0.05; done
-    echo "$(now) - $t0" | bc -l
+    until [ "$(status "$1" | jq .syncs)" -ge "$2" ]; do sleep 0.5; done
 }
 
 # raw TCP: SIZE MiB from /dev/zero into nc's /dev/null, on the loopback or the veth path
@@ -166,8 +164,9 @@ initial()
     traw=$(raw_tcp "$where")
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \
         --rpo 1h >/dev/null
-    t=$(wait_syncs s 1)
+    wait_syncs s 1
     local sent
+    t=$(status s | jq .transfer.seconds) # (the source's clock: from WELCOME to the COMMIT's ACK)
     sent=$(status s | jq .bytes_sent)
     [ "$(md5sum <"$MB/volumes/v")" = "$(md5sum <"$MA/volumes/v")" ] || log "REPLICA DIFFERS"
     printf 'initial %-8s %6d MiB: vvfs %6.2f s %7.1f MB/s (%d bytes on the wire), raw TCP %6.2f s %7.1f MB/s, ratio %.2f\n' \
@@ -208,7 +207,7 @@ incremental()
     "$VVIO" write "$MA/volumes/v" 0 "${incr}M" --seed 2 >/dev/null
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \
         --rpo 1h >/dev/null
-    wait_syncs s 1 >/dev/null
+    wait_syncs s 1
     local s0 t sent
     s0=$(status s | jq .bytes_sent)
     apply_changes "$MA/volumes/v"
@@ -262,7 +261,7 @@ lag()
     "$VVFS" --pool "$A" volume create v 4G >/dev/null
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \
         --mode continuous >/dev/null
-    wait_syncs s 1 >/dev/null
+    wait_syncs s 1
     fio --name=load --filename="$MA/volumes/v" --rw=randwrite --bs=64k --size=4G \
         --rate="${rate}m" --time_based --runtime=30 --direct=1 --output=/dev/null &
     local fpid=$! max=0 sum=0 n=0 l

@@ -54,6 +54,9 @@ assert_lt $((40 << 20)) "$sent" "the data was sent"
 assert_eq "$(sjson "$B" | jq -r '.role, .state')" "$(printf 'destination\nok')" "destination"
 assert_eq "$(sjson "$B" | jq .point.gen)" "$(sjson "$A" | jq .point.gen)" \
     "both sides name the same point"
+# the last transfer's duration and average rate, which --bwlimit 32M bounds
+sjson "$A" | jq -e '.transfer.seconds > 0 and .transfer.rate > 0 and .transfer.rate < 36000000' \
+    >/dev/null || fail "the last transfer's seconds and rate: $(sjson "$A" | jq -c .transfer)"
 ls -a "$MB/snapshots/data" | grep -q '^\.' && ls -a "$MB/snapshots/data" | grep -q '^\.p-' &&
     fail "the replica's points show in snapshots/"
 ls "$MA/snapshots/data" | grep -q . && fail "the source's replication snapshot shows"

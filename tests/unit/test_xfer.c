@@ -12,11 +12,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define MiB (1u << 20)
 #define VSIZE (16 * MiB)
@@ -127,5 +129,54 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
     cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
     cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
     test_rm(da);
+    test_rm(db);
+}
+
+/* A DATA frame whose block does not match its checksum, among good frames that the writers
+ * are still writing: the receiver refuses the delta (EBADMSG, naming the block), makes no
+ * point, and returns only once no write of it is left (the replica closes cleanly). */
+Test(xfer, a_block_with_a_wrong_checksum_is_refused_with_writes_in_flight, .timeout = 60)
+{
+    char db[64], port[16];
+    signal(SIGPIPE, SIG_IGN); /* (as the daemon does: a write to a closed peer is EPIPE) */
+    struct vv_pool *b = test_pool(db, "xfer");
+    struct vv_err e = {0};
+    cr_assert_eq(vv_volume_create(b, "data", VSIZE, NULL, &e), 0);
+    struct rx_side r = {.lfd = listen_local(port), .p = b, .points = {"p1"}, .n = 1};
+    pthread_t t;
+    pthread_create(&t, NULL, receiver, &r);
+    struct chan *c;
+    cr_assert_eq(chan_connect("127.0.0.1", port, KEY, 10000, &c, &e), 0, "%s", e.msg);
+    uint8_t *f = malloc(WIRE_HDR + WIRE_PAYLOAD_MAX), *data = malloc(MiB);
+    uint64_t cs[256];
+    uint32_t seq = 0;
+    size_t n = wire_put_begin(f, WIRE_HDR + WIRE_PAYLOAD_MAX, seq++, 0, 5, VSIZE, 4096, "data");
+    cr_assert_eq(xfer_out(c, f, n, &e), 0);
+    for (unsigned k = 0; k < 16; k++) { /* 16 MiB, the tenth MiB's block 7 damaged */
+        for (size_t i = 0; i < MiB; i++)
+            data[i] = (uint8_t)(k * 7 + i / 4096);
+        for (unsigned i = 0; i < 256; i++)
+            cs[i] = XXH3_64bits(data + i * 4096, 4096);
+        if (k == 9)
+            data[7 * 4096 + 100] ^= 1;
+        n = wire_put_data(f, WIRE_HDR + WIRE_PAYLOAD_MAX, seq++, k * 256, 256, 4096, cs, data);
+        if (xfer_out(c, f, n, &e))
+            break; /* (the receiver may have closed by now) */
+    }
+    n = wire_put_end(f, WIRE_HDR + WIRE_PAYLOAD_MAX, seq++, 16 * 256, 0, 0);
+    (void)xfer_out(c, f, n, &e);
+    pthread_join(t, NULL);
+    chan_close(c);
+    cr_assert_eq(r.err, EBADMSG, "the receiver: %d %s", r.err, r.msg);
+    cr_assert(strstr(r.msg, "block 2311 with a wrong checksum"), "%s", r.msg);
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(b, "data", "p1", &si, NULL), ENOENT, "no point was made");
+    free(f);
+    free(data);
+    close(r.lfd);
+    cr_assert_eq(vv_pool_close(b), 0);
+    struct vv_fsck_report rep;
+    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
+    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
     test_rm(db);
 }

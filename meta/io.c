@@ -472,7 +472,7 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
             return err;
     }
     struct slot_run runs[READ_RUN_MAX];
-    size_t first[READ_RUN_MAX], nr = 0;
+    size_t nr = 0;
     for (size_t k = 0; k < count;) {
         if (ms[k].slot == SLOT_NONE) {
             memset(buf + k * es, 0, es);
@@ -483,14 +483,13 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
         while (j < count && ms[j].slot != SLOT_NONE && ms[j].slot == ms[j - 1].slot + 1 &&
                slot_file(p, ms[j].slot) == slot_file(p, ms[k].slot))
             j++;
-        first[nr] = k;
         runs[nr++] = (struct slot_run){.slot = ms[k].slot, .buf = buf + k * es,
                                        .len = (j - k) * es};
         k = j;
     }
     runs_io(p, runs, nr, false, r->stream);
     for (size_t ri = 0; ri < nr; ri++) {
-        size_t k = first[ri];
+        size_t k = (size_t)(runs[ri].buf - buf) / es;
         if (runs[ri].err) {
             log_read_error(vol, idx + k, ms[k].slot, runs[ri].err);
             return EIO;
@@ -841,13 +840,12 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     if (nfresh)
         txg_note_dirty(p, t, nfresh * es, nfresh);
     struct slot_run runs[WRITE_RUN_MAX];
-    size_t first[WRITE_RUN_MAX], nr = 0;
+    size_t nr = 0;
     for (k = 0; k < taken;) {
         size_t j = k + 1;
         while (j < taken && slots[j] == slots[j - 1] + 1 &&
                slot_file(p, slots[j]) == slot_file(p, slots[k]))
             j++;
-        first[nr] = k;
         runs[nr++] = (struct slot_run){.slot = slots[k], .buf = (uint8_t *)data + k * es,
                                        .len = (j - k) * es};
         k = j;
@@ -856,7 +854,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     for (size_t r = 0; r < nr && !err; r++) {
         if (!(err = runs[r].err))
             continue;
-        k = first[r];
+        k = (size_t)(runs[r].buf - data) / es;
         vv_err(VV_SS_META, "write to volume %llu extents %llu..%llu failed: %s",
                (unsigned long long)vol, (unsigned long long)(idx + k),
                (unsigned long long)(idx + k + runs[r].len / es - 1), strerror(err));

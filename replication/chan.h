@@ -15,7 +15,8 @@
  * stops answering makes calls fail with ETIMEDOUT instead of hanging.  Errors are positive
  * errnos: ECONNREFUSED, ETIMEDOUT, EACCES (the peer does not have our key: the handshake's
  * authentication failed), EPROTO (anything else the peer got wrong), EPIPE (the peer closed).
- * One thread uses a channel at a time.
+ * One thread uses a channel at a time.  The process must ignore SIGPIPE (the daemon does, in
+ * vv_repl_start): a write to a peer that has closed is then EPIPE, not the end of the process.
  */
 #ifndef VV_REPLICATION_CHAN_H
 #define VV_REPLICATION_CHAN_H

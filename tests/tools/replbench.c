@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: replbench DIR SIZE-MiB\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* (chan.h: a write to a closed peer is EPIPE) */
     uint64_t size = strtoull(argv[2], NULL, 10) * MiB;
     char da[4096], db[4096];
     snprintf(da, sizeof(da), "%s/a", argv[1]);

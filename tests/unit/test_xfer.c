@@ -76,6 +76,13 @@ static void *receiver(void *arg)
     return NULL;
 }
 
+/* as the daemon does (chan.h): a write to a peer that has closed is EPIPE, not a signal */
+static void no_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
+TestSuite(xfer, .init = no_sigpipe);
+
 Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
 {
     char da[64], db[64], port[16];
@@ -138,7 +145,6 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
 Test(xfer, a_block_with_a_wrong_checksum_is_refused_with_writes_in_flight, .timeout = 60)
 {
     char db[64], port[16];
-    signal(SIGPIPE, SIG_IGN); /* (as the daemon does: a write to a closed peer is EPIPE) */
     struct vv_pool *b = test_pool(db, "xfer");
     struct vv_err e = {0};
     cr_assert_eq(vv_volume_create(b, "data", VSIZE, NULL, &e), 0);

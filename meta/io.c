@@ -457,12 +457,13 @@ static int read_partial(struct vv_pool *p, struct reader *r, uint64_t vol, uint6
 
 /*
  * Read whole extents [idx, idx+count) into BUF: one pread per run of slots that are
- * consecutive in one data file (what sequential writes allocate).
+ * consecutive in one data file (what sequential writes allocate).  CS (or NULL): each
+ * extent's xxh3-64, the stored one where it was verified.
  */
 #define READ_RUN_MAX 256
 #define WRITE_RUN_MAX 256
 static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_t idx,
-                      size_t count, uint8_t *buf)
+                      size_t count, uint8_t *buf, uint64_t *cs)
 {
     struct mapping ms[READ_RUN_MAX];
     uint64_t es = p->extent_size;
@@ -476,6 +477,8 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
     for (size_t k = 0; k < count;) {
         if (ms[k].slot == SLOT_NONE) {
             memset(buf + k * es, 0, es);
+            if (cs)
+                cs[k] = XXH3_64bits(buf + k * es, es);
             k++;
             continue;
         }
@@ -498,12 +501,15 @@ static int read_whole(struct vv_pool *p, struct reader *r, uint64_t vol, uint64_
             int err = verify_extent(p, vol, idx + i, &ms[i], buf + i * es);
             if (err)
                 return err;
+            if (cs)
+                cs[i] = ms[i].committed ? ms[i].csum : XXH3_64bits(buf + i * es, es);
         }
     }
     return 0;
 }
 
-int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
+/* vv_vol_read; CS (or NULL, then any range): vv_vol_read_csums's */
+static int vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off, uint64_t *cs)
 {
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
@@ -522,7 +528,9 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
         if (eoff == 0 && len >= es) {
             size_t count = len / es < READ_RUN_MAX ? len / es : READ_RUN_MAX;
             n = count * es;
-            err = read_whole(p, &r, vol, idx, count, b);
+            err = read_whole(p, &r, vol, idx, count, b, cs);
+            if (cs)
+                cs += count;
         } else {
             n = len < es - eoff ? len : (size_t)(es - eoff);
             err = read_partial(p, &r, vol, idx, eoff, n, b, &whole);
@@ -535,6 +543,19 @@ int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
     pthread_rwlock_unlock(&p->reuse_lock);
     free(whole);
     return err;
+}
+
+int vv_vol_read(struct vv_vol *h, void *buf, size_t len, uint64_t off)
+{
+    return vol_read(h, buf, len, off, NULL);
+}
+
+int vv_vol_read_csums(struct vv_vol *h, void *buf, size_t len, uint64_t off, uint64_t *cs)
+{
+    uint64_t es = h->pool->extent_size;
+    if ((off | len) & (es - 1))
+        return EINVAL;
+    return vol_read(h, buf, len, off, cs);
 }
 
 /* ---- write ----------------------------------------------------------------------------------- */
@@ -657,7 +678,7 @@ static void undo_fresh(struct vv_pool *p, struct stripe *s, struct dchunk *d, un
 static int has_data(struct vv_pool *p, const struct vv_volume *v, uint64_t idx, bool *yes);
 
 static int write_extent(struct vv_vol *h, uint64_t idx, uint64_t eoff, size_t n,
-                        const void *data)
+                        const void *data, const uint64_t *cs)
 {
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
@@ -720,7 +741,7 @@ again:;
     }
     if (!err)
         err = pwrite_full(slot_fd(p, slot), data, n, slot_off(p, slot, eoff));
-    uint64_t csum = full && !err ? XXH3_64bits(data, n) : 0;
+    uint64_t csum = full && !err ? (cs ? *cs : XXH3_64bits(data, n)) : 0;
     pthread_mutex_lock(&s->mu);
     if (err)
         undo_fresh(p, s, d, b, was_zero, zero);
@@ -779,7 +800,7 @@ nospace:
 enum { TAKE_INPLACE, TAKE_NEW, TAKE_WAS_ZERO };
 
 static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8_t *data,
-                       size_t *done)
+                       const uint64_t *cs, size_t *done)
 {
     struct vv_pool *p = h->pool;
     uint64_t vol = h->vol->id;
@@ -872,7 +893,7 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
                 undo_fresh(p, s, d, b, kind[k] == TAKE_WAS_ZERO, zeroed[k]);
                 continue;
             }
-            fill_done(s, d, b, true, XXH3_64bits(data + k * es, es));
+            fill_done(s, d, b, true, cs ? cs[k] : XXH3_64bits(data + k * es, es));
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -882,7 +903,9 @@ static int write_whole(struct vv_vol *h, uint64_t idx, size_t count, const uint8
     return err ? (err == ENOSPC ? ENOSPC : EIO) : 0;
 }
 
-int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
+/* vv_vol_write; CS (or NULL, then any range): vv_vol_write_csums's */
+static int vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off,
+                     const uint64_t *cs)
 {
     struct vv_pool *p = h->pool;
     if ((p->flags & VV_POOL_RDONLY) || h->as_of != XMAP_LIVE)
@@ -896,23 +919,39 @@ int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
         size_t n = len < es - eoff ? len : (size_t)(es - eoff);
         if (eoff == 0 && len >= 2 * es) {
             size_t count = len / es < WRITE_RUN_MAX ? len / es : WRITE_RUN_MAX, done;
-            int err = write_whole(h, idx, count, b, &done);
+            int err = write_whole(h, idx, count, b, cs, &done);
             if (err)
                 return err;
             if (done > 0)
                 n = done * es;
-            else if ((err = write_extent(h, idx, 0, es, b))) /* waits for space, or fails */
+            else if ((err = write_extent(h, idx, 0, es, b, cs))) /* waits for space, or fails */
                 return err;
         } else {
-            int err = write_extent(h, idx, eoff, n, b);
+            int err = write_extent(h, idx, eoff, n, b, cs);
             if (err)
                 return err;
         }
+        if (cs)
+            cs += n / es;
         b += n;
         len -= n;
         off += n;
     }
     return 0;
+}
+
+int vv_vol_write(struct vv_vol *h, const void *buf, size_t len, uint64_t off)
+{
+    return vol_write(h, buf, len, off, NULL);
+}
+
+int vv_vol_write_csums(struct vv_vol *h, const void *buf, size_t len, uint64_t off,
+                       const uint64_t *cs)
+{
+    uint64_t es = h->pool->extent_size;
+    if ((off | len) & (es - 1))
+        return EINVAL;
+    return vol_write(h, buf, len, off, cs);
 }
 
 /* ---- discard ------------------------------------------------------------------------------ */
@@ -1100,7 +1139,7 @@ int vv_vol_discard(struct vv_vol *h, uint64_t off, uint64_t len)
         err = has_data(p, h->vol, a >> p->extent_shift, &data);
         if (!err && data)
             err = write_extent(h, a >> p->extent_shift, a & (es - 1), (size_t)(b - a),
-                               zero_extent);
+                               zero_extent, NULL);
     }
     /* whole extents, chunk by chunk, only where there is data */
     uint64_t i0 = head_end >> p->extent_shift, i1 = tail_start >> p->extent_shift;

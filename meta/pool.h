@@ -378,6 +378,20 @@ int vv_vol_read(struct vv_vol *v, void *buf, size_t len, uint64_t off);
 int vv_vol_write(struct vv_vol *v, const void *buf, size_t len, uint64_t off);
 
 /*
+ * Whole extents, with their checksums (what replication moves: the block's xxh3-64 travels
+ * with it and is checked once at each end, not computed again).  OFF and LEN are multiples of
+ * the extent size (EINVAL otherwise); CS has LEN / extent size entries.
+ *   vv_vol_read_csums: as vv_vol_read, and CS[i] is block i's xxh3-64 (the stored checksum
+ *     the read has just verified, or computed for a hole or data of an open txg).
+ *   vv_vol_write_csums: as vv_vol_write, with CS[i] the xxh3-64 of block i of BUF, which the
+ *     caller has checked: it is stored as given (a wrong one makes every later read of the
+ *     block fail with EIO).
+ */
+int vv_vol_read_csums(struct vv_vol *v, void *buf, size_t len, uint64_t off, uint64_t *cs);
+int vv_vol_write_csums(struct vv_vol *v, const void *buf, size_t len, uint64_t off,
+                       const uint64_t *cs);
+
+/*
  * Make [OFF, OFF+LEN) read as zeros.  Whole extents are released (their space returns to the
  * pool once the txg commits); partial extents are zeroed in place (copy-on-write).
  */

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static char pooldir[256];
 
@@ -1012,6 +1013,62 @@ Test(io, runs_of_one_request_go_to_disk_together)
     free(w);
     free(r);
     free(n);
+    rmpool();
+}
+
+/* Whole blocks with their checksums (what replication moves): a read gives each block's
+ * xxh3-64 (stored, or computed for holes and open-txg data), a write stores the ones it is
+ * given (a wrong one then fails every read of the block), and a range that is not whole
+ * blocks is EINVAL. */
+Test(io, blocks_travel_with_their_checksums)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_vol *v = mkvol(p, "v", 4 << 20);
+    const size_t bs = 4096, nb = 64;
+    uint8_t *w = aligned_alloc(4096, nb * bs), *r = aligned_alloc(4096, nb * bs);
+    uint64_t cs[64], want[64];
+    fill(w, 0, 8 * bs, 1); /* blocks 0..7 committed, 8..9 holes, 10 in the open txg */
+    cr_assert_eq(vv_vol_write(v, w, 8 * bs, 0), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    fill(w + 10 * bs, 10 * bs, bs, 2);
+    cr_assert_eq(vv_vol_write(v, w + 10 * bs, bs, 10 * bs), 0);
+    memset(cs, 0, sizeof(cs));
+    cr_assert_eq(vv_vol_read_csums(v, r, 12 * bs, 0, cs), 0);
+    for (size_t i = 0; i < 12; i++)
+        cr_assert_eq(cs[i], XXH3_64bits(r + i * bs, bs), "block %zu's checksum", i);
+    cr_assert_eq(vv_vol_read_csums(v, r, bs, 512, cs), EINVAL);
+    cr_assert_eq(vv_vol_read_csums(v, r, 100, 0, cs), EINVAL);
+    cr_assert_eq(vv_vol_write_csums(v, w, bs + 1, 0, cs), EINVAL);
+    /* written with the right checksums: a run (16..47) and a single block (50) */
+    fill(w, 16 * bs, 33 * bs, 3);
+    for (size_t i = 0; i < 33; i++)
+        want[i] = XXH3_64bits(w + i * bs, bs);
+    cr_assert_eq(vv_vol_write_csums(v, w, 32 * bs, 16 * bs, want), 0);
+    cr_assert_eq(vv_vol_write_csums(v, w + 32 * bs, bs, 50 * bs, want + 32), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_read_csums(v, r, 32 * bs, 16 * bs, cs), 0);
+    cr_assert(memcmp(r, w, 32 * bs) == 0 && memcmp(cs, want, 32 * 8) == 0);
+    cr_assert_eq(vv_vol_read(v, r, bs, 50 * bs), 0);
+    cr_assert(memcmp(r, w + 32 * bs, bs) == 0);
+    /* written with wrong ones (a run, 52..53, and a single block, 60): they are stored */
+    want[0] ^= 1;
+    want[1] ^= 1;
+    want[2] ^= 1;
+    cr_assert_eq(vv_vol_write_csums(v, w, 2 * bs, 52 * bs, want), 0);
+    cr_assert_eq(vv_vol_write_csums(v, w + 2 * bs, bs, 60 * bs, want + 2), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    cr_assert_eq(vv_vol_read(v, r, bs, 52 * bs), EIO);
+    cr_assert_eq(vv_vol_read(v, r, bs, 53 * bs), EIO);
+    cr_assert_eq(vv_vol_read(v, r, bs, 60 * bs), EIO);
+    cr_assert_eq(vv_vol_discard(v, 52 * bs, 2 * bs), 0);
+    cr_assert_eq(vv_vol_discard(v, 60 * bs, bs), 0);
+    cr_assert_eq(vv_vol_flush(v), 0);
+    vv_vol_close(v);
+    cr_assert_eq(vv_pool_close(p), 0);
+    fsck_clean();
+    free(w);
+    free(r);
     rmpool();
 }
 

@@ -2,12 +2,15 @@
  * replication/xfer.c — one delta over a channel (see xfer.h).
  *
  * Design notes
- *   The sender reads each run through the delta's open snapshot (vv_vol_read verifies every
- *   block's stored checksum as it reads) and sends it with a fresh xxh3-64 per block, which
- *   the receiver checks before it writes: a block damaged anywhere between the source's disk
- *   and the replica's write is refused, not stored.  The receiver writes through the normal
- *   write path, so a delta takes as many txgs as it needs; the replica's point snapshot,
- *   taken after END in one txn, is what makes it visible as a whole.
+ *   The sender reads each run through the delta's open snapshot (vv_vol_read_csums verifies
+ *   every block against its stored xxh3-64 as it reads) and sends that checksum with the
+ *   block; the receiver checks it before it writes and stores it as the replica block's own
+ *   (vv_vol_write_csums): a block damaged anywhere between the source's disk and the replica's
+ *   write is refused, not stored, and each block is hashed once at each end, not twice
+ *   (measured: on a loopback sync, the four passes there were took 13% of both daemons' CPU
+ *   samples; two are left).  The receiver writes through the normal write path, so a delta
+ *   takes as many txgs as it needs; the replica's point snapshot, taken after END in one txn,
+ *   is what makes it visible as a whole.
  */
 #include "replication/xfer.h"
 
@@ -28,145 +31,247 @@
 static void recvq_free(struct xfer_in *in);
 
 /*
- * The sender is two stages on two threads: a producer walks the delta, reads each run
- * (vv_vol_read), checksums it and encodes its frame into one of SENDQ_BUFS buffers; the
- * caller's thread seals and sends the frames in order.  Measured: in series, reading and
- * sealing added up (364 MB/s from cold pages; see ARCHITECTURE.md).
+ * The sender is two stages: SENDQ_READERS reader threads take the delta's frames in order,
+ * and each reads its frame's blocks (vv_vol_read_csums), compresses them if asked, and
+ * encodes the frame into one of SENDQ_BUFS buffers; the caller's thread seals and sends the
+ * frames in order.  A reader takes its frame and its buffer together, under walk_mu, so the
+ * buffers' order is the frames' order; the sender waits for the oldest one to be ready.
+ * Measured: in series, reading and sealing added up (364 MB/s from cold pages); with one
+ * reader, the reader was the stage the others waited for (its direct reads at queue depth 1
+ * and its checksum pass one after the other); see ARCHITECTURE.md.
  */
-#define SENDQ_BUFS 4
+#define SENDQ_BUFS 6
+#define SENDQ_READERS 2
+
+/* one frame of the walk */
+enum unit_kind { UNIT_DATA, UNIT_ZERO, UNIT_SNAPSHOT, UNIT_END };
+struct unit {
+    enum unit_kind kind;
+    uint64_t block;
+    uint32_t count;
+    uint64_t ndata, nzero; /* END: the blocks of each kind that went before it */
+};
 
 struct sendq {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;   /* the buffers, err, e, running, stop, st->raw */
     pthread_cond_t cv;
     uint8_t *buf[SENDQ_BUFS];
     size_t len[SENDQ_BUFS];
-    size_t head, n;       /* filled frames, in order, from head */
-    size_t nfree;         /* free buffers: buf[(head + n) .. ) */
-    bool done, stop;      /* the producer finished; the sender gave up */
-    int err;              /* the producer's */
+    bool ready[SENDQ_BUFS];
+    size_t head, n;       /* taken buffers, in frame order from head: ready, or being filled */
+    unsigned running;     /* readers that have not finished */
+    bool stop;            /* the sender gave up */
+    int err;              /* the first reader's that failed */
     struct vv_err e;
-    /* the producer's work */
+    /* the walk, under walk_mu */
+    pthread_mutex_t walk_mu;
     struct vv_delta *d;
     uint32_t es, seq;
     uint64_t resume;
     const char *volume;
     uint64_t ndata, nzero;
+    uint64_t pb, zb;      /* a data run (PN blocks at PB) and a zero run (ZN at ZB) taken */
+    uint32_t pn, zn;      /* from the delta and not yet in a frame */
+    bool walked, ended;   /* the delta is walked; END was taken */
+    bool snapped;         /* the SNAPSHOT frame was taken */
     const struct vv_snapshot_info *travel; /* TO, when it travels */
-    ZSTD_CCtx *cctx;      /* compress DATA frames (NULL: not) */
-    uint8_t *zbuf;
-    size_t zcap;
+    bool zstd;            /* compress DATA frames */
     struct xfer_stats *st;
 };
 
-/* the producer's next free buffer (NULL: the sender gave up) */
-static uint8_t *q_free(struct sendq *q)
+/* Q's first error (another reader's may have come first) */
+static int q_fail(struct sendq *q, int err, const struct vv_err *e)
 {
     pthread_mutex_lock(&q->mu);
-    while (!q->nfree && !q->stop)
-        pthread_cond_wait(&q->cv, &q->mu);
-    uint8_t *b = q->stop ? NULL : q->buf[(q->head + q->n) % SENDQ_BUFS];
-    pthread_mutex_unlock(&q->mu);
-    return b;
-}
-
-static void q_push(struct sendq *q, size_t len)
-{
-    pthread_mutex_lock(&q->mu);
-    q->len[(q->head + q->n) % SENDQ_BUFS] = len;
-    q->n++;
-    q->nfree--;
+    if (!q->err) {
+        q->err = err;
+        if (e)
+            q->e = *e;
+    }
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    return err;
 }
 
-/* encode and queue one DATA frame of N blocks at B (read into DATA) */
-static int produce_data(struct sendq *q, uint64_t b, uint32_t n, uint8_t *data, uint64_t *cs)
+/* The next frame of the walk into U (walk_mu held): 0, ENOENT after END, or an error. */
+static int walk_next(struct sendq *q, struct unit *u)
 {
-    int err = vv_vol_read(vv_delta_source(q->d), data, (size_t)n * q->es, b * q->es);
-    if (err)
-        return vv_err_set(&q->e, err, "cannot read volume '%s' at block %llu: %s", q->volume,
-                          (unsigned long long)b, strerror(err));
-    for (uint32_t i = 0; i < n; i++)
-        cs[i] = XXH3_64bits(data + (size_t)i * q->es, q->es);
-    size_t zlen = 0, raw = (size_t)n * q->es;
-    if (q->cctx) {
-        zlen = ZSTD_compressCCtx(q->cctx, q->zbuf, q->zcap, data, raw, 1);
-        if (ZSTD_isError(zlen) || zlen >= raw)
-            zlen = 0; /* (incompressible: as it is) */
+    if (q->zn) { /* (a zero run that came after a data frame) */
+        *u = (struct unit){.kind = UNIT_ZERO, .block = q->zb, .count = q->zn};
+        q->nzero += q->zn;
+        q->zn = 0;
+        return 0;
     }
-    uint8_t *f = q_free(q);
-    if (!f)
-        return ECANCELED;
-    q_push(q, zlen ? wire_put_data_zstd(f, FRAME_CAP, q->seq++, b, n, q->es, cs, q->zbuf, zlen)
-                   : wire_put_data(f, FRAME_CAP, q->seq++, b, n, q->es, cs, data));
-    q->ndata += n;
-    q->st->raw += raw;
-    return 0;
-}
-
-static void *producer(void *arg)
-{
-    (void)pthread_setname_np(pthread_self(), "vv-repl-read");
-    struct sendq *q = arg;
-    /* (aligned, so that the reads of its runs go direct and at once: meta/aio.c) */
-    uint8_t *data = NULL;
-    uint64_t *cs = malloc(sizeof(*cs) * WIRE_DATA_MAX);
-    int err = !posix_memalign((void **)&data, 4096, (size_t)WIRE_DATA_MAX * q->es) && cs
-                  ? 0 : vv_err_set(&q->e, ENOMEM, "out of memory");
-    uint64_t block, pb = 0;
-    uint32_t count, pn = 0;
+    uint64_t block;
+    uint32_t count;
     bool zero;
-    /* data runs that follow each other go out together, up to WIRE_DATA_MAX blocks a frame:
-     * one read and one frame per MiB of a sequentially written volume */
-    while (!err && !(err = vv_delta_next(q->d, &block, &count, &zero))) {
+    int err = 0;
+    while (!q->walked && !(err = vv_delta_next(q->d, &block, &count, &zero))) {
         if (block + count <= q->resume)
             continue; /* staged by an earlier attempt */
         if (block < q->resume) {
             count -= (uint32_t)(q->resume - block);
             block = q->resume;
         }
-        if (!zero && pn && block == pb + pn && pn + count <= WIRE_DATA_MAX) {
-            pn += count;
+        /* data runs that follow each other go out together, up to WIRE_DATA_MAX blocks a
+         * frame: one read and one frame per MiB of a sequentially written volume */
+        if (!zero && q->pn && block == q->pb + q->pn && q->pn + count <= WIRE_DATA_MAX) {
+            q->pn += count;
             continue;
         }
-        if (pn && (err = produce_data(q, pb, pn, data, cs)))
-            break;
-        pn = 0;
-        if (!zero) {
-            pb = block;
-            pn = count;
+        if (!q->pn && zero) {
+            *u = (struct unit){.kind = UNIT_ZERO, .block = block, .count = count};
+            q->nzero += count;
+            return 0;
+        }
+        if (!q->pn) {
+            q->pb = block;
+            q->pn = count;
             continue;
         }
-        uint8_t *f = q_free(q);
-        if (!f) {
-            err = ECANCELED;
-            break;
+        *u = (struct unit){.kind = UNIT_DATA, .block = q->pb, .count = q->pn};
+        q->ndata += q->pn;
+        q->pn = 0;
+        if (zero) {
+            q->zb = block;
+            q->zn = count;
+        } else {
+            q->pb = block;
+            q->pn = count;
         }
-        q_push(q, wire_put_zero(f, FRAME_CAP, q->seq++, block, count));
-        q->nzero += count;
+        return 0;
     }
-    if (err == ENOENT) {
-        err = pn ? produce_data(q, pb, pn, data, cs) : 0;
-        const struct vv_snapshot_info *t = q->travel;
-        uint8_t *f = err || !t ? NULL : q_free(q);
-        if (f)
-            q_push(q, wire_put_snapshot(f, FRAME_CAP, q->seq++, t->gen, t->created, t->name));
-        else if (!err && t)
-            err = ECANCELED;
-        f = err ? NULL : q_free(q);
-        if (f)
-            q_push(q, wire_put_end(f, FRAME_CAP, q->seq++, q->ndata, q->nzero, t ? 1 : 0));
-        else if (!err)
-            err = ECANCELED;
-    } else if (err && err != ECANCELED && !q->e.code) {
-        vv_err_set(&q->e, err, "cannot read the changes of volume '%s': %s", q->volume,
-                   strerror(err));
+    if (err && err != ENOENT)
+        return err;
+    q->walked = true;
+    if (q->pn) {
+        *u = (struct unit){.kind = UNIT_DATA, .block = q->pb, .count = q->pn};
+        q->ndata += q->pn;
+        q->pn = 0;
+        return 0;
     }
-    free(data);
-    free(cs);
+    if (q->travel && !q->snapped) {
+        q->snapped = true;
+        *u = (struct unit){.kind = UNIT_SNAPSHOT};
+        return 0;
+    }
+    if (q->ended)
+        return ENOENT;
+    q->ended = true;
+    *u = (struct unit){.kind = UNIT_END, .ndata = q->ndata, .nzero = q->nzero};
+    return 0;
+}
+
+/* a reader's own buffers */
+struct reader_bufs {
+    uint8_t *data; /* aligned, so that the reads of its runs go direct and at once (aio.c) */
+    uint64_t *cs;
+    ZSTD_CCtx *cctx;
+    uint8_t *zbuf;
+    size_t zcap;
+};
+
+/* Encode U as frame SEQ into F (*LEN: its length); *RAW: the data bytes it carries. */
+static int encode_unit(struct sendq *q, struct reader_bufs *r, const struct unit *u,
+                       uint32_t seq, uint8_t *f, size_t *len, size_t *raw, struct vv_err *e)
+{
+    const struct vv_snapshot_info *t = q->travel;
+    *raw = 0;
+    switch (u->kind) {
+    case UNIT_ZERO:
+        *len = wire_put_zero(f, FRAME_CAP, seq, u->block, u->count);
+        return 0;
+    case UNIT_SNAPSHOT:
+        *len = wire_put_snapshot(f, FRAME_CAP, seq, t->gen, t->created, t->name);
+        return 0;
+    case UNIT_END:
+        *len = wire_put_end(f, FRAME_CAP, seq, u->ndata, u->nzero, t ? 1 : 0);
+        return 0;
+    case UNIT_DATA:
+        break;
+    }
+    size_t n = (size_t)u->count * q->es;
+    /* (the read verifies each block against its stored xxh3, and that is what travels) */
+    int err = vv_vol_read_csums(vv_delta_source(q->d), r->data, n, u->block * q->es, r->cs);
+    if (err)
+        return vv_err_set(e, err, "cannot read volume '%s' at block %llu: %s", q->volume,
+                          (unsigned long long)u->block, strerror(err));
+    size_t zlen = 0;
+    if (r->cctx) {
+        zlen = ZSTD_compressCCtx(r->cctx, r->zbuf, r->zcap, r->data, n, 1);
+        if (ZSTD_isError(zlen) || zlen >= n)
+            zlen = 0; /* (incompressible: as it is) */
+    }
+    *len = zlen ? wire_put_data_zstd(f, FRAME_CAP, seq, u->block, u->count, q->es, r->cs,
+                                     r->zbuf, zlen)
+                : wire_put_data(f, FRAME_CAP, seq, u->block, u->count, q->es, r->cs, r->data);
+    *raw = n;
+    return 0;
+}
+
+static void *reader(void *arg)
+{
+    (void)pthread_setname_np(pthread_self(), "vv-repl-read");
+    struct sendq *q = arg;
+    struct reader_bufs r = {.cs = malloc(sizeof(*r.cs) * WIRE_DATA_MAX)};
+    struct vv_err e = {0};
+    int err = !posix_memalign((void **)&r.data, 4096, (size_t)WIRE_DATA_MAX * q->es) && r.cs
+                  ? 0 : vv_err_set(&e, ENOMEM, "out of memory");
+    if (!err && q->zstd) {
+        r.zcap = ZSTD_compressBound((size_t)WIRE_DATA_MAX * q->es);
+        r.cctx = ZSTD_createCCtx();
+        r.zbuf = malloc(r.zcap);
+        if (!r.cctx || !r.zbuf)
+            err = vv_err_set(&e, ENOMEM, "out of memory");
+    }
+    while (!err) {
+        struct unit u;
+        size_t slot = 0, len = 0, raw;
+        uint32_t seq = 0;
+        /* the next frame and the next buffer, together */
+        pthread_mutex_lock(&q->walk_mu);
+        pthread_mutex_lock(&q->mu);
+        bool gone = q->stop || q->err;
+        pthread_mutex_unlock(&q->mu);
+        err = gone ? ECANCELED : walk_next(q, &u);
+        if (err && err != ENOENT && err != ECANCELED)
+            vv_err_set(&e, err, "cannot read the changes of volume '%s': %s", q->volume,
+                       strerror(err));
+        if (!err) {
+            pthread_mutex_lock(&q->mu);
+            while (q->n == SENDQ_BUFS && !q->stop && !q->err)
+                pthread_cond_wait(&q->cv, &q->mu);
+            if (q->stop || q->err) {
+                err = ECANCELED;
+            } else {
+                slot = (q->head + q->n++) % SENDQ_BUFS;
+                q->ready[slot] = false;
+                seq = q->seq++;
+            }
+            pthread_mutex_unlock(&q->mu);
+        }
+        pthread_mutex_unlock(&q->walk_mu);
+        if (!err)
+            err = encode_unit(q, &r, &u, seq, q->buf[slot], &len, &raw, &e);
+        if (!err && !len)
+            err = vv_err_set(&e, EINVAL, "cannot encode a frame of volume '%s'", q->volume);
+        if (err)
+            break;
+        pthread_mutex_lock(&q->mu);
+        q->len[slot] = len;
+        q->ready[slot] = true;
+        q->st->raw += raw;
+        pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+    }
+    if (err && err != ENOENT)
+        q_fail(q, err, e.code ? &e : NULL);
+    free(r.data);
+    free(r.cs);
+    ZSTD_freeCCtx(r.cctx);
+    free(r.zbuf);
     pthread_mutex_lock(&q->mu);
-    q->err = err;
-    q->done = true;
+    q->running--;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -219,24 +324,17 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     if (!err && from)
         err = vv_snapshot_get(p, volume, from, &fi, e);
     struct sendq q = {.es = ps.extent_size, .resume = o->resume, .volume = volume,
-                      .travel = o->travel ? &ti : NULL, .st = st};
+                      .travel = o->travel ? &ti : NULL, .zstd = o->zstd, .st = st};
     if (!err)
         err = vv_delta_open(p, volume, from, to, &q.d, e);
     if (err)
         return err;
     pthread_mutex_init(&q.mu, NULL);
+    pthread_mutex_init(&q.walk_mu, NULL);
     pthread_cond_init(&q.cv, NULL);
-    if (o->zstd) {
-        q.zcap = ZSTD_compressBound((size_t)WIRE_DATA_MAX * q.es);
-        q.cctx = ZSTD_createCCtx();
-        q.zbuf = malloc(q.zcap);
-        if (!q.cctx || !q.zbuf)
-            err = vv_err_set(e, ENOMEM, "out of memory");
-    }
     for (size_t i = 0; i < SENDQ_BUFS && !err; i++)
         if (!(q.buf[i] = malloc(FRAME_CAP)))
             err = vv_err_set(e, ENOMEM, "out of memory");
-    q.nfree = SENDQ_BUFS;
     size_t n = err ? 0 : wire_put_begin(q.buf[0], FRAME_CAP, (*seq)++, fi.gen, ti.gen, ti.size,
                                          q.es, volume);
     if (!err)
@@ -252,20 +350,32 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
     if (!err)
         st->planned = planned_blocks(p, volume, from, to, q.resume);
     q.seq = *seq;
-    pthread_t t;
-    bool running = !err && !(err = pthread_create(&t, NULL, producer, &q));
-    if (!running && !(e && e->code) && err)
-        vv_err_set(e, err, "cannot start the sender: %s", strerror(err));
+    pthread_t t[SENDQ_READERS];
+    unsigned started = 0;
+    for (; !err && started < SENDQ_READERS; started++) {
+        pthread_mutex_lock(&q.mu);
+        q.running++;
+        pthread_mutex_unlock(&q.mu);
+        if ((err = pthread_create(&t[started], NULL, reader, &q))) {
+            pthread_mutex_lock(&q.mu);
+            q.running--;
+            q.stop = true;
+            pthread_cond_broadcast(&q.cv);
+            pthread_mutex_unlock(&q.mu);
+            vv_err_set(e, err, "cannot start the sender: %s", strerror(err));
+            break;
+        }
+    }
     /* send the frames in order as they come (no faster than the limit) */
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t sent = 0;
     pthread_mutex_lock(&q.mu);
-    while (running) {
-        while (!q.n && !q.done)
+    while (!err) {
+        while (!(q.n && q.ready[q.head]) && q.running && !q.err)
             pthread_cond_wait(&q.cv, &q.mu);
-        if (!q.n)
-            break;
+        if (q.err || !(q.n && q.ready[q.head]))
+            break; /* a reader failed, or every frame went */
         uint8_t *f = q.buf[q.head];
         size_t len = q.len[q.head];
         pthread_mutex_unlock(&q.mu);
@@ -278,32 +388,29 @@ int xfer_send(struct chan *c, uint32_t *seq, struct vv_pool *p, const char *volu
         st->bytes += len;
         q.head = (q.head + 1) % SENDQ_BUFS;
         q.n--;
-        q.nfree++;
         pthread_cond_broadcast(&q.cv);
-        if (serr) {
+        if (serr)
             err = vv_err_set(e, serr, "cannot send to %s: %s", chan_peer(c), strerror(serr));
-            q.stop = true;
-            break;
-        }
     }
+    q.stop = true; /* (the readers that are still at work stop) */
+    pthread_cond_broadcast(&q.cv);
     pthread_mutex_unlock(&q.mu);
-    if (running) {
-        pthread_join(t, NULL);
-        if (!err && q.err) {
-            err = q.err;
-            if (e)
-                *e = q.e;
-        }
-        *seq = q.seq;
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    if (!err && q.err) {
+        err = q.err;
+        if (e)
+            *e = q.e;
     }
+    if (started)
+        *seq = q.seq;
     st->data_blocks += q.ndata;
     st->zero_blocks += q.nzero;
     vv_delta_close(q.d);
     for (size_t i = 0; i < SENDQ_BUFS; i++)
         free(q.buf[i]);
-    ZSTD_freeCCtx(q.cctx);
-    free(q.zbuf);
     pthread_cond_destroy(&q.cv);
+    pthread_mutex_destroy(&q.walk_mu);
     pthread_mutex_destroy(&q.mu);
     return err;
 }
@@ -406,21 +513,22 @@ struct recvq {
     unsigned nthreads;
 };
 
-/* one job: every block's checksum, then one write */
+/* one job: every block's checksum, then one write (which stores the checksums checked here) */
 static int write_job(struct recvq *q, struct recvq_job *j, struct vv_err *e)
 {
     size_t raw = (size_t)j->count * q->es;
     const uint8_t *cs = j->buf + raw;
+    uint64_t want[WIRE_DATA_MAX];
     for (uint32_t i = 0; i < j->count; i++) {
         const uint8_t *c = cs + 8u * i;
-        uint64_t want = 0;
+        want[i] = 0;
         for (int k = 0; k < 8; k++)
-            want = want << 8 | c[k];
-        if (XXH3_64bits(j->buf + i * q->es, q->es) != want)
+            want[i] = want[i] << 8 | c[k];
+        if (XXH3_64bits(j->buf + i * q->es, q->es) != want[i])
             return vv_err_set(e, EBADMSG, "%s sent block %llu with a wrong checksum", q->peer,
                               (unsigned long long)(j->block + i));
     }
-    int err = vv_vol_write(j->h, j->buf, raw, j->block * q->es);
+    int err = vv_vol_write_csums(j->h, j->buf, raw, j->block * q->es, want);
     if (err)
         vv_err_set(e, err, "cannot write replica '%s': %s", j->replica, strerror(err));
     return err;

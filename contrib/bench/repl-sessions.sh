@@ -3,7 +3,9 @@
 # beside the reference on the same path in the same run:
 #   initial  a first sync of SIZE MiB of written data (a thin volume twice that size), through
 #            loopback and through a veth pair into a network namespace, against raw TCP
-#            (nc, the same bytes, the same path): MB/s and the ratio;
+#            (nc, the same bytes, the same path; the median of three runs): MB/s and the ratio;
+#            and beside the same bytes copied from file to file on this disk (both pools
+#            share it here, so its read and write bound the sync as the network does);
 #   incr     an incremental sync after changing 1% of an INCR MiB volume in random 64 KiB
 #            blocks: bytes on the wire and time, beside `btrfs send -p | btrfs receive` and
 #            `rsync --inplace --no-whole-file` of the same change (btrfs on loop files);
@@ -131,7 +133,7 @@ wait_syncs()
 }
 
 # raw TCP: SIZE MiB from /dev/zero into nc's /dev/null, on the loopback or the veth path
-raw_tcp()
+raw_tcp_once()
 {
     local where=$1 p=$((port + 1)) host t0 t
     if [ "$where" = veth ]; then
@@ -150,18 +152,53 @@ raw_tcp()
     echo "$t"
 }
 
+# the median of three raw TCP runs (one run moves by +-20% here; the three go to the log)
+raw_tcp()
+{
+    local t1 t2 t3
+    t1=$(raw_tcp_once "$1")
+    t2=$(raw_tcp_once "$1")
+    t3=$(raw_tcp_once "$1")
+    log "raw TCP $1: $t1 s, $t2 s, $t3 s"
+    printf '%s\n' "$t1" "$t2" "$t3" | sort -g | sed -n 2p
+}
+
+# the same bytes copied on this disk, no network: SIZE MiB read direct from a file written
+# before (caches dropped) and written direct to another, as the two daemons here read and
+# write them on one disk (the median of three; the three go to the log)
+disk_copy()
+{
+    local t t0 ts=()
+    dd if=/dev/urandom of="$work/copy-src" bs=1M count="$size" oflag=direct status=none
+    for _ in 1 2 3; do
+        rm -f "$work/copy-dst"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        t0=$(now)
+        dd if="$work/copy-src" iflag=direct bs=1M status=none |
+            dd of="$work/copy-dst" oflag=direct iflag=fullblock bs=1M status=none
+        ts+=("$(echo "$(now) - $t0" | bc -l)")
+    done
+    rm -f "$work/copy-src" "$work/copy-dst"
+    log "disk copy: ${ts[0]} s, ${ts[1]} s, ${ts[2]} s"
+    printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p
+}
+
 mbs() { echo "scale=1; $1 / 1.048576 / $2" | bc -l; }
 
 # ---- initial sync --------------------------------------------------------------------------------
 initial()
 {
-    local where=$1 t traw
+    local where=$1 t traw tdisk
     pair "$where"
     "$VVFS" --pool "$A" volume create v $((size * 2))M >/dev/null
     "$VVIO" write "$MA/volumes/v" 0 "${size}M" --seed 1 >/dev/null
     sync
     echo 3 >/proc/sys/vm/drop_caches
     traw=$(raw_tcp "$where")
+    tdisk=$(disk_copy)
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \
         --rpo 1h >/dev/null
     wait_syncs s 1
@@ -172,6 +209,8 @@ initial()
     printf 'initial %-8s %6d MiB: vvfs %6.2f s %7.1f MB/s (%d bytes on the wire), raw TCP %6.2f s %7.1f MB/s, ratio %.2f\n' \
         "$where" "$size" "$t" "$(mbs "$size" "$t")" "$sent" "$traw" "$(mbs "$size" "$traw")" \
         "$(echo "$traw / $t" | bc -l)"
+    printf 'initial %-8s %6d MiB: the same bytes copied on this disk (no network) %6.2f s %7.1f MB/s, vvfs/copy %.2f\n' \
+        "$where" "$size" "$tdisk" "$(mbs "$size" "$tdisk")" "$(echo "$tdisk / $t" | bc -l)"
     "$VVFS" --pool "$A" replication delete s >/dev/null
     "$VVFS" --pool "$B" replication delete s >/dev/null
     unpair

@@ -10,6 +10,7 @@
 #include "net_pool.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -128,6 +129,71 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
         free(x);
         free(y);
     }
+    vv_vol_close(v);
+    close(r.lfd);
+    cr_assert_eq(vv_pool_close(a), 0);
+    cr_assert_eq(vv_pool_close(b), 0);
+    struct vv_fsck_report rep;
+    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
+    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
+    test_rm(da);
+    test_rm(db);
+}
+
+/* A block of the source damaged on its disk: the read that verifies it fails, the sender
+ * stops with an error that names the volume (its other reader and the frames in flight
+ * stop with it), and the replica makes no point. */
+Test(xfer, a_damaged_source_block_fails_the_send_and_makes_no_point, .timeout = 60)
+{
+    char da[64], db[64], port[16];
+    struct vv_pool *a = test_pool(da, "xfer"), *b = test_pool(db, "xfer");
+    struct vv_err e = {0};
+    struct vv_volume_info vi;
+    cr_assert_eq(vv_volume_create(a, "data", VSIZE, &vi, &e), 0);
+    cr_assert_eq(vv_volume_create(b, "data", VSIZE, NULL, &e), 0);
+    struct vv_vol *v;
+    cr_assert_eq(vv_vol_open(a, vi.id, &v), 0);
+    pattern(v, 0, 8 * MiB, 1);
+    char mark[4096];
+    for (size_t i = 0; i < sizeof(mark); i++)
+        mark[i] = "damaged block, "[i % 15];
+    cr_assert_eq(vv_vol_write(v, mark, sizeof(mark), 6 * MiB + 5 * 4096), 0);
+    cr_assert_eq(vv_snapshot_create(a, "data", "s1", NULL, &e), 0, "%s", e.msg);
+    /* find the marked block in the data files and change one byte of it */
+    bool damaged = false;
+    char *blk = malloc(4096);
+    for (unsigned f = 0; !damaged; f++) {
+        char path[96];
+        snprintf(path, sizeof(path), "%s/data.%u", da, f);
+        int fd = open(path, O_RDWR);
+        if (fd < 0)
+            break;
+        for (off_t o = 0; pread(fd, blk, 4096, o) == 4096; o += 4096)
+            if (memcmp(blk, mark, 4096) == 0) {
+                blk[99] ^= 1;
+                cr_assert_eq(pwrite(fd, blk, 4096, o), 4096);
+                cr_assert_eq(fdatasync(fd), 0);
+                damaged = true;
+                break;
+            }
+        close(fd);
+    }
+    free(blk);
+    cr_assert(damaged, "the marked block is in a data file");
+    struct rx_side r = {.lfd = listen_local(port), .p = b, .points = {"p1"}, .n = 1};
+    pthread_t t;
+    pthread_create(&t, NULL, receiver, &r);
+    struct chan *c;
+    cr_assert_eq(chan_connect("127.0.0.1", port, KEY, 10000, &c, &e), 0, "%s", e.msg);
+    uint32_t seq = 0;
+    struct xfer_stats st = {0};
+    cr_assert_eq(xfer_send(c, &seq, a, "data", NULL, "s1", NULL, &st, &e), EIO, "%s", e.msg);
+    cr_assert(strstr(e.msg, "cannot read volume 'data' at block"), "%s", e.msg);
+    chan_close(c);
+    pthread_join(t, NULL);
+    cr_assert_neq(r.err, 0, "the receiver took a delta without its END");
+    struct vv_snapshot_info si;
+    cr_assert_eq(vv_snapshot_get(b, "data", "p1", &si, NULL), ENOENT, "no point was made");
     vv_vol_close(v);
     close(r.lfd);
     cr_assert_eq(vv_pool_close(a), 0);

@@ -77,6 +77,21 @@ static void *receiver(void *arg)
     return NULL;
 }
 
+/* close the source A (or NULL) and the replica B, check B's pool with fsck, remove both */
+static void finish(struct vv_pool *a, const char *da, struct vv_pool *b, const char *db)
+{
+    struct vv_err e = {0};
+    struct vv_fsck_report rep;
+    if (a)
+        cr_assert_eq(vv_pool_close(a), 0);
+    cr_assert_eq(vv_pool_close(b), 0);
+    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
+    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
+    if (da)
+        test_rm(da);
+    test_rm(db);
+}
+
 /* as the daemon does (chan.h): a write to a peer that has closed is EPIPE, not a signal */
 static void no_sigpipe(void)
 {
@@ -131,13 +146,7 @@ Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
     }
     vv_vol_close(v);
     close(r.lfd);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report rep;
-    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
-    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
-    test_rm(da);
-    test_rm(db);
+    finish(a, da, b, db);
 }
 
 /* A block of the source damaged on its disk: the read that verifies it fails, the sender
@@ -196,13 +205,7 @@ Test(xfer, a_damaged_source_block_fails_the_send_and_makes_no_point, .timeout = 
     cr_assert_eq(vv_snapshot_get(b, "data", "p1", &si, NULL), ENOENT, "no point was made");
     vv_vol_close(v);
     close(r.lfd);
-    cr_assert_eq(vv_pool_close(a), 0);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report rep;
-    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
-    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
-    test_rm(da);
-    test_rm(db);
+    finish(a, da, b, db);
 }
 
 /* A DATA frame whose block does not match its checksum, among good frames that the writers
@@ -246,9 +249,5 @@ Test(xfer, a_block_with_a_wrong_checksum_is_refused_with_writes_in_flight, .time
     free(f);
     free(data);
     close(r.lfd);
-    cr_assert_eq(vv_pool_close(b), 0);
-    struct vv_fsck_report rep;
-    cr_assert_eq(vv_pool_fsck(db, true, &rep, &e), 0, "%s", e.msg);
-    cr_assert_eq(rep.errors, 0, "fsck of the replica's pool");
-    test_rm(db);
+    finish(NULL, NULL, b, db);
 }

@@ -230,11 +230,8 @@ static void *reader(void *arg)
         uint32_t seq = 0;
         /* the next frame and the next buffer, together */
         pthread_mutex_lock(&q->walk_mu);
-        pthread_mutex_lock(&q->mu);
-        bool gone = q->stop || q->err;
-        pthread_mutex_unlock(&q->mu);
-        err = gone ? ECANCELED : walk_next(q, &u);
-        if (err && err != ENOENT && err != ECANCELED)
+        err = walk_next(q, &u);
+        if (err && err != ENOENT)
             vv_err_set(&e, err, "cannot read the changes of volume '%s': %s", q->volume,
                        strerror(err));
         if (!err) {
@@ -242,7 +239,7 @@ static void *reader(void *arg)
             while (q->n == SENDQ_BUFS && !q->stop && !q->err)
                 pthread_cond_wait(&q->cv, &q->mu);
             if (q->stop || q->err) {
-                err = ECANCELED;
+                err = ECANCELED; /* (the sender gave up, or another reader failed) */
             } else {
                 slot = (q->head + q->n++) % SENDQ_BUFS;
                 q->ready[slot] = false;

@@ -133,7 +133,7 @@ wait_syncs()
 }
 
 # raw TCP: SIZE MiB from /dev/zero into nc's /dev/null, on the loopback or the veth path
-raw_tcp_once()
+raw_tcp()
 {
     local where=$1 p=$((port + 1)) host t0 t
     if [ "$where" = veth ]; then
@@ -152,36 +152,29 @@ raw_tcp_once()
     echo "$t"
 }
 
-# the median of three raw TCP runs (one run moves by +-20% here; the three go to the log)
-raw_tcp()
+# run "$@" (it prints seconds) three times; the three go to the log as LABEL, the median out
+# (one run moves by +-20% here)
+median3()
 {
-    local t1 t2 t3
-    t1=$(raw_tcp_once "$1")
-    t2=$(raw_tcp_once "$1")
-    t3=$(raw_tcp_once "$1")
-    log "raw TCP $1: $t1 s, $t2 s, $t3 s"
-    printf '%s\n' "$t1" "$t2" "$t3" | sort -g | sed -n 2p
+    local label=$1 ts=()
+    shift
+    for _ in 1 2 3; do ts+=("$("$@")"); done
+    log "$label: ${ts[0]} s, ${ts[1]} s, ${ts[2]} s"
+    printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p
 }
 
-# the same bytes copied on this disk, no network: SIZE MiB read direct from a file written
-# before (caches dropped) and written direct to another, as the two daemons here read and
-# write them on one disk (the median of three; the three go to the log)
-disk_copy()
+# the same bytes copied on this disk, no network: $work/copy-src read direct (caches dropped)
+# and written direct to another file, as the two daemons here read and write them on one disk
+disk_copy_once()
 {
-    local t t0 ts=()
-    dd if=/dev/urandom of="$work/copy-src" bs=1M count="$size" oflag=direct status=none
-    for _ in 1 2 3; do
-        rm -f "$work/copy-dst"
-        sync
-        echo 3 >/proc/sys/vm/drop_caches
-        t0=$(now)
-        dd if="$work/copy-src" iflag=direct bs=1M status=none |
-            dd of="$work/copy-dst" oflag=direct iflag=fullblock bs=1M status=none
-        ts+=("$(echo "$(now) - $t0" | bc -l)")
-    done
-    rm -f "$work/copy-src" "$work/copy-dst"
-    log "disk copy: ${ts[0]} s, ${ts[1]} s, ${ts[2]} s"
-    printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p
+    local t0
+    rm -f "$work/copy-dst"
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    t0=$(now)
+    dd if="$work/copy-src" iflag=direct bs=1M status=none |
+        dd of="$work/copy-dst" oflag=direct iflag=fullblock bs=1M status=none
+    echo "$(now) - $t0" | bc -l
 }
 
 mbs() { echo "scale=1; $1 / 1.048576 / $2" | bc -l; }
@@ -195,8 +188,10 @@ initial()
     "$VVIO" write "$MA/volumes/v" 0 "${size}M" --seed 1 >/dev/null
     sync
     echo 3 >/proc/sys/vm/drop_caches
-    traw=$(raw_tcp "$where")
-    tdisk=$(disk_copy)
+    traw=$(median3 "raw TCP $where" raw_tcp "$where")
+    dd if=/dev/urandom of="$work/copy-src" bs=1M count="$size" oflag=direct status=none
+    tdisk=$(median3 "disk copy" disk_copy_once)
+    rm -f "$work/copy-src" "$work/copy-dst"
     sync
     echo 3 >/proc/sys/vm/drop_caches
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \

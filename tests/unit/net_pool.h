@@ -1,6 +1,7 @@
 /*
  * tests/unit/net_pool.h — what the replication unit tests share: a fresh pool in a
- * temporary directory, its removal, and a listening socket on a free loopback port.
+ * temporary directory, its removal, a listening socket on a free loopback port, and
+ * SIGPIPE ignored.
  * (Included by test_chan.c, test_xfer.c and test_repl.c, after criterion.h.)
  */
 #ifndef VV_TESTS_NET_POOL_H
@@ -10,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -45,6 +47,13 @@ static inline int listen_local(char port[16])
     getsockname(fd, (struct sockaddr *)&a, &len);
     snprintf(port, 16, "%u", ntohs(a.sin_port));
     return fd;
+}
+
+/* a suite's .init: as the daemon does (chan.h), so a write to a peer that has closed is
+ * EPIPE, not a signal */
+static inline void test_no_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
 }
 
 #endif

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* as the daemon does (chan.h): a write to a peer that has closed is EPIPE, not a signal */
-static void no_sigpipe(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-}
-TestSuite(chan, .init = no_sigpipe);
+TestSuite(chan, .init = test_no_sigpipe);
 
 static const uint8_t KEY_A[CHAN_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
 static const uint8_t KEY_B[CHAN_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 9};

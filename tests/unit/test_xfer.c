@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,12 +91,7 @@ static void finish(struct vv_pool *a, const char *da, struct vv_pool *b, const c
     test_rm(db);
 }
 
-/* as the daemon does (chan.h): a write to a peer that has closed is EPIPE, not a signal */
-static void no_sigpipe(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-}
-TestSuite(xfer, .init = no_sigpipe);
+TestSuite(xfer, .init = test_no_sigpipe);
 
 Test(xfer, initial_and_incremental_deltas_make_exact_points, .timeout = 120)
 {

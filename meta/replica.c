@@ -43,10 +43,12 @@ static int set_replica(struct vv_pool *p, struct vv_volume *v, uint64_t session,
     tmp.point_snap = point;
     MDB_txn *txn;
     int err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err && !(err = vol_write_rec(p, txn, &tmp)))
-        err = kv_err(mdb_txn_commit(txn));
-    else if (!err)
-        mdb_txn_abort(txn);
+    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
+        if (!(err = vol_write_rec(p, txn, &tmp)))
+            err = kv_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
     if (!err) {
         pthread_rwlock_wrlock(&p->vol_mu);
         v->replica = tmp.replica;
@@ -234,10 +236,12 @@ int vv_record_put(struct vv_pool *p, uint64_t id, const void *rec, size_t len,
     MDB_val k = {8, kb}, d = {len, (void *)rec};
     MDB_txn *txn;
     err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err && !(err = kv_err(mdb_put(txn, p->db_repl, &k, &d, 0))))
-        err = kv_err(mdb_txn_commit(txn));
-    else if (!err)
-        mdb_txn_abort(txn);
+    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
+        if (!(err = kv_err(mdb_put(txn, p->db_repl, &k, &d, 0))))
+            err = kv_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
     if (err)
         vv_err_set(e, err, "cannot record in the pool: %s", strerror(err));
     return err;
@@ -273,10 +277,12 @@ int vv_record_delete(struct vv_pool *p, uint64_t id, struct vv_err *e)
     MDB_val k = {8, kb};
     MDB_txn *txn;
     err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err && !(err = kv_err(mdb_del(txn, p->db_repl, &k, NULL))))
-        err = kv_err(mdb_txn_commit(txn));
-    else if (!err)
-        mdb_txn_abort(txn);
+    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
+        if (!(err = kv_err(mdb_del(txn, p->db_repl, &k, NULL))))
+            err = kv_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
     if (err && err != ENOENT)
         vv_err_set(e, err, "cannot record in the pool: %s", strerror(err));
     return err;

@@ -1072,6 +1072,21 @@ Test(io, blocks_travel_with_their_checksums)
     rmpool();
 }
 
+/* Deleting a record that is not there (a replication session deleted while its create was
+ * still recording it) is ENOENT and leaves no write txn open: the next write goes through
+ * (it waited for ever on LMDB's writer lock: a DELETE in apiconc hung the daemon). */
+Test(pool, deleting_a_missing_record_leaves_no_txn_open, .timeout = 30)
+{
+    mkpool(64 << 20, 4096);
+    struct vv_pool *p = openpool();
+    struct vv_err e = {0};
+    cr_assert_eq(vv_record_delete(p, 42, &e), ENOENT);
+    cr_assert_eq(vv_record_put(p, 42, "x", 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_record_delete(p, 42, &e), 0, "%s", e.msg);
+    cr_assert_eq(vv_pool_close(p), 0);
+    rmpool();
+}
+
 /* A pool whose LMDB map fills grows it and goes on: no MDB_MAP_FULL, no poisoned pool. */
 Test(pool, full_metadata_map_grows, .timeout = 60)
 {

@@ -140,6 +140,9 @@ struct sess {
     pthread_t worker;         /* source */
     bool has_worker;
     bool deleted;             /* r->mu: the worker stops, nobody else finds it */
+    bool creating;            /* r->mu: vv_repl_create has not finished with it: its name is
+                               * taken, but nobody else finds it (a delete meanwhile would
+                               * race the record's write and the worker's start) */
     bool busy;                /* r->mu: a sync (source) or a connection (destination) is on */
     struct chan *active;      /* r->mu: its connection, to cut */
     struct xfer_stats st;     /* the current (or last) transfer */
@@ -246,6 +249,8 @@ static struct sess *sess_get(struct vv_repl *r, const char *name, struct vv_err 
     }
     pthread_mutex_lock(&r->mu);
     struct sess *s = find_name(r, name);
+    if (s && s->creating)
+        s = NULL;
     if (s)
         s->refs++;
     pthread_mutex_unlock(&r->mu);
@@ -1484,6 +1489,7 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
         return vv_err_set(e, ENOMEM, "out of memory");
     pthread_mutex_init(&s->pmu, NULL);
     s->r = r;
+    s->creating = true;
     s->rec = (struct sess_rec){.version = SESS_REC_VERSION, .role = VV_REPL_SOURCE,
                                .mode = (uint8_t)mode, .state = VV_REPL_INITIALIZING,
                                .rpo = rpo, .created = now_s(),
@@ -1531,11 +1537,11 @@ int vv_repl_create(struct vv_repl *r, const struct vv_repl_params *prm,
                 prm->name, s->rec.id, prm->volume ? "volume" : "group", what, prm->peer,
                 vv_repl_mode_to_string(mode), mode == VV_REPL_PERIODIC ? " sync" : "",
                 prm->zstd ? ", zstd" : "");
-        if (out) {
-            pthread_mutex_lock(&r->mu);
+        pthread_mutex_lock(&r->mu);
+        s->creating = false;
+        if (out)
             fill_info(r, s, out);
-            pthread_mutex_unlock(&r->mu);
-        }
+        pthread_mutex_unlock(&r->mu);
     }
     sess_put(r, s);
     return err;
@@ -1642,9 +1648,11 @@ int vv_repl_list(struct vv_repl *r, struct vv_repl_info **out, size_t *n)
 {
     pthread_mutex_lock(&r->mu);
     struct vv_repl_info *a = calloc(r->n ? r->n : 1, sizeof(*a));
+    size_t k = 0;
     for (size_t i = 0; a && i < r->n; i++)
-        fill_info(r, r->s[i], &a[i]);
-    *n = a ? r->n : 0;
+        if (!r->s[i]->creating)
+            fill_info(r, r->s[i], &a[k++]);
+    *n = k;
     pthread_mutex_unlock(&r->mu);
     if (!a)
         return ENOMEM;

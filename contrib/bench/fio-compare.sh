@@ -39,6 +39,11 @@
 #   --mem-limit SIZE    the daemons' cgroup memory limit (default 512M; 0 = no cgroup)
 #   --vvfs PATH         the vvfs binary (default $VVFS, else build/cli/vvfs)
 #   --keep-json DIR     keep fio's JSON output there
+#   --rounds N          with targets plain and file: run each job N times on each of them,
+#                       plain and vvfs-file in turn (which goes first alternates), and report
+#                       the medians and each round's ratio.  The plain file's own figure moves
+#                       by up to 2x between runs on a shared disk; a ratio of neighbours in
+#                       time is what says something then (default 1: each target once)
 # Prints a table: per job, the plain figure (MB/s for sequential jobs, IOPS for random ones), the
 # other targets' figures and their ratio to plain; then, if both ran, vvfs-file / qsd per job;
 # then the daemons' peak RSS (VmHWM) and the vvfs daemon's cgroup peak memory.
@@ -57,6 +62,7 @@ targets_set=
 mem_limit=512M
 vvfs=${VVFS:-$here/../../build/cli/vvfs}
 keep_json=
+rounds=1
 
 usage()
 {
@@ -75,6 +81,7 @@ while [ $# -gt 0 ]; do
     --mem-limit) mem_limit=${2:?}; shift 2 ;;
     --vvfs) vvfs=${2:?}; shift 2 ;;
     --keep-json) keep_json=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "fio-compare: unknown option $1" >&2; usage ;;
     esac
@@ -86,6 +93,7 @@ log() { echo "fio-compare: $*" >&2; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (FUSE mount, loop device, drop_caches, cgroup)"
 command -v fio >/dev/null || die "fio is not installed (apt-get install fio)"
 if ! [[ "$runtime" =~ ^[0-9]+$ ]] || [ "$runtime" -eq 0 ]; then die "bad --runtime '$runtime'"; fi
+if ! [[ "$rounds" =~ ^[0-9]+$ ]] || [ "$rounds" -eq 0 ]; then die "bad --rounds '$rounds'"; fi
 
 to_bytes() # SIZE with K/M/G/T suffix -> bytes
 {
@@ -104,6 +112,24 @@ mem_b=$(to_bytes "$mem_limit")
 [ $((size_b % (1 << 20))) -eq 0 ] || die "--size must be a multiple of 1M"
 
 has() { [[ ",$1," == *",$2,"* ]]; }
+
+# ratio A B: A / B to two places, or - if either is not a number
+ratio()
+{
+    local a=${1:-} b=${2:-}
+    if [[ "$a" =~ ^[0-9.]+$ ]] && [[ "$b" =~ ^[0-9.]+$ ]] && awk -v b="$b" 'BEGIN { exit !(b > 0) }'; then
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo -
+    fi
+}
+
+# median X...: the middle of the numbers (the mean of the two middle ones for an even count)
+median()
+{
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 for j in ${jobs//,/ }; do
     case $j in seqwrite | seqread | randwrite | randread) ;; *) die "unknown job '$j'" ;; esac
 done
@@ -124,6 +150,9 @@ for t in qsd qcow2 qcow2x; do
     log "WARNING: skipping target $t: $msg"
     drop_target "$t"
 done
+if [ "$rounds" -gt 1 ] && ! { has "$targets" plain && has "$targets" file; }; then
+    die "--rounds needs the targets plain and file"
+fi
 if has "$targets" file || has "$targets" loop; then
     [ -x "$vvfs" ] || die "vvfs binary $vvfs not found (build it, or --vvfs PATH)"
 fi
@@ -340,6 +369,32 @@ run_jobs()
     done
 }
 
+# run_pairs VOLUME: each job ROUNDS times on the plain file and on VOLUME, one after the other
+# (odd rounds plain first, even rounds the volume first), into result[plain|file,JOB] (medians)
+# and pairs[JOB] (each round's ratio)
+run_pairs()
+{
+    local j k p v ps rs vs
+    log "paired rounds: plain $plain and vvfs-file $1, $rounds rounds per job"
+    for j in ${jobs//,/ }; do
+        ps=() vs=() rs=()
+        for k in $(seq "$rounds"); do
+            if [ $((k % 2)) -eq 1 ]; then
+                p=$(run_fio "plain-r$k" "$plain" "$j")
+                v=$(run_fio "vvfs-file-r$k" "$1" "$j")
+            else
+                v=$(run_fio "vvfs-file-r$k" "$1" "$j")
+                p=$(run_fio "plain-r$k" "$plain" "$j")
+            fi
+            ps+=("$p") vs+=("$v") rs+=("$(ratio "$v" "$p")")
+            log "round $k $j: plain $p, vvfs-file $v (${rs[-1]})"
+        done
+        result[plain,$j]=$(median "${ps[@]}")
+        result[file,$j]=$(median "${vs[@]}")
+        pairs[$j]="${rs[*]}"
+    done
+}
+
 # ---- qemu-storage-daemon -----------------------------------------------------------------------
 
 # start_qsd MOUNTPOINT NODE BLOCKDEV...: start qemu-storage-daemon in the background with these
@@ -385,10 +440,12 @@ qsd_hwm() { awk '/^VmHWM:/ { print $2 " " $3 }' "/proc/$qsd_pid/status" 2>/dev/n
 
 # ---- set up ----------------------------------------------------------------------------------
 
-declare -A result
+declare -A result pairs
+paired=
+if [ "$rounds" -gt 1 ]; then paired=1; fi
 if has "$targets" plain; then
     fill "$plain"
-    run_jobs plain plain "$plain"
+    [ -n "$paired" ] || run_jobs plain plain "$plain"
 fi
 
 hwm=n/a
@@ -413,7 +470,9 @@ if has "$targets" file || has "$targets" snap || has "$targets" clone || has "$t
     "$vvfs" --pool "$pool" volume create bench "$size_b" >/dev/null || die "volume create failed"
     vol=$mnt/volumes/bench
     fill "$vol"
-    if has "$targets" file; then
+    if [ -n "$paired" ]; then
+        run_pairs "$vol"
+    elif has "$targets" file; then
         run_jobs file vvfs-file "$vol"
     fi
     if has "$targets" snap; then
@@ -519,16 +578,6 @@ fi
 
 # ---- report ----------------------------------------------------------------------------------
 
-ratio()
-{
-    local a=${1:-} b=${2:-}
-    if [[ "$a" =~ ^[0-9.]+$ ]] && [[ "$b" =~ ^[0-9.]+$ ]] && awk -v b="$b" 'BEGIN { exit !(b > 0) }'; then
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
-    else
-        echo -
-    fi
-}
-
 # the table's columns: the targets that ran, in this order, and their names
 cols=()
 for t in plain file snap clone loop qsd qcow2 qcow2x; do
@@ -559,7 +608,15 @@ for j in ${jobs//,/ }; do
     echo "$line"
 done
 if [ "${#cols[@]}" -gt 1 ] && has "$targets" plain; then
-    echo "(ratio: the figure to its left divided by plain's)"
+    echo "(ratio: the figure to its left divided by plain's${paired:+; plain and vvfs-file: medians of $rounds rounds})"
+fi
+if [ -n "$paired" ]; then
+    echo
+    echo "vvfs-file / plain, round by round (the two ran one after the other):"
+    for j in ${jobs//,/ }; do
+        read -ra rs <<<"${pairs[$j]}"
+        printf '%-10s %s   median %s\n' "$j" "${pairs[$j]}" "$(median "${rs[@]}")"
+    done
 fi
 if has "$targets" file && has "$targets" qsd; then
     echo

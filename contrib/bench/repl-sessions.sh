@@ -4,8 +4,10 @@
 #   initial  a first sync of SIZE MiB of written data (a thin volume twice that size), through
 #            loopback and through a veth pair into a network namespace, against raw TCP
 #            (nc, the same bytes, the same path; the median of three runs): MB/s and the ratio;
-#            and beside the same bytes copied from file to file on this disk (both pools
-#            share it here, so its read and write bound the sync as the network does);
+#            beside the same bytes copied from file to file on this disk (both pools
+#            share it here, so its read and write bound the sync as the network does); and
+#            beside raw TCP between the disks (that file read direct into nc, nc's output
+#            written direct at the other end: a bare copy of the data over the same path);
 #   incr     an incremental sync after changing 1% of an INCR MiB volume in random 64 KiB
 #            blocks: bytes on the wire and time, beside `btrfs send -p | btrfs receive` and
 #            `rsync --inplace --no-whole-file` of the same change (btrfs on loop files);
@@ -132,24 +134,34 @@ wait_syncs()
     until [ "$(status "$1" | jq .syncs)" -ge "$2" ]; do sleep 0.5; done
 }
 
-# raw TCP: SIZE MiB from /dev/zero into nc's /dev/null, on the loopback or the veth path
+# raw TCP on the loopback or the veth path: SIZE MiB from /dev/zero into nc's /dev/null
+# (raw_tcp WHERE), or between the disks (raw_tcp WHERE disks: $work/copy-src read direct,
+# caches dropped, into nc, and nc's output written direct to $work/copy-dst at the other end:
+# a bare TCP copy of the data on this machine, where both ends share one disk); prints seconds
 raw_tcp()
 {
-    local where=$1 p=$((port + 1)) host t0 t
-    if [ "$where" = veth ]; then
-        host=$net.2
-        nsenter --net=/run/netns/"$ns" nc -l -N "$host" "$p" >/dev/null &
-    else
-        host=127.0.0.1
-        nc -l -N "$host" "$p" >/dev/null &
+    local where=$1 disks=${2:-} p=$((port + 1)) host=127.0.0.1 t0 lpid
+    local src=(dd if=/dev/zero bs=1M count="$size" status=none) rcv
+    [ "$where" = veth ] && host=$net.2
+    rcv="nc -l -N $host $p >/dev/null"
+    if [ -n "$disks" ]; then
+        rm -f "$work/copy-dst"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        src=(dd if="$work/copy-src" iflag=direct bs=1M status=none)
+        rcv="nc -l -N $host $p | dd of=$work/copy-dst oflag=direct iflag=fullblock bs=1M status=none"
     fi
-    local lpid=$!
+    if [ "$where" = veth ]; then
+        nsenter --net=/run/netns/"$ns" bash -c "$rcv" &
+    else
+        bash -c "$rcv" &
+    fi
+    lpid=$!
     sleep 0.5
     t0=$(now)
-    dd if=/dev/zero bs=1M count="$size" status=none | nc -N "$host" "$p"
+    "${src[@]}" | nc -N "$host" "$p"
     wait $lpid
-    t=$(echo "$(now) - $t0" | bc -l)
-    echo "$t"
+    echo "$(now) - $t0" | bc -l
 }
 
 # run "$@" (it prints seconds) three times; the three go to the log as LABEL, the median out
@@ -182,7 +194,7 @@ mbs() { echo "scale=1; $1 / 1.048576 / $2" | bc -l; }
 # ---- initial sync --------------------------------------------------------------------------------
 initial()
 {
-    local where=$1 t traw tdisk
+    local where=$1 t traw tdisk tnet
     pair "$where"
     "$VVFS" --pool "$A" volume create v $((size * 2))M >/dev/null
     "$VVIO" write "$MA/volumes/v" 0 "${size}M" --seed 1 >/dev/null
@@ -191,6 +203,7 @@ initial()
     traw=$(median3 "raw TCP $where" raw_tcp "$where")
     dd if=/dev/urandom of="$work/copy-src" bs=1M count="$size" oflag=direct status=none
     tdisk=$(median3 "disk copy" disk_copy_once)
+    tnet=$(median3 "raw TCP between the disks $where" raw_tcp "$where" disks)
     rm -f "$work/copy-src" "$work/copy-dst"
     sync
     echo 3 >/proc/sys/vm/drop_caches
@@ -206,6 +219,8 @@ initial()
         "$(echo "$traw / $t" | bc -l)"
     printf 'initial %-8s %6d MiB: the same bytes copied on this disk (no network) %6.2f s %7.1f MB/s, vvfs/copy %.2f\n' \
         "$where" "$size" "$tdisk" "$(mbs "$size" "$tdisk")" "$(echo "$tdisk / $t" | bc -l)"
+    printf 'initial %-8s %6d MiB: raw TCP between the disks (dd | nc | dd, direct) %6.2f s %7.1f MB/s, vvfs/that %.2f\n' \
+        "$where" "$size" "$tnet" "$(mbs "$size" "$tnet")" "$(echo "$tnet / $t" | bc -l)"
     "$VVFS" --pool "$A" replication delete s >/dev/null
     "$VVFS" --pool "$B" replication delete s >/dev/null
     unpair

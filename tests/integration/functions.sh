@@ -233,15 +233,21 @@ proc_starttime()
     printf "%s\n" "${fields[19]}"
 }
 
-# Is PID alive with start time ST (i.e. still the process we recorded)?  Zombies count as gone.
+# Is PID alive with start time ST (i.e. still the process we recorded)?  Zombies count as gone,
+# but not a main thread that has exited while other threads of the process have not yet (one
+# still in an uninterruptible fdatasync when SIGKILL came, say): /proc shows the main thread
+# as a zombie, yet the process keeps its files, and so the pool's lock, until its last thread
+# is gone.
 proc_is() # PID ST
 {
-    local s state
+    local s state tasks
     [ "$(proc_starttime "$1")" = "$2" ] || return 1
     s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     state=${s##*) }
     state=${state%% *}
-    [ "$state" != Z ]
+    [ "$state" != Z ] && return 0
+    tasks=(/proc/"$1"/task/*)
+    [ "${#tasks[@]}" -gt 1 ]
 }
 
 # Print the pids of all descendants of PID (depth first, children before parents).

@@ -41,14 +41,14 @@ static int set_replica(struct vv_pool *p, struct vv_volume *v, uint64_t session,
     tmp.replica = session != 0;
     tmp.repl_session = session;
     tmp.point_snap = point;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
-        if (!(err = vol_write_rec(p, txn, &tmp)))
-            err = kv_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
-    }
+    if (!err)
+        err = vol_write_rec(p, txn, &tmp);
+    if (!err)
+        err = kv_err(mdb_txn_commit(txn));
+    else if (txn) /* (an open txn would keep LMDB's writer lock) */
+        mdb_txn_abort(txn);
     if (!err) {
         pthread_rwlock_wrlock(&p->vol_mu);
         v->replica = tmp.replica;
@@ -234,14 +234,14 @@ int vv_record_put(struct vv_pool *p, uint64_t id, const void *rec, size_t len,
     uint8_t kb[8];
     put_be64(kb, id);
     MDB_val k = {8, kb}, d = {len, (void *)rec};
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
-        if (!(err = kv_err(mdb_put(txn, p->db_repl, &k, &d, 0))))
-            err = kv_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
-    }
+    if (!err)
+        err = kv_err(mdb_put(txn, p->db_repl, &k, &d, 0));
+    if (!err)
+        err = kv_err(mdb_txn_commit(txn));
+    else if (txn) /* (an open txn would keep LMDB's writer lock) */
+        mdb_txn_abort(txn);
     if (err)
         vv_err_set(e, err, "cannot record in the pool: %s", strerror(err));
     return err;
@@ -275,14 +275,14 @@ int vv_record_delete(struct vv_pool *p, uint64_t id, struct vv_err *e)
     uint8_t kb[8];
     put_be64(kb, id);
     MDB_val k = {8, kb};
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     err = kv_err(mdb_txn_begin(p->env, NULL, 0, &txn));
-    if (!err) { /* (a failed write leaves no txn open: it holds LMDB's writer lock) */
-        if (!(err = kv_err(mdb_del(txn, p->db_repl, &k, NULL))))
-            err = kv_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
-    }
+    if (!err)
+        err = kv_err(mdb_del(txn, p->db_repl, &k, NULL));
+    if (!err)
+        err = kv_err(mdb_txn_commit(txn));
+    else if (txn) /* (an open txn would keep LMDB's writer lock) */
+        mdb_txn_abort(txn);
     if (err && err != ENOENT)
         vv_err_set(e, err, "cannot record in the pool: %s", strerror(err));
     return err;

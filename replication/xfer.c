@@ -93,6 +93,14 @@ static int q_fail(struct sendq *q, int err, const struct vv_err *e)
     return err;
 }
 
+/* the data run taken from the walk (PN blocks at PB) into U, as a DATA frame (walk_mu held) */
+static void take_data(struct sendq *q, struct unit *u)
+{
+    *u = (struct unit){.kind = UNIT_DATA, .block = q->pb, .count = q->pn};
+    q->ndata += q->pn;
+    q->pn = 0;
+}
+
 /* The next frame of the walk into U (walk_mu held): 0, ENOENT after END, or an error. */
 static int walk_next(struct sendq *q, struct unit *u)
 {
@@ -129,9 +137,7 @@ static int walk_next(struct sendq *q, struct unit *u)
             q->pn = count;
             continue;
         }
-        *u = (struct unit){.kind = UNIT_DATA, .block = q->pb, .count = q->pn};
-        q->ndata += q->pn;
-        q->pn = 0;
+        take_data(q, u);
         if (zero) {
             q->zb = block;
             q->zn = count;
@@ -145,9 +151,7 @@ static int walk_next(struct sendq *q, struct unit *u)
         return err;
     q->walked = true;
     if (q->pn) {
-        *u = (struct unit){.kind = UNIT_DATA, .block = q->pb, .count = q->pn};
-        q->ndata += q->pn;
-        q->pn = 0;
+        take_data(q, u);
         return 0;
     }
     if (q->travel && !q->snapped) {

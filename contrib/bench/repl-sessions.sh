@@ -134,6 +134,13 @@ wait_syncs()
     until [ "$(status "$1" | jq .syncs)" -ge "$2" ]; do sleep 0.5; done
 }
 
+# write back what is dirty, then drop the page cache: what is read next comes from the disk
+drop_caches()
+{
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
 # raw TCP on the loopback or the veth path: SIZE MiB from /dev/zero into nc's /dev/null
 # (raw_tcp WHERE), or between the disks (raw_tcp WHERE disks: $work/copy-src read direct,
 # caches dropped, into nc, and nc's output written direct to $work/copy-dst at the other end:
@@ -146,8 +153,7 @@ raw_tcp()
     rcv="nc -l -N $host $p >/dev/null"
     if [ -n "$disks" ]; then
         rm -f "$work/copy-dst"
-        sync
-        echo 3 >/proc/sys/vm/drop_caches
+        drop_caches
         src=(dd if="$work/copy-src" iflag=direct bs=1M status=none)
         rcv="nc -l -N $host $p | dd of=$work/copy-dst oflag=direct iflag=fullblock bs=1M status=none"
     fi
@@ -181,8 +187,7 @@ disk_copy_once()
 {
     local t0
     rm -f "$work/copy-dst"
-    sync
-    echo 3 >/proc/sys/vm/drop_caches
+    drop_caches
     t0=$(now)
     dd if="$work/copy-src" iflag=direct bs=1M status=none |
         dd of="$work/copy-dst" oflag=direct iflag=fullblock bs=1M status=none
@@ -198,15 +203,13 @@ initial()
     pair "$where"
     "$VVFS" --pool "$A" volume create v $((size * 2))M >/dev/null
     "$VVIO" write "$MA/volumes/v" 0 "${size}M" --seed 1 >/dev/null
-    sync
-    echo 3 >/proc/sys/vm/drop_caches
+    drop_caches
     traw=$(median3 "raw TCP $where" raw_tcp "$where")
     dd if=/dev/urandom of="$work/copy-src" bs=1M count="$size" oflag=direct status=none
     tdisk=$(median3 "disk copy" disk_copy_once)
     tnet=$(median3 "raw TCP between the disks $where" raw_tcp "$where" disks)
     rm -f "$work/copy-src" "$work/copy-dst"
-    sync
-    echo 3 >/proc/sys/vm/drop_caches
+    drop_caches
     "$VVFS" --pool "$A" replication create s --volume v --peer "$peer" --key "$key" \
         --rpo 1h >/dev/null
     wait_syncs s 1
